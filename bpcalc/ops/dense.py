@@ -1,0 +1,51 @@
+"""Fully connected layer: z = W·x + b (layout out_in) or z = x·W + b (layout in_out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class DenseCache:
+    x: Array  # (N, in)
+
+
+class Dense:
+    """W: (out, in) for out_in, (in, out) for in_out; b: (out,), or (1,) when shared by all neurons."""
+
+    param_names = ("weights", "bias")
+
+    def __init__(self, layout: str = "out_in", bias_shared: bool = False) -> None:
+        self.layout = layout
+        self.bias_shared = bias_shared
+
+    def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, DenseCache]:
+        """z[n, i] = Σ_j W[i, j] x[n, j] + b[i]. x: (N, in) -> z: (N, out)."""
+        w = params["weights"]
+        z = x @ (w.T if self.layout == "out_in" else w)
+        z += params["bias"]  # broadcasts (out,) or the shared (1,)
+        return z, DenseCache(x)
+
+    def backward(
+        self, dz: Array, cache: DenseCache, params: dict[str, Array]
+    ) -> tuple[Array, dict[str, Array]]:
+        """∂L/∂W = ∂L/∂z · xᵀ (summed over the batch), ∂L/∂b = Σ_n ∂L/∂z, ∂L/∂x = Wᵀ · ∂L/∂z.
+
+        A shared bias also sums over the neurons, since it feeds every one of them.
+        """
+        w = params["weights"]
+        x = cache.x
+        if self.layout == "out_in":
+            dw = dz.T @ x
+            dx = dz @ w
+        else:
+            dw = x.T @ dz
+            dx = dz @ w.T
+        db = dz.sum(axis=0)
+        if self.bias_shared:
+            db = np.atleast_1d(db.sum())
+        return dx, {"weights": dw, "bias": db}

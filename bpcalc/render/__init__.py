@@ -1,0 +1,1 @@
+"""Renderers: each reads only the trace and writes one format."""

@@ -1,0 +1,134 @@
+"""Rich tables for people: one table per stage, matrices as grids. The only rich.table user."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from bpcalc import notation
+from bpcalc.render.numbers import fmt, grid
+from bpcalc.trace import STAGE_TITLES, Record, StepTrace, Trace
+
+
+def _shape(r: Record) -> str:
+    return "scalar" if not r.shape else " x ".join(str(s) for s in r.shape)
+
+
+def render(
+    trace: Trace,
+    console: Console,
+    *,
+    decimals: int = 4,
+    full: bool = False,
+    keep: Callable[[Record], bool] = lambda r: True,
+) -> None:
+    console.print(header(trace))
+    for st in trace.steps:
+        if len(trace.steps) > 1:
+            console.rule(f"Step {st.step}")
+        for table in step_tables(st, decimals, full, keep):
+            console.print(table)
+
+
+def header(trace: Trace) -> Group:
+    title = Text(f"bpcalc · {trace.network}", style="bold")
+    lines = [title, Text("Conventions", style="bold underline")]
+    for key, text in trace.conventions.items():
+        lines.append(Text(f"  {key}: {text}"))
+    return Group(*lines)
+
+
+def step_tables(
+    st: StepTrace, decimals: int, full: bool, keep: Callable[[Record], bool]
+) -> list[Table]:
+    tables = []
+    for stage in ("forward", "loss", "backward"):
+        rows = [r for r in st.stage(stage) if keep(r)]
+        if not rows:
+            continue
+        t = Table(title=STAGE_TITLES[stage], title_justify="left", show_lines=True)
+        t.add_column("value", style="cyan", no_wrap=True)
+        t.add_column("shape", style="dim")
+        t.add_column("value", justify="right", no_wrap=True)
+        t.add_column("formula", style="dim")
+        for r in rows:
+            t.add_row(r.name, _shape(r), _value(r, decimals, full), r.formula)
+        tables.append(t)
+    update = [r for r in st.stage("update") if r.name.startswith("new.") and keep(r)]
+    if update:
+        t = Table(title="Update", title_justify="left", show_lines=True)
+        t.add_column("parameter", style="cyan", no_wrap=True)
+        t.add_column("old", justify="right", no_wrap=True)
+        t.add_column("gradient", justify="right", no_wrap=True)
+        t.add_column("new", justify="right", no_wrap=True)
+        t.add_column("rule", style="dim")
+        olds = _old_params(st)
+        for r in update:
+            pname = r.name[len("new.") :]
+            old = olds.get(pname)
+            g = st.records.get(f"grad.{pname}")
+            t.add_row(
+                pname,
+                grid(old, decimals, full) if old is not None else "",
+                grid(g.value, decimals, full) if g is not None else "",
+                grid(r.value, decimals, full),
+                r.formula,
+            )
+        tables.append(t)
+        states = [r for r in st.stage("update") if r.name.startswith("state.") and keep(r)]
+        if states:
+            t = Table(title="Optimizer state", title_justify="left", show_lines=True)
+            t.add_column("value", style="cyan", no_wrap=True)
+            t.add_column("value", justify="right")
+            t.add_column("formula", style="dim")
+            for r in states:
+                t.add_row(r.name, _value(r, decimals, full), r.formula)
+            tables.append(t)
+    if "loss_after" in st and keep(st.records["loss_after"]):
+        before, after = float(st["loss"]), float(st["loss_after"])
+        t = Table(title=STAGE_TITLES["after"], title_justify="left")
+        t.add_column("loss before", justify="right")
+        t.add_column("loss after", justify="right")
+        t.add_column("change", justify="right")
+        change = after - before
+        verdict = (
+            "the step helped"
+            if change < 0
+            else "the step did not help"
+            if change > 0
+            else "no change"
+        )
+        t.add_row(
+            fmt(before, decimals),
+            fmt(after, decimals),
+            f"{'+' if change > 0 else ''}{fmt(change, decimals)} ({verdict})",
+        )
+        tables.append(t)
+    return tables
+
+
+def _value(r: Record, decimals: int, full: bool) -> str:
+    if r.per_sample:
+        return "\n".join(
+            f"sample {i}: "
+            + ("\n" if r.value[i].ndim >= 2 else "")
+            + grid(r.value[i], decimals, full)
+            for i in range(r.value.shape[0])
+        )
+    return grid(r.value, decimals, full)
+
+
+def _old_params(st: StepTrace) -> dict[str, object]:
+    """The parameters this step started from, recorded in the forward stage as <layer>.<param>."""
+    return {
+        r.name[len("new.") :]: st[r.name[len("new.") :]]
+        for r in st.stage("update")
+        if r.name.startswith("new.") and r.name[len("new.") :] in st
+    }
+
+
+def symbol_of(name: str) -> str:
+    return notation.symbol(name)
