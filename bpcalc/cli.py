@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
+import warnings
 from enum import Enum
 from typing import Annotated, Any
 
@@ -148,9 +149,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
+    """Run one command; every outcome is an exit code, never a traceback.
+
+    BpcalcError (bad input, usage, NaN) -> "bpcalc: error: file:line:col: message", exit 2.
+    Anything else is a bug in bpcalc -> a one-line "internal error" message, exit 70
+    (BPCALC_DEBUG=1 lets it raise, with its traceback). numpy's floating-point warnings are
+    silenced: a value that overflows is reported by name by the engine instead.
+    """
     debug = os.environ.get("BPCALC_DEBUG") == "1"
     try:
-        rv = app(args=argv, prog_name="bpcalc", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rv = app(args=argv, prog_name="bpcalc", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else ExitCode.OK
     except Exit as exc:
         return exc.exit_code
@@ -173,6 +183,16 @@ def run(argv: list[str] | None = None) -> int:
         # `bpcalc step ... | head`: the reader left; not an error worth a message
         sys.stderr.close()
         return ExitCode.OK
+    except Exception as exc:  # a bug: one line for the user, the traceback only when debugging
+        if debug:
+            raise
+        detail = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        print(
+            f"bpcalc: internal error ({detail}); this is a bug in bpcalc, please report it "
+            "with the input file (BPCALC_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return ExitCode.INTERNAL
 
 
 __all__ = ["app", "main", "run", "UsageError"]

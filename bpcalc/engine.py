@@ -165,8 +165,25 @@ def _check_finite(name: str, value: Array, formula: str) -> None:
     bad = value[idx]
     raise NumericError(
         f"{element_name(name, idx)} became {bad} while computing {formula}; "
-        "the numbers overflowed: try a smaller learning rate or smaller inputs"
+        "the numbers overflowed: try a smaller learning rate or smaller inputs",
+        value=name,
     )
+
+
+def _placed(exc: NumericError, spec: NetworkSpec, step: int, steps: int) -> NumericError:
+    """The error located at the layer (or loss, or input) whose value went bad, with its step."""
+    name = exc.value or ""
+    parts = name.split(".")
+    layer = parts[1] if parts[0] in ("grad", "new", "state") and len(parts) > 1 else parts[0]
+    where = next((lay.where for lay in spec.layers if lay.name == layer), None)
+    if where is None and spec.doc is not None:
+        key = {"loss": "loss", "loss_after": "loss"}.get(layer, layer)
+        for k in (key, f"{key}s"):
+            if (k,) in spec.doc.key_locations:
+                where = spec.doc.key_locations[(k,)]
+                break
+    message = f"in step {step}: {exc.message}" if steps > 1 else exc.message
+    return NumericError(message, where or exc.where, value=exc.value)
 
 
 # --- one pass -----------------------------------------------------------------------------
@@ -229,8 +246,22 @@ def loss_value(
     """(L, ℓ per sample). Uses the logits for a stable log when the output is softmax/sigmoid."""
     kind = spec.loss.kind
     use_z = z_out if losses.FUSED.get(kind) == spec.output_activation else None
-    per = losses.per_sample(kind, out, y, use_z, warn, f"{spec.layers[-1].name}.a")
+    per = losses.per_sample(kind, out, y, use_z, warn, _output_element(spec))
     return losses.reduce(spec.loss.reduction, per), per
+
+
+def _output_element(spec: NetworkSpec) -> Callable[[tuple[int, ...]], str]:
+    """Names an element of the output from its (sample, flat index) as the user sees it,
+    e.g. "fc.a[1]" for one sample, "fc.a[0,1]" for a batch."""
+    last = spec.layers[-1]
+    shown = last.out_shape[1:] if last.squeezed_out else last.out_shape
+
+    def name(idx: tuple[int, ...]) -> str:
+        n, k = idx
+        el = tuple(int(i) for i in np.unravel_index(k, shown))
+        return element_name(f"{last.name}.a", ((n,) if spec.batched else ()) + el)
+
+    return name
 
 
 def backward(
@@ -247,9 +278,8 @@ def backward(
     n = y.shape[0]
     scale = losses.batch_scale(spec.loss.reduction, n)
     kind = spec.loss.kind
-    last = layers[-1]
     fused = losses.FUSED.get(kind) == spec.output_activation
-    da = losses.grad_a(kind, fwd.out, y, warn, f"{last.name}.a") * scale
+    da = losses.grad_a(kind, fwd.out, y, warn, _output_element(spec)) * scale
     grads: dict[str, dict[str, Array]] = {}
     for i in range(len(layers) - 1, -1, -1):
         layer = layers[i]
@@ -450,7 +480,10 @@ def run(
             x_used = np.round(x, round_each)
         else:
             x_used = x
-        state = step_once(spec, layers, state, optimizer, x_used, y, rec)
+        try:
+            state = step_once(spec, layers, state, optimizer, x_used, y, rec)
+        except NumericError as exc:
+            raise _placed(exc, spec, k, steps) from None
         trace.steps.append(st)
     trace.warnings = warnings
     return trace

@@ -12,6 +12,7 @@ class ExitCode(IntEnum):
     OK = 0
     WRONG_ANSWERS = 1  # `bpcalc check`: the answer sheet has wrong (or carried-forward) answers
     INVALID_INPUT = 2  # bad YAML, bad spec, bad usage, a value that became NaN
+    INTERNAL = 70  # a bug in bpcalc (EX_SOFTWARE): "internal error, please report"
     INTERRUPTED = 130
 
 
@@ -46,7 +47,13 @@ class SpecError(BpcalcError):
 
 
 class NumericError(BpcalcError):
-    """A value became NaN or infinite during a run."""
+    """A value became NaN or infinite during a run; `value` names it (e.g. "fc.z")."""
+
+    def __init__(
+        self, message: str, where: Location | None = None, *, value: str | None = None
+    ) -> None:
+        super().__init__(message, where)
+        self.value = value
 
 
 class UsageError(BpcalcError):

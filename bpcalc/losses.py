@@ -54,16 +54,30 @@ def _flat(v: Array) -> Array:
     return v.reshape(v.shape[0], -1)
 
 
-def _clamped_log(p: Array, what: str, warn: Warn | None, needed: Array) -> Array:
+# How a warning names an element: a value name ("fc.a", then indexed [n, k] in the (N, K)
+# flattened output) or a function from that (n, k) index to the element's name as shown.
+Name = str | Callable[[tuple[int, ...]], str]
+
+
+def _label(name: Name, idx: tuple[int, ...], prefix: str = "") -> str:
+    return prefix + (name(idx) if callable(name) else f"{name}{list(idx)}")
+
+
+def _clamped_log(p: Array, what: Name, warn: Warn | None, needed: Array, prefix: str = "") -> Array:
     small = (p < EPS) & needed
     if small.any() and warn is not None:
         idx = tuple(int(i) for i in np.argwhere(small)[0])
-        warn(f"{what}{list(idx)} is {p[idx]:.3g}: ln(0) clamped at ln({EPS:g})")
+        warn(f"{_label(what, idx, prefix)} is {p[idx]:.3g}: ln(0) clamped at ln({EPS:g})")
     return np.log(np.maximum(p, EPS))
 
 
 def per_sample(
-    kind: str, a: Array, y: Array, z: Array | None = None, warn: Warn | None = None, name: str = "a"
+    kind: str,
+    a: Array,
+    y: Array,
+    z: Array | None = None,
+    warn: Warn | None = None,
+    name: Name = "a",
 ) -> Array:
     """ℓ_n for each sample. a, y: (N, ...). z: the logits, used for a stable log when given."""
     a, y = _flat(a), _flat(y)
@@ -81,7 +95,7 @@ def per_sample(
             logp, log1mp = log_sigmoid(zf), log_sigmoid(-zf)
         else:
             logp = _clamped_log(a, name, warn, y > 0)
-            log1mp = _clamped_log(1.0 - a, f"1 − {name}", warn, y < 1)
+            log1mp = _clamped_log(1.0 - a, name, warn, y < 1, "1 − ")
         return -(y * logp + (1 - y) * log1mp).sum(axis=1) / k
     raise AssertionError(kind)
 
@@ -95,7 +109,7 @@ def reduce(reduction: str, losses: Array) -> float:
     return float(losses.mean() if reduction == "mean" else losses.sum())
 
 
-def grad_a(kind: str, a: Array, y: Array, warn: Warn | None = None, name: str = "a") -> Array:
+def grad_a(kind: str, a: Array, y: Array, warn: Warn | None = None, name: Name = "a") -> Array:
     """∂ℓ_n/∂a for each sample (before the batch reduction's factor). Shapes as a."""
     shape = a.shape
     a, y = _flat(a), _flat(y)
@@ -113,18 +127,20 @@ def grad_a(kind: str, a: Array, y: Array, warn: Warn | None = None, name: str = 
         g = -y / np.maximum(a, EPS)
     elif kind == "binary_cross_entropy":
         _warn_small(a, y > 0, name, warn)
-        _warn_small(1.0 - a, y < 1, f"1 − {name}", warn)
+        _warn_small(1.0 - a, y < 1, name, warn, "1 − ")
         g = (a - y) / np.maximum(a * (1 - a), EPS) / k
     else:
         raise AssertionError(kind)
     return g.reshape(shape)
 
 
-def _warn_small(p: Array, needed: Array, what: str, warn: Warn | None) -> None:
+def _warn_small(p: Array, needed: Array, what: Name, warn: Warn | None, prefix: str = "") -> None:
     small = (p < EPS) & needed
     if small.any() and warn is not None:
         idx = tuple(int(i) for i in np.argwhere(small)[0])
-        warn(f"{what}{list(idx)} is {p[idx]:.3g}: division by it clamped at {EPS:g} in ∂L/∂a")
+        warn(
+            f"{_label(what, idx, prefix)} is {p[idx]:.3g}: division by it clamped at {EPS:g} in ∂L/∂a"
+        )
 
 
 def fused_grad_z(kind: str, p: Array, y: Array) -> Array:

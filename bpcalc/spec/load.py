@@ -7,6 +7,7 @@ of nodes after aliases are expanded ("billion laughs").
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,84 +128,266 @@ def _mark(file: str, mark: Any) -> Location:
 
 
 def load_yaml_text(text: str, file: str = "<string>") -> SourceDoc:
-    """Parse YAML text; every failure is a SpecError with the place it happened."""
+    """Parse YAML text; every failure is a SpecError with the place it happened.
+
+    The document is built from libyaml's event stream by an iterative builder (no recursion,
+    so a file of 100,000 nested brackets is an error message, not a crashed interpreter),
+    counting values as aliases expand them, so an alias bomb stops at its first alias past
+    the limit without building anything.
+    """
+    if len(text) > MAX_BYTES:
+        raise SpecError(
+            f"the text is larger than {MAX_BYTES // (1024 * 1024)} MiB, the limit for a YAML file",
+            Location(file, 1, 1),
+        )
+    doc = SourceDoc(data=None, file=file)
+    loader = _Loader(text)
     try:
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-        finally:
-            loader.dispose()
+        doc.data = _Builder(doc, loader).build()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = _mark(file, mark) if mark is not None else Location(file, 1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
+        if mark is not None and mark.index < len(text) and text[mark.index] == "\t":
+            problem += " (a tab: YAML is indented with spaces only)"
         raise SpecError(f"this is not valid YAML: {problem}", where) from None
+    except yaml.reader.ReaderError as exc:  # a control character such as NUL
+        pos = min(exc.position, len(text))
+        line = text.count("\n", 0, pos) + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        raise SpecError(
+            f"this is not valid YAML: the control character {exc.character!r} is not allowed "
+            "(is this a binary file?)",
+            Location(file, line, col),
+        ) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"this is not valid YAML: {exc}", Location(file, 1, 1)) from None
-    except RecursionError:
-        raise SpecError(
-            f"the YAML is nested too deeply (limit {MAX_DEPTH} levels)", Location(file, 1, 1)
-        ) from None
-    if node is None:
-        raise SpecError("the file is empty; expected a YAML mapping", Location(file, 1, 1))
-    doc = SourceDoc(data=None, file=file)
-    builder = _Builder(doc)
-    doc.data = builder.build(node, (), 0)
+    finally:
+        loader.dispose()
     return doc
 
 
+_TAG = "tag:yaml.org,2002:"
+_SEQ_TAGS = (None, "!", _TAG + "seq")
+_MAP_TAGS = (None, "!", _TAG + "map")
+_SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null")}
+# YAML 1.2 numbers that YAML 1.1 (PyYAML) reads as text: 1e-3, 2E5, 1.0e300 (no sign, no dot).
+_FLOAT_12 = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+")
+_PLAIN_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+# The common plain decimals, read without the resolver (a tenfold speed-up for big matrices).
+_PLAIN_FLOAT = re.compile(r"[-+]?(?:(?:0|[1-9][0-9]*)\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
+def _plain_number(v: str) -> int | float:
+    """A plain decimal as int or float; a whole number of more than 400 digits (beyond float64,
+    and beyond what Python converts from text) becomes ±inf, reported as not finite."""
+    if _PLAIN_INT.fullmatch(v):
+        return int(v) if len(v) <= 400 else float("-inf" if v.startswith("-") else "inf")
+    return float(v)
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
+
+
+@dataclass
+class _Frame:
+    """A list or mapping being built: its value, path, and how many values it expands to."""
+
+    value: list[Any] | dict[str, Any]
+    path: PathKey
+    anchor: str | None
+    count: int = 1
+    height: int = 1
+    key: str | None = None  # a mapping's key waiting for its value
+
+
 class _Builder:
-    """Turns a composed YAML node graph into Python data, checking the limits as it goes."""
+    """Builds plain data from the YAML event stream, checking the limits as it goes."""
 
-    def __init__(self, doc: SourceDoc) -> None:
+    def __init__(self, doc: SourceDoc, loader: Any) -> None:
         self.doc = doc
-        self.count = 0
+        self.loader = loader
         self.constructor = yaml.SafeLoader("")
+        self.total = 0
+        # anchor -> (value, values it expands to, nesting height); None while still open
+        self.anchors: dict[str, tuple[Any, int, int] | None] = {}
 
-    def build(self, node: yaml.Node, path: PathKey, depth: int) -> Any:
-        file = self.doc.file
-        where = _mark(file, node.start_mark)
-        self.count += 1
-        if self.count > MAX_NODES:
+    def where(self, mark: Any) -> Location:
+        return _mark(self.doc.file, mark)
+
+    def build(self) -> Any:
+        loader = self.loader
+        stack: list[_Frame] = []
+        root: Any = None
+        documents = 0
+        scalar_event = yaml.ScalarEvent
+        while loader.check_event():
+            ev = loader.get_event()
+            # Fast path, the bulk of any matrix: a plain number in a list.
+            if (
+                type(ev) is scalar_event
+                and stack
+                and type(stack[-1].value) is list
+                and ev.anchor is None
+                and ev.tag is None
+                and ev.implicit[0]
+                and (_PLAIN_FLOAT.fullmatch(ev.value) or _PLAIN_INT.fullmatch(ev.value))
+            ):
+                parent = stack[-1]
+                if len(parent.path) < 5:
+                    self.doc.locations[(*parent.path, len(parent.value))] = self.where(
+                        ev.start_mark
+                    )
+                self.total += 1
+                if self.total > MAX_NODES:
+                    self.count(0, self.where(ev.start_mark))
+                v = ev.value
+                parent.value.append(_plain_number(v))
+                parent.count += 1
+                continue
+            if isinstance(ev, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise SpecError(
+                        "this file holds more than one YAML document (a second '---'); "
+                        "expected one network",
+                        self.where(ev.start_mark),
+                    )
+                continue
+            if isinstance(ev, (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent)):
+                continue
+            if isinstance(ev, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                frame = stack.pop()
+                if frame.anchor is not None:
+                    self.anchors[frame.anchor] = (frame.value, frame.count, frame.height)
+                value, count, height = frame.value, frame.count, frame.height
+            else:
+                parent = stack[-1] if stack else None
+                if parent is not None and isinstance(parent.value, dict) and parent.key is None:
+                    self.take_key(parent, ev)
+                    continue
+                path = self.child_path(parent)
+                depth = len(stack) + 1
+                where = self.where(ev.start_mark)
+                if len(path) < 6 or not isinstance(ev, yaml.ScalarEvent):
+                    self.doc.locations[path] = where
+                if isinstance(ev, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                    self.count(1, where)
+                    if depth > MAX_DEPTH:
+                        raise SpecError(f"the YAML is nested deeper than {MAX_DEPTH} levels", where)
+                    is_seq = isinstance(ev, yaml.SequenceStartEvent)
+                    if ev.tag not in (_SEQ_TAGS if is_seq else _MAP_TAGS):
+                        raise SpecError(
+                            f"unsupported YAML tag {_short_tag(ev.tag)!r}; bpcalc reads plain "
+                            "numbers, text, lists and mappings only",
+                            where,
+                        )
+                    if ev.anchor is not None:
+                        self.anchors[ev.anchor] = None
+                    stack.append(_Frame([] if is_seq else {}, path, ev.anchor))
+                    continue
+                if isinstance(ev, yaml.AliasEvent):
+                    value, count, height = self.alias(ev, where)
+                    self.count(count, where)
+                    if depth - 1 + height > MAX_DEPTH:
+                        raise SpecError(
+                            f"the YAML is nested deeper than {MAX_DEPTH} levels (through "
+                            f"the alias *{ev.anchor})",
+                            where,
+                        )
+                else:
+                    self.count(1, where)
+                    value, count, height = self.scalar(ev, where), 1, 0
+                    if ev.anchor is not None:
+                        self.anchors[ev.anchor] = (value, 1, 0)
+            if not stack:
+                root = value
+                continue
+            parent = stack[-1]
+            if isinstance(parent.value, list):
+                parent.value.append(value)
+            else:
+                assert parent.key is not None
+                parent.value[parent.key] = value
+                parent.key = None
+            parent.count += count
+            parent.height = max(parent.height, height + 1)
+        if documents == 0:
+            raise SpecError(
+                "the file is empty; expected a YAML mapping", Location(self.doc.file, 1, 1)
+            )
+        return root
+
+    def child_path(self, parent: _Frame | None) -> PathKey:
+        if parent is None:
+            return ()
+        if isinstance(parent.value, list):
+            return (*parent.path, len(parent.value))
+        assert parent.key is not None
+        return (*parent.path, parent.key)
+
+    def count(self, n: int, where: Location) -> None:
+        self.total += n
+        if self.total > MAX_NODES:
             raise SpecError(
                 f"the YAML expands to more than {MAX_NODES:,} values (an alias bomb?)", where
             )
-        if depth > MAX_DEPTH:
-            raise SpecError(f"the YAML is nested deeper than {MAX_DEPTH} levels", where)
-        # Matrices have one location per row at most: element locations cost memory for
-        # nothing, since the row's location already names the line.
-        if len(path) < 6 or not isinstance(node, yaml.ScalarNode):
-            self.doc.locations[path] = where
-        if isinstance(node, yaml.ScalarNode):
-            try:
-                return self.constructor.construct_object(node, deep=True)
-            except yaml.YAMLError as exc:
-                raise SpecError(
-                    f"cannot read this value: {getattr(exc, 'problem', exc)}", where
-                ) from None
-        if isinstance(node, yaml.SequenceNode):
-            if node.tag not in ("tag:yaml.org,2002:seq",):
-                raise SpecError(f"unsupported YAML tag {node.tag!r}; only plain lists", where)
-            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
-        if isinstance(node, yaml.MappingNode):
-            if node.tag not in ("tag:yaml.org,2002:map",):
-                raise SpecError(f"unsupported YAML tag {node.tag!r}; only plain mappings", where)
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key_where = _mark(file, key_node.start_mark)
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    raise SpecError("YAML merge keys (<<) are not supported", key_where)
-                if not isinstance(key_node, yaml.ScalarNode):
-                    raise SpecError("a mapping key must be a plain name", key_where)
-                key = key_node.value
-                if key in out:
-                    first = self.doc.key_locations[(*path, key)]
-                    raise SpecError(
-                        f"duplicate key {key!r}: it was already given at line {first.line}; "
-                        "remove one of them",
-                        key_where,
-                    )
-                self.doc.key_locations[(*path, key)] = key_where
-                out[key] = self.build(value_node, (*path, key), depth + 1)
-            return out
-        raise SpecError("unsupported YAML node", where)  # pragma: no cover
+
+    def take_key(self, frame: _Frame, ev: Any) -> None:
+        where = self.where(ev.start_mark)
+        if not isinstance(ev, yaml.ScalarEvent):
+            raise SpecError("a mapping key must be a plain name", where)
+        key = ev.value
+        if ev.tag is None and ev.implicit[0] and key == "<<":
+            raise SpecError("YAML merge keys (<<) are not supported", where)
+        if key in frame.value:
+            first = self.doc.key_locations[(*frame.path, key)]
+            raise SpecError(
+                f"duplicate key {key!r}: it was already given at line {first.line}; "
+                "remove one of them",
+                where,
+            )
+        self.doc.key_locations[(*frame.path, key)] = where
+        frame.key = key
+        frame.value[key] = None  # keeps the order; the value follows
+
+    def alias(self, ev: Any, where: Location) -> tuple[Any, int, int]:
+        if ev.anchor not in self.anchors:
+            raise SpecError(f"the alias *{ev.anchor} has no anchor &{ev.anchor} before it", where)
+        found = self.anchors[ev.anchor]
+        if found is None:
+            raise SpecError(f"the alias *{ev.anchor} refers to the list or mapping it is in", where)
+        return found
+
+    def scalar(self, ev: Any, where: Location) -> Any:
+        value: str = ev.value
+        tag = ev.tag
+        if tag is None and ev.implicit[0]:
+            if _PLAIN_FLOAT.fullmatch(value):
+                return float(value)
+            if _PLAIN_INT.fullmatch(value):
+                return _plain_number(value)
+        if tag is None or tag == "!":
+            tag = self.loader.resolve(yaml.ScalarNode, value, ev.implicit)
+            if tag == _TAG + "str" and ev.implicit[0] and _FLOAT_12.fullmatch(value):
+                return float(value)
+            if tag == _TAG + "timestamp":  # a plain date is text to us (a name, say)
+                return value
+            if tag == _TAG + "int" and _PLAIN_INT.fullmatch(value):
+                return int(value)
+        if tag not in _SCALAR_TAGS:
+            raise SpecError(
+                f"unsupported YAML tag {_short_tag(tag)!r}; bpcalc reads plain numbers, text, "
+                "lists and mappings only",
+                where,
+            )
+        if tag == _TAG + "str":
+            return value
+        node = yaml.ScalarNode(tag, value, ev.start_mark, ev.end_mark, ev.style)
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError) as exc:
+            raise SpecError(
+                f"cannot read this value: {getattr(exc, 'problem', exc)}", where
+            ) from None

@@ -11,6 +11,8 @@ import numpy as np
 
 from bpcalc.spec.load import Src
 
+_FLOAT_MAX = int(np.finfo(np.float64).max)
+
 
 def type_name(v: Any) -> str:
     if v is None:
@@ -62,6 +64,10 @@ def number(src: Src, what: str, *, integer: bool = False) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         kind = "a whole number" if integer else "a number"
         raise src.error(f"{what} should be {kind}, found {type_name(v)}")
+    if isinstance(v, int) and abs(v) > _FLOAT_MAX:
+        raise src.error(
+            f"{what} should be a number up to about 1.8e308, found a whole number too large for that"
+        )
     if not math.isfinite(v):
         raise src.error(f"{what} should be a finite number, found {v}")
     if integer and (not float(v).is_integer()):
