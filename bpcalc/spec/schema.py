@@ -274,7 +274,7 @@ def _parse_layers(src: Src, input_shape: tuple[int, ...], squeezed: bool) -> lis
             )
         names[name] = lsrc.loc
         layer = _LAYER_PARSERS[ltype](
-            lsrc, name, ltype, shape, sq, out[-1].name if out else "the input"
+            lsrc, name, ltype, shape, sq, f"layer {out[-1].name!r}" if out else "the input"
         )
         out.append(layer)
         shape, sq = layer.out_shape, layer.squeezed_out
@@ -361,7 +361,7 @@ def _parse_dense(
         )
         raise wsrc.error(
             f"dense layer {name!r}: weights are {rows} x {cols}, read as {written}, so it expects "
-            f"{fan_in} inputs, but {prev} gives {n_in}{hint}"
+            f"{fan_in} inputs, but {prev} gives {n_in} (shape ({n_in},)){hint}"
         )
     shared = (
         V.boolean(lsrc.child("bias_shared"), "bias_shared")
