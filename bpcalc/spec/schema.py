@@ -360,7 +360,7 @@ def _parse_dense(
         )
         raise wsrc.error(
             f"dense layer {name!r}: weights are {rows} x {cols}, read as {written}, so it expects "
-            f"{fan_in} inputs, but {prev} gives {n_in} (shape ({n_in},)){hint}"
+            f"{fan_in} input{'s' if fan_in != 1 else ''}, but {prev} gives {n_in} (shape ({n_in},)){hint}"
         )
     shared = (
         V.boolean(lsrc.child("bias_shared"), "bias_shared")
