@@ -129,6 +129,13 @@ CASES = [
     Case("a NUL byte", b"input: [1]\x00\n", "1:11", ("control character", "binary")),
     Case("a missing file", None, "1:1", ("no such file",), path="missing.yaml"),
     Case("a directory", None, "1:1", ("directory", "expected a YAML file"), path="adir"),
+    Case(
+        "a file name too long for the system",
+        None,
+        "1:1",
+        ("cannot read the file", "File name too long"),
+        path="n" * 300,
+    ),
     Case("bad YAML on standard input", "input: [1\n", "2:1", ("not valid YAML",), path="-"),
     Case("two documents", "input: [1]\n---\ninput: [2]\n", "2:1", ("more than one YAML document",)),
     Case(
@@ -620,3 +627,13 @@ def test_debug_mode_still_reports_input_errors_by_raising(
     monkeypatch.setenv("BPCALC_DEBUG", "1")
     with pytest.raises(SpecError):
         run(["step", str(path)])
+
+
+def test_the_loader_can_keep_each_scalar_as_written() -> None:
+    doc = load.load_yaml_text("a: [[0.120, 1e-3], [2, x]]\nb: 0.50\n", "s.yaml", keep_text=True)
+    assert doc.data == {"a": [[0.12, 0.001], [2, "x"]], "b": 0.5}
+    assert doc.scalar_text is not None
+    assert doc.scalar_text[("a", 0, 0)] == "0.120"
+    assert doc.scalar_text[("a", 1, 1)] == "x"
+    assert doc.scalar_text[("b",)] == "0.50"
+    assert str(doc.locations[("a", 1, 1)]) == "s.yaml:1:24"

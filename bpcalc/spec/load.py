@@ -37,6 +37,8 @@ class SourceDoc:
     file: str
     locations: dict[PathKey, Location] = field(default_factory=dict)
     key_locations: dict[PathKey, Location] = field(default_factory=dict)
+    # every scalar exactly as written (YAML reads 0.120 as 0.12), when asked for
+    scalar_text: dict[PathKey, str] | None = None
 
     def root(self) -> Src:
         return Src(self, ())
@@ -88,17 +90,18 @@ def read_source(path: str) -> tuple[str, str]:
         name = "<stdin>"
     else:
         p = Path(path)
-        name = path
+        name = path if path.isprintable() else repr(path)[1:-1]  # a NUL or a newline, escaped
         where = Location(name, 1, 1)
-        if not p.exists():
-            raise SpecError("no such file", where)
-        if p.is_dir():
-            raise SpecError("this is a directory; expected a YAML file", where)
         try:
+            if not p.exists():
+                raise SpecError("no such file", where)
+            if p.is_dir():
+                raise SpecError("this is a directory; expected a YAML file", where)
             with p.open("rb") as fh:
                 raw = fh.read(MAX_BYTES + 1)
-        except OSError as exc:
-            raise SpecError(f"cannot read the file: {exc.strerror}", where) from None
+        except (OSError, ValueError) as exc:  # name too long, embedded NUL, permissions, I/O
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise SpecError(f"cannot read the file: {reason}", where) from None
     if len(raw) > MAX_BYTES:
         raise SpecError(
             f"the file is larger than {MAX_BYTES // (1024 * 1024)} MiB, the limit for a YAML "
@@ -127,8 +130,10 @@ def _mark(file: str, mark: Any) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
 
-def load_yaml_text(text: str, file: str = "<string>") -> SourceDoc:
+def load_yaml_text(text: str, file: str = "<string>", *, keep_text: bool = False) -> SourceDoc:
     """Parse YAML text; every failure is a SpecError with the place it happened.
+    keep_text: also keep each scalar as written, in doc.scalar_text (the answer checker
+    counts the decimals a student wrote).
 
     The document is built from libyaml's event stream by an iterative builder (no recursion,
     so a file of 100,000 nested brackets is an error message, not a crashed interpreter),
@@ -140,7 +145,7 @@ def load_yaml_text(text: str, file: str = "<string>") -> SourceDoc:
             f"the text is larger than {MAX_BYTES // (1024 * 1024)} MiB, the limit for a YAML file",
             Location(file, 1, 1),
         )
-    doc = SourceDoc(data=None, file=file)
+    doc = SourceDoc(data=None, file=file, scalar_text={} if keep_text else None)
     loader = _Loader(text)
     try:
         doc.data = _Builder(doc, loader).build()
@@ -235,6 +240,8 @@ class _Builder:
                 and (_PLAIN_FLOAT.fullmatch(ev.value) or _PLAIN_INT.fullmatch(ev.value))
             ):
                 parent = stack[-1]
+                if self.doc.scalar_text is not None:
+                    self.doc.scalar_text[(*parent.path, len(parent.value))] = ev.value
                 if len(parent.path) < 5:
                     self.doc.locations[(*parent.path, len(parent.value))] = self.where(
                         ev.start_mark
@@ -299,6 +306,8 @@ class _Builder:
                 else:
                     self.count(1, where)
                     value, count, height = self.scalar(ev, where), 1, 0
+                    if self.doc.scalar_text is not None:
+                        self.doc.scalar_text[path] = ev.value
                     if ev.anchor is not None:
                         self.anchors[ev.anchor] = (value, 1, 0)
             if not stack:
