@@ -6,6 +6,7 @@ so `bpcalc --help` and `bpcalc --version` start fast.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import sys
@@ -134,7 +135,11 @@ def step(
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(soft_wrap=False, highlight=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # rich would exit 1; the boundary decides instead
+            raise BrokenPipeError
+
+    return _Console(soft_wrap=False, highlight=False)
 
 
 def _warn_all(warnings: list[str]) -> None:
@@ -180,9 +185,15 @@ def run(argv: list[str] | None = None) -> int:
         print(f"bpcalc: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:
-        # `bpcalc step ... | head`: the reader left; not an error worth a message
-        sys.stderr.close()
-        return ExitCode.OK
+        return _broken_pipe()
+    except SystemExit as exc:
+        if isinstance(exc.__context__, BrokenPipeError):  # typer turns EPIPE into exit 1
+            return _broken_pipe()
+        code = exc.code
+        if code is None or isinstance(code, int):
+            return code or ExitCode.OK
+        print(f"bpcalc: error: {code}", file=sys.stderr)
+        return ExitCode.INVALID_INPUT
     except Exception as exc:  # a bug: one line for the user, the traceback only when debugging
         if debug:
             raise
@@ -193,6 +204,17 @@ def run(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return ExitCode.INTERNAL
+
+
+def _broken_pipe() -> int:
+    """`bpcalc step ... | head`: the reader left; not an error worth a message. Point stdout
+    at /dev/null so the interpreter's last flush does not fail again."""
+    with contextlib.suppress(Exception):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    with contextlib.suppress(Exception):
+        sys.stderr.close()
+    return ExitCode.OK
 
 
 __all__ = ["app", "main", "run", "UsageError"]

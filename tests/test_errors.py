@@ -637,3 +637,22 @@ def test_the_loader_can_keep_each_scalar_as_written() -> None:
     assert doc.scalar_text[("a", 1, 1)] == "x"
     assert doc.scalar_text[("b",)] == "0.50"
     assert str(doc.locations[("a", 1, 1)]) == "s.yaml:1:24"
+
+
+@pytest.mark.parametrize("fmt", [[], ["--json"]])
+def test_a_reader_that_leaves_early_is_not_an_error(fmt: list[str]) -> None:
+    # `bpcalc step net.yaml --steps 300 | head -c 10`: exit 0, nothing on stderr
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from bpcalc.cli import main; main()", "step"]
+        + ["examples/example2.yaml", "--steps", "300", *fmt],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert len(proc.stdout.read(10)) == 10
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait() == 0
+    assert err == b""
