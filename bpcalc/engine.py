@@ -113,6 +113,23 @@ def initial_params(spec: NetworkSpec, dtype: Any = np.float64) -> Params:
     }
 
 
+def set_training(layers: list[Layer], training: bool) -> None:
+    """Training mode (the default) or evaluation: dropout off, batchnorm on its running stats."""
+    for layer in layers:
+        if hasattr(layer.op, "training"):
+            layer.op.training = training
+
+
+def carry_buffers(layers: list[Layer], fwd: ForwardResult, params: Params) -> None:
+    """Store the running statistics a training forward pass produced (batchnorm) in params,
+    in place: for loops that do not go through step_once."""
+    for i, layer in enumerate(layers):
+        buffers = getattr(layer.op, "buffers", None)
+        if buffers is not None:
+            for bname, (value, _) in buffers(fwd.caches[i][0]).items():
+                params[layer.name][bname] = value.astype(params[layer.name][bname].dtype)
+
+
 def begin_step(layers: list[Layer], samples: Array) -> None:
     """Tell layers with per-step randomness (dropout) which dataset samples this step uses."""
     for layer in layers:

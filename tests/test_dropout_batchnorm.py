@@ -387,3 +387,43 @@ def test_a_batch_of_one_on_the_command_line_is_refused_for_batchnorm(capsys, tmp
     err = capsys.readouterr().err
     assert code == 2
     assert "its variance would be 0" in err
+
+
+def test_without_begin_step_every_forward_pass_draws_a_new_mask():
+    op = Dropout(0.5, (8,), seed=2)
+    x = np.ones((4, 8))
+    first, second = op.forward(x, {})[0], op.forward(x, {})[0]
+    rng = np.random.default_rng(2)
+    assert first == near((rng.random((4, 8)) >= 0.5) * 2.0)
+    assert second == near((rng.random((4, 8)) >= 0.5) * 2.0)
+
+
+def test_evaluation_mode_turns_dropout_off_and_uses_the_running_statistics():
+    spec = spec_of(MLP_BN)
+    layers = [engine.build_layer(s) for s in spec.layers]
+    params = engine.initial_params(spec)
+    params["bn"]["running_mean"] = np.array([0.5, -0.5, 1.0])
+    params["bn"]["running_var"] = np.array([4.0, 1.0, 0.25])
+    engine.set_training(layers, False)
+    fwd = engine.forward(layers, params, spec.inputs)
+    h = spec.inputs @ params["hidden"]["weights"].T + params["hidden"]["bias"]
+    bn = (h - [0.5, -0.5, 1.0]) / np.sqrt(np.array([4.0, 1.0, 0.25]) + 1e-5)
+    bn = bn * [1.2, 0.8, 1.0] + [0.1, -0.1, 0.0]
+    assert fwd.caches[1][2] == near(np.maximum(bn, 0))
+    # the running statistics stay as they are in evaluation
+    engine.carry_buffers(layers, fwd, params)
+    assert params["bn"]["running_mean"] == near([0.5, -0.5, 1.0])
+    # and the evaluation backward treats μ, σ² as constants: check by finite differences
+    op, cache = layers[1].op, fwd.caches[1][0]
+    r = np.random.default_rng(0).normal(size=h.shape)
+    dx, _ = op.backward(r, cache, params["bn"])
+    assert rel_err(dx, op_fd(lambda v: op.forward(v, params["bn"])[0], h.copy(), r)) < 1e-6
+
+
+def test_carry_buffers_stores_the_running_statistics_of_a_training_pass():
+    spec = spec_of(BN)
+    layers = [engine.build_layer(s) for s in spec.layers]
+    params = engine.initial_params(spec)
+    engine.carry_buffers(layers, engine.forward(layers, params, spec.inputs), params)
+    assert params["bn"]["running_mean"] == near([0.2])  # 0.9·0 + 0.1·2
+    assert params["bn"]["running_var"] == near([1.1])  # 0.9·1 + 0.1·2

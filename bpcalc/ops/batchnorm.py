@@ -9,6 +9,8 @@ Backward, with g = ∂L/∂z:
 Running statistics (PyTorch's convention; they are not used in training mode):
   running_mean ← (1 − momentum)·running_mean + momentum·μ
   running_var  ← (1 − momentum)·running_var + momentum·σ²·m/(m − 1)   (unbiased σ²)
+Evaluation (`training = False`, for `train`'s test accuracy): μ and σ² are the running
+statistics, which then stay as they are.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class BatchNormCache:
     count: int  # m, the values averaged per feature
     running_mean: Array  # the running statistics this step starts from
     running_var: Array
+    training: bool = True
 
 
 class BatchNorm:
@@ -39,6 +42,7 @@ class BatchNorm:
     def __init__(self, eps: float = 1e-5, momentum: float = 0.1) -> None:
         self.eps = eps
         self.momentum = momentum
+        self.training = True
 
     @staticmethod
     def _axes(x: Array) -> tuple[int, ...]:
@@ -53,13 +57,22 @@ class BatchNorm:
         """z = γ · (x − μ)/√(σ² + ε) + β. x: (N, F) or (N, C, H, W) -> z: same shape."""
         axes = self._axes(x)
         count = int(np.prod([x.shape[a] for a in axes]))
-        mean = x.mean(axis=axes)
-        var = x.var(axis=axes)
+        if self.training:
+            mean, var = x.mean(axis=axes), x.var(axis=axes)
+        else:
+            mean, var = params["running_mean"], params["running_var"]
         inv_std = 1.0 / np.sqrt(var + self.eps)
         xhat = (x - self._b(mean, x.ndim)) * self._b(inv_std, x.ndim)
         z = self._b(params["gamma"], x.ndim) * xhat + self._b(params["beta"], x.ndim)
         cache = BatchNormCache(
-            xhat, inv_std, mean, var, count, params["running_mean"], params["running_var"]
+            xhat,
+            inv_std,
+            mean,
+            var,
+            count,
+            params["running_mean"],
+            params["running_var"],
+            self.training,
         )
         return z, cache
 
@@ -72,6 +85,11 @@ class BatchNorm:
         m = cache.count
         dgamma = (dout * cache.xhat).sum(axis=axes)
         dbeta = dout.sum(axis=axes)
+        if not cache.training:  # μ and σ² are constants: ∂L/∂x = γ·g/√(σ² + ε)
+            return self._b(params["gamma"] * cache.inv_std, nd) * dout, {
+                "gamma": dgamma,
+                "beta": dbeta,
+            }
         dx = self._b(params["gamma"] * cache.inv_std / m, nd) * (
             m * dout - self._b(dbeta, nd) - cache.xhat * self._b(dgamma, nd)
         )
@@ -79,7 +97,7 @@ class BatchNorm:
 
     def buffers(self, cache: BatchNormCache) -> dict[str, tuple[Array, str]]:
         """The running statistics after this step, with their formulas."""
-        k = self.momentum
+        k = 0.0 if not cache.training else self.momentum
         m = cache.count
         unbiased = cache.var * m / (m - 1) if m > 1 else cache.var
         return {

@@ -4,8 +4,9 @@ m is 1 for a kept unit and 0 for a dropped one. Kept units are scaled by 1/(1 �
 training so that nothing needs rescaling at test time (PyTorch's nn.Dropout does the same;
 some textbooks instead scale by (1 − p) at test time). The mask is either given (a
 reproducible homework) or drawn: a unit is kept when u ≥ p for u ~ U[0, 1) from
-np.random.default_rng(seed), fresh for every step; both passes of a step (the step and the
-loss after its update) use the same mask.
+np.random.default_rng(seed). `begin_step` draws the mask of a step, and both passes of that
+step (the step and the loss after its update) use it; a forward pass without a mask for its
+batch draws a fresh one. With `training = False` (evaluation) dropout is the identity.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class Dropout:
         self.sample_shape = sample_shape
         self.fixed = mask
         self.rng = np.random.default_rng(seed)
-        self.current: Array | None = None
+        self.current: Array | None = None  # the mask begin_step chose, used until the next
+        self.training = True
 
     def begin_step(self, samples: Array) -> None:
         """Choose the mask for a step whose batch holds these dataset samples."""
@@ -51,11 +53,14 @@ class Dropout:
             self.current = self.fixed[np.asarray(samples)]
 
     def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, DropoutCache]:
-        """a = x ⊙ m / (1 − p). x: (N, ...) -> a: same shape."""
-        if self.current is None or self.current.shape != x.shape:
-            self.begin_step(np.arange(x.shape[0]))
-        assert self.current is not None
+        """a = x ⊙ m / (1 − p). x: (N, ...) -> a: same shape. Evaluation: a = x."""
+        if not self.training:
+            return x, DropoutCache(np.ones_like(x), 1.0)
         mask = self.current
+        if mask is None or mask.shape != x.shape:
+            self.begin_step(np.arange(x.shape[0]))
+            mask, self.current = self.current, None  # drawn for this pass only
+        assert mask is not None
         return x * mask * self.scale, DropoutCache(mask, self.scale)
 
     def backward(
