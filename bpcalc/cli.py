@@ -75,7 +75,7 @@ STEP_EPILOG = """Examples:
 
   bpcalc step net.yaml --stage backward --only 'grad.*.kernel' --decimals 6
 
-  bpcalc step examples/gd_variants.yaml --mode sgd --steps 4 --only loss
+  bpcalc step examples/gd_variants.yaml --mode sgd --steps 8 --summary
 """
 
 
@@ -125,6 +125,12 @@ def step(
             "--batch-size", "-b", min=1, help="Samples per step (implies --mode minibatch)."
         ),
     ] = None,
+    summary: Annotated[
+        bool,
+        typer.Option(
+            "--summary", help="Tables: only one row per step (its samples, loss before and after)."
+        ),
+    ] = False,
 ) -> None:
     """Run one forward / backward / update step and show every intermediate value."""
     from bpcalc import engine
@@ -153,7 +159,7 @@ def step(
         return
     from bpcalc.render import tables
 
-    tables.render(trace, _console(), decimals=decimals, full=full, keep=keep)
+    tables.render(trace, _console(), decimals=decimals, full=full, keep=keep, summary=summary)
 
 
 def _console() -> Any:

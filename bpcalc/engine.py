@@ -542,6 +542,25 @@ def _untouched(rec: Recorder, last: Layer) -> bool:
     )
 
 
+DATASET_LOSS = (
+    "L over all the samples with the updated parameters (evaluation mode: no dropout, "
+    "batchnorm on its running statistics)"
+)
+
+
+def dataset_loss(
+    spec: NetworkSpec, layers: list[Layer], params: Params, x: Array, y: Array
+) -> float:
+    """The loss (with any penalty) over the whole dataset, in evaluation mode."""
+    set_training(layers, False)
+    try:
+        fwd = forward(layers, params, x)
+        loss, _ = loss_value(spec, fwd.out, fwd.z_out, y)
+    finally:
+        set_training(layers, True)
+    return loss + reg_mod.penalty(spec.regularization, params)
+
+
 def run(
     spec: NetworkSpec,
     *,
@@ -578,6 +597,16 @@ def run(
         else:
             x_used = x
         state = step_once(spec, layers, state, optimizer, x_used, y, rec)
+        if spec.batched and len(idx) < x_all.shape[0]:  # comparable across batch sizes
+            rec(
+                "dataset_loss_after",
+                np.asarray(dataset_loss(spec, layers, state.params, x_all, y_all)),
+                "after",
+                None,
+                DATASET_LOSS,
+                (),
+                per_sample=False,
+            )
         trace.steps.append(st)
     trace.warnings = warnings
     return trace

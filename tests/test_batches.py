@@ -191,3 +191,30 @@ def test_batching_mistakes_are_spec_errors_with_locations(capsys, tmp_path, extr
     assert f"net.yaml:{where}: " in err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_a_step_on_part_of_the_data_also_records_the_loss_over_all_samples():
+    st1 = engine.run(spec_of(net("mode: sgd\n"))).steps[0]
+    # after step 1 (sample 0): w = 0.55, b = 0.05, so z = 0.6, 1.15, 1.7 for x = 1, 2, 3;
+    # z − y = −0.4, 1.15, −0.3; L = (1/3)·½·(0.16 + 1.3225 + 0.09) = 0.2620833…
+    assert float(st1["dataset_loss_after"]) == pytest.approx((0.16 + 1.3225 + 0.09) / 6)
+    full = engine.run(spec_of(net())).steps[0]
+    assert "dataset_loss_after" not in full  # loss_after already covers every sample
+
+
+def test_gd_variants_example_compares_the_three_modes_in_summaries(capsys):
+    rows = {}
+    for mode in ("batch", "sgd", "minibatch"):
+        code = run(
+            ["step", "examples/gd_variants.yaml", "--mode", mode, "--steps", "4", "--summary"]
+        )
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        assert "Forward" not in out.out  # only the summary
+        rows[mode] = [line for line in out.out.splitlines() if line.startswith("│")]
+    assert len(rows["batch"]) == len(rows["sgd"]) == len(rows["minibatch"]) == 4
+    # batch, step 1 from w = b = 0: z = 0, L = (1 + 9 + 25 + 49)/4 = 21
+    assert rows["batch"][0].split("│")[2].strip() == "0, 1, 2, 3"
+    assert rows["batch"][0].split("│")[3].strip() == "21"
+    assert len(rows["sgd"][0].split("│")[2].split(",")) == 1
+    assert len(rows["minibatch"][0].split("│")[2].split(",")) == 2

@@ -24,8 +24,12 @@ def render(
     decimals: int = 4,
     full: bool = False,
     keep: Callable[[Record], bool] = lambda r: True,
+    summary: bool = False,
 ) -> None:
     console.print(header(trace))
+    if summary:
+        console.print(steps_summary(trace, decimals))
+        return
     for st in trace.steps:
         if len(trace.steps) > 1:
             used = f" · samples {', '.join(map(str, st.samples))}" if st.samples else ""
@@ -44,10 +48,17 @@ def steps_summary(trace: Trace, decimals: int) -> Table:
         t.add_column("samples")
     t.add_column("loss", justify="right")
     t.add_column("loss after", justify="right")
+    every = any("dataset_loss_after" in st for st in trace.steps)
+    if every:
+        t.add_column("loss after, all samples", justify="right")
     for st in trace.steps:
         used = [", ".join(map(str, st.samples or []))] if trace.batched else []
         after = fmt(float(st["loss_after"]), decimals) if "loss_after" in st else ""
-        t.add_row(str(st.step), *used, fmt(float(st["loss"]), decimals), after)
+        row = [str(st.step), *used, fmt(float(st["loss"]), decimals), after]
+        if every:
+            name = "dataset_loss_after" if "dataset_loss_after" in st else "loss_after"
+            row.append(fmt(float(st[name]), decimals) if name in st else "")
+        t.add_row(*row)
     return t
 
 
