@@ -104,8 +104,10 @@ class Nesterov:
 
     v ← μ·v + g  (v ← g on the first step),   θ ← θ − η·(g + μ·v).
 
-    This is the "look-ahead" form (Sutskever et al. 2013) rewritten so the gradient is taken
-    at the current θ; textbooks that evaluate g at θ − η·μ·v give the same θ sequence.
+    Textbooks write the "look-ahead" form (Sutskever et al. 2013): g is taken at θ + μ·v and
+    v ← μ·v − η·g, θ ← θ + v. PyTorch's form is that one rewritten in terms of the look-ahead
+    point, so the θ it stores is the look-ahead point (the sequences differ by μ·v); g is
+    taken at the stored θ.
     """
 
     lr: float
