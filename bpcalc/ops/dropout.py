@@ -61,13 +61,14 @@ class Dropout:
             self.begin_step(np.arange(x.shape[0]))
             mask, self.current = self.current, None  # drawn for this pass only
         assert mask is not None
-        return x * mask * self.scale, DropoutCache(mask, self.scale)
+        mask = mask.astype(x.dtype, copy=False)  # float32 training stays float32
+        return x * mask * x.dtype.type(self.scale), DropoutCache(mask, self.scale)
 
     def backward(
         self, dout: Array, cache: DropoutCache, params: dict[str, Array]
     ) -> tuple[Array, dict[str, Array]]:
         """∂L/∂x = ∂L/∂a ⊙ m / (1 − p): a dropped unit gets no gradient."""
-        return dout * cache.mask * cache.scale, {}
+        return dout * cache.mask * dout.dtype.type(cache.scale), {}
 
     def recorded(self, cache: DropoutCache) -> list[tuple[str, Array, str, bool]]:
         """Extra values the engine records: (suffix, value, formula, per sample)."""
