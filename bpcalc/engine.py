@@ -35,6 +35,7 @@ from bpcalc.spec.schema import (
     LayerSpec,
     NetworkSpec,
     PoolSpec,
+    RegSpec,
 )
 from bpcalc.trace import Record, StepTrace, Trace, element_name
 
@@ -354,7 +355,7 @@ def _with_penalty(
     pname: str,
     g: Array,
     formula: str,
-    reg: Any,
+    reg: RegSpec,
     params: Params,
 ) -> tuple[Array, str]:
     """Emit the data and penalty parts of a regularized parameter's gradient; return the sum."""

@@ -225,6 +225,7 @@ def parse_network(doc: SourceDoc) -> NetworkSpec:
     targets, classes = _parse_targets(root, loss, layers[-1], inputs.shape[0], batched)
     batching_spec = _parse_batching(root, inputs.shape[0])
     check_batchnorm_batches(layers, batching_spec, inputs.shape[0])
+    _check_dropout_masks(layers, inputs.shape[0])
     layers = _with_dropout_seeds(layers, batching_spec.seed)
     regularization = _parse_regularization(root, layers_src, layers)
     return NetworkSpec(
@@ -979,6 +980,11 @@ def check_batchnorm_batches(layers: list[LayerSpec], spec: BatchingSpec, n: int)
                 f"{why}: its variance would be 0. Use batches of at least 2 samples",
                 layer.where,
             )
+
+
+def _check_dropout_masks(layers: list[LayerSpec], n: int) -> None:
+    """A list of masks needs one per sample."""
+    for layer in layers:
         if isinstance(layer, DropoutSpec) and layer.mask is not None and layer.mask.shape[0] > 1:
             if layer.mask.shape[0] != n:
                 raise SpecError(
