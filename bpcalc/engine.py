@@ -570,7 +570,7 @@ def run(
     overrides: Mapping[str, Array] | None = None,
     dtype: Any = np.float64,
 ) -> Trace:
-    """Run `steps` steps, each on the next batch of spec.batching, and return their trace."""
+    """Run `steps` full-batch steps and return the trace of all of them."""
     layers = [build_layer(s) for s in spec.layers]
     optimizer = optim_mod.build(spec.optimizer)
     state = RunState(initial_params(spec, dtype))
@@ -582,13 +582,14 @@ def run(
         dtype=np.dtype(dtype).name,
         round_each=round_each,
     )
-    x_all = spec.inputs.astype(dtype)
-    y_all = spec.targets.astype(dtype)
-    b = spec.batching
-    order = batching.schedule(x_all.shape[0], b.mode, b.batch_size, b.shuffle, b.seed)
+    x = spec.inputs.astype(dtype)
+    y = spec.targets.astype(dtype)
+    b = spec.batching  # each step takes the next batch: all, one or batch_size samples
+    order = batching.schedule(x.shape[0], b.mode, b.batch_size, b.shuffle, b.seed)
+    x_all, y_all = x, y
     warnings: list[str] = []
     for k in range(1, steps + 1):
-        idx = next(order)  # the dataset samples this step uses
+        idx = next(order)
         x, y = x_all[idx], y_all[idx]
         begin_step(layers, idx)
         st = StepTrace(step=k, samples=idx.tolist() if spec.batched else None)
@@ -598,6 +599,7 @@ def run(
         else:
             x_used = x
         state = step_once(spec, layers, state, optimizer, x_used, y, rec)
+
         if spec.batched and len(idx) < x_all.shape[0]:  # comparable across batch sizes
             rec(
                 "dataset_loss_after",
