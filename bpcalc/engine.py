@@ -570,7 +570,7 @@ def run(
     overrides: Mapping[str, Array] | None = None,
     dtype: Any = np.float64,
 ) -> Trace:
-    """Run `steps` full-batch steps and return the trace of all of them."""
+    """Run `steps` steps, each on the next batch of spec.batching, and return their trace."""
     layers = [build_layer(s) for s in spec.layers]
     optimizer = optim_mod.build(spec.optimizer)
     state = RunState(initial_params(spec, dtype))
