@@ -384,7 +384,7 @@ CASES = [
         "a negative lr in the optimizer",
         sub(DENSE, "learning_rate: 0.1", "optimizer: {type: sgd, lr: -1}"),
         "8:28",
-        ("learning rate (lr) should be greater than 0",),
+        ("lr should be greater than 0", "found -1"),
     ),
     Case(
         "a zero stride",
