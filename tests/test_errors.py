@@ -392,6 +392,28 @@ CASES = [
         "7:13",
         ("stride should be a whole number of at least 1", "found 0"),
     ),
+    Case(
+        "a dropout p of 1",
+        sub(DENSE, "loss:", "  - name: drop\n    type: dropout\n    p: 1\nloss:"),
+        "9:8",
+        ("dropout layer 'drop'", "at least 0 and less than 1", "found 1"),
+    ),
+    Case(
+        "a negative dropout p",
+        sub(DENSE, "loss:", "  - name: drop\n    type: dropout\n    p: -0.1\nloss:"),
+        "9:8",
+        ("dropout layer 'drop'", "at least 0 and less than 1", "found -0.1"),
+    ),
+    Case(
+        "a batch size larger than the data",
+        sub(
+            sub(DENSE, "input: [1, 2]", "inputs: [[1, 2], [3, 4]]"),
+            "target: [0.5]",
+            "targets: [[0.5], [1]]\nbatch_size: 3",
+        ),
+        "3:13",
+        ("batch_size 3 is larger than the data", "2 samples", "at most 2"),
+    ),
     # --- hostile YAML ---------------------------------------------------------------------
     Case(
         "a billion laughs",
@@ -542,6 +564,10 @@ def test_a_plain_date_is_text_not_a_date(
         (["step", "examples/example1.yaml", "--bogus"], ("--bogus",)),
         (["step", "examples/example1.yaml", "--steps", "0"], ("--steps",)),
         (["step"], ("NETWORK",)),
+        (
+            ["step", "examples/gd_variants.yaml", "--batch-size", "5"],
+            ("--batch-size 5 is larger than the data", "4 samples"),
+        ),
         (["no-such-command"], ("no-such-command",)),
     ],
 )
