@@ -340,7 +340,10 @@ class _Builder:
         self.total += n
         if self.total > MAX_NODES:
             raise SpecError(
-                f"the YAML expands to more than {MAX_NODES:,} values (an alias bomb?)", where
+                f"the YAML expands to more than {MAX_NODES:,} values, counting each alias as "
+                "the values it repeats (an alias bomb?); keep big arrays in .npy/.npz/.csv/IDX "
+                "files and reference them with {file: ...}",
+                where,
             )
 
     def take_key(self, frame: _Frame, ev: Any) -> None:
