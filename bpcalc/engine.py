@@ -175,7 +175,7 @@ class Recorder:
     ) -> Array:
         shown_shape = ((self.n,) if self.batched else ()) + shape if per_sample else shape
         if self.round_each is not None:
-            arr = np.round(arr, self.round_each)
+            arr = round_decimals(arr, self.round_each)
         shown = np.array(arr, dtype=np.float64).reshape(shown_shape)
         _check_finite(name, shown, formula)
         self.step.records[name] = Record(
@@ -190,6 +190,17 @@ class Recorder:
     def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)
+
+
+def round_decimals(arr: Array, decimals: int) -> Array:
+    """np.round(arr, decimals), except that it never overflows: np.round scales by 10^decimals
+    first, so 1e300 rounded to 15 decimals would become inf. Numbers of magnitude 2^52 and
+    more have no fractional digits in float64 and are kept as they are."""
+    arr = np.asarray(arr)
+    small = np.abs(arr) < 2.0**52
+    if small.all():
+        return np.round(arr, decimals)
+    return np.where(small, np.round(np.where(small, arr, 0), decimals), arr).astype(arr.dtype)
 
 
 def _check_finite(name: str, value: Array, formula: str) -> None:
@@ -625,7 +636,7 @@ def run(
         st = StepTrace(step=k, samples=idx.tolist() if spec.batched else None)
         rec = Recorder(st, x.shape[0], spec.batched, round_each, overrides or {}, warnings)
         if round_each is not None:
-            x_used = np.round(x, round_each)
+            x_used = round_decimals(x, round_each)
         else:
             x_used = x
         try:

@@ -192,3 +192,16 @@ def test_the_first_nan_is_named_by_element_and_operation() -> None:
         rec("fc.a", np.array([[0.5, np.nan, np.inf]]), "forward", "fc", "a = σ(z)", (3,))
     assert info.value.message.startswith("fc.a[1] became nan while computing a = σ(z)")
     assert info.value.value == "fc.a"
+
+
+def test_rounding_each_value_never_turns_a_large_number_into_inf() -> None:
+    # np.round(1e300, 15) computes 1e300·1e15 = inf first; numbers ≥ 2^52 have no decimals
+    x = np.array([1e300, -1.5e295, 2.0**52 + 1, 0.123456789, -2.5, np.inf])
+    out = engine.round_decimals(x, 15)
+    assert out.tolist() == [1e300, -1.5e295, 2.0**52 + 1, 0.123456789, -2.5, np.inf]
+    assert engine.round_decimals(np.array([0.125, -2.5, 1e300]), 2).tolist() == [
+        0.12,  # half to even, as np.round
+        -2.5,
+        1e300,
+    ]
+    assert engine.round_decimals(np.array([[0.5, 1.5]], dtype=np.float32), 0).dtype == np.float32
