@@ -226,6 +226,15 @@ def run(argv: list[str] | None = None) -> int:
             return code or ExitCode.OK
         print(f"bpcalc: error: {code}", file=sys.stderr)
         return ExitCode.INVALID_INPUT
+    except MemoryError:
+        print("bpcalc: error: out of memory: the network or its data is too large", file=sys.stderr)
+        return ExitCode.INVALID_INPUT
+    except OSError as exc:  # the system refused: disk full, I/O error (not a bug in bpcalc)
+        if debug:
+            raise
+        what = f" ({exc.filename})" if exc.filename else ""
+        print(f"bpcalc: error: {exc.strerror or exc}{what}", file=sys.stderr)
+        return ExitCode.INVALID_INPUT
     except Exception as exc:  # a bug: one line for the user, the traceback only when debugging
         if debug:
             raise

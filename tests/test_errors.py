@@ -682,3 +682,34 @@ def test_a_reader_that_leaves_early_is_not_an_error(fmt: list[str]) -> None:
     err = proc.stderr.read()
     assert proc.wait() == 0
     assert err == b""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("fmt", [[], ["--json"]])
+def test_a_full_disk_is_an_error_message_not_an_internal_error(fmt: list[str]) -> None:
+    import subprocess
+
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-c", "from bpcalc.cli import main; main()", "step"]
+            + ["examples/example2.yaml", *fmt],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    assert proc.returncode == 2
+    assert proc.stderr == "bpcalc: error: No space left on device\n"
+
+
+def test_running_out_of_memory_is_an_error_message(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bpcalc import engine
+
+    def huge(*args: object, **kwargs: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(engine, "run", huge)
+    code, out, err = _run(["step", "examples/example1.yaml"], capsys)
+    assert code == 2
+    assert err == "bpcalc: error: out of memory: the network or its data is too large\n"
