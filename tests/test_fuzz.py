@@ -188,10 +188,17 @@ def cases(draw: st.DrawFn) -> tuple[bytes, list[str]]:
         args += ["--steps", str(draw(st.integers(2, 4)))]
     if draw(st.integers(0, 3)) == 0:
         args += ["--round-each", str(draw(st.integers(0, 6)))]
+    if draw(st.integers(0, 5)) == 0:
+        args += ["--mode", draw(st.sampled_from(["batch", "sgd", "minibatch"]))]
+    if draw(st.integers(0, 5)) == 0:
+        args += ["--batch-size", str(draw(st.integers(1, 5)))]
+    if draw(st.integers(0, 7)) == 0:
+        args.append("--summary")
     return text.encode("utf-8", errors="surrogatepass"), args
 
 
-LOCATED = re.compile(r"bpcalc: error: <stdin>:\d+:\d+: \S")
+# an input error names its place; an option that does not fit the data names the option
+LOCATED = re.compile(r"bpcalc: error: (<stdin>:\d+:\d+: \S|--(mode|batch-size)\b)")
 
 
 def _strict_json(text: str) -> Any:

@@ -1065,8 +1065,12 @@ def with_batching(spec: NetworkSpec, mode: str | None, batch_size: int | None) -
     if found is not None:
         key, message = found
         flag = "--batch-size" if key == "batch_size" else "--mode"
-        message = message.replace("batch_size", "--batch-size").replace("mode: ", "--mode ")
-        raise UsageError(f"{flag}: {message}")
+        message = (
+            message.replace("batch_size: ", "--batch-size ")
+            .replace("batch_size", "--batch-size")
+            .replace("mode: ", "--mode ")
+        )
+        raise UsageError(message if message.startswith(flag) else f"{flag}: {message}")
     new = replace(old, mode=mode, batch_size=batch_size if mode == "minibatch" else None)
     check_batchnorm_batches(list(spec.layers), new, n)
     return replace(spec, batching=new)
