@@ -1,0 +1,262 @@
+"""The answer sheet: a YAML mapping from value names to the numbers a student computed.
+
+    conv.z: [[0.12]]                  # a whole value, nested lists in the value's shape
+    grad.conv.kernel[0,1]: 0.268      # one element, 0-based indices
+    fc.a: [0.372, ~]                  # ~ (null) = no answer for that element
+
+Keys are the value names of `bpcalc step` (see `bpcalc check NET --template`), in any order,
+any subset. Each number keeps how many decimals the student wrote (0.120 has 3), which sets
+the default tolerance (bpcalc/check/grade.py). Everything wrong with the sheet is a SpecError
+at its file:line:column.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import yaml
+
+from bpcalc.errors import Location
+from bpcalc.spec import values as V
+from bpcalc.spec.load import Src, load_yaml_text, read_source
+from bpcalc.trace import StepTrace, element_name, parse_ref
+
+_NUMBER = re.compile(r"^[+-]?(?:\d[\d_]*)?(?:\.(?P<frac>[\d_]*))?(?:[eE](?P<exp>[+-]?\d+))?$")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One entry of the sheet.
+
+    value: float64 in the shape of the value (a whole answer) or () (one element); NaN where
+    the student left a blank. decimals: same shape, the decimals written for each number
+    (negative for 1e3-style numbers; 0 where blank). transposed: the student wrote a matrix
+    in the transposed shape; `value` is already transposed back.
+    """
+
+    ref: str
+    name: str
+    index: tuple[int, ...] | None
+    value: np.ndarray
+    decimals: np.ndarray
+    where: Location
+    transposed: bool = False
+    text: Any = None  # the answer as written (numbers, lists, None), for the report
+
+    @property
+    def given(self) -> np.ndarray:
+        return ~np.isnan(self.value)
+
+
+@dataclass
+class Sheet:
+    file: str
+    answers: list[Answer] = field(default_factory=list)
+
+
+def decimals_of(raw: str, value: float) -> int:
+    """How many decimals a number was written with: '0.120' -> 3, '12' -> 0, '1.5e-3' -> 4."""
+    m = _NUMBER.match(raw.strip())
+    if m is None:  # an unusual spelling YAML still read as a number: count its repr
+        text = repr(float(value))
+        return len(text.split(".", 1)[1]) if "." in text and "e" not in text else 0
+    frac = (m.group("frac") or "").replace("_", "")
+    return len(frac) - int(m.group("exp") or 0)
+
+
+def load_sheet(path: str, step: StepTrace) -> Sheet:
+    """Read an answer sheet and check every key and shape against the values of `step`."""
+    name, text = read_source(path)
+    return parse_sheet(text, name, step)
+
+
+def parse_sheet(text: str, file: str, step: StepTrace) -> Sheet:
+    doc = load_yaml_text(text, file)
+    raw = _raw_scalars(text)
+    root = doc.root()
+    if not isinstance(root.value, dict):
+        raise root.error(
+            f"an answer sheet should be a mapping of value names to numbers (name: answer), "
+            f"found {V.type_name(root.value)}; see bpcalc check NETWORK --template"
+        )
+    sheet = Sheet(file)
+    names = list(step.records)
+    covered: dict[str, dict[tuple[int, ...], Location]] = {}
+    for key in root.value:
+        src = root.child(key)
+        answer = _read_answer(src, str(key), step, names, raw)
+        if answer is None:
+            continue
+        _claim(answer, covered, src)
+        sheet.answers.append(answer)
+    return sheet
+
+
+def _read_answer(
+    src: Src,
+    key: str,
+    step: StepTrace,
+    names: list[str],
+    raw: dict[tuple[Any, ...], str],
+) -> Answer | None:
+    ref = re.sub(r"\]\s*\[", ",", key.strip())  # grad.k[0][1] -> grad.k[0,1]
+    try:
+        name, index = parse_ref(ref)
+    except ValueError:
+        raise src.error(
+            f"{key!r} is not a value name: write names such as conv.z, grad.fc.weights or "
+            "grad.conv.kernel[0,1]",
+            at_key=True,
+        ) from None
+    if name not in step.records:
+        raise src.error(_unknown(name, names), at_key=True)
+    shape = step.records[name].shape
+    if src.value is None:
+        return None
+    if index is not None:
+        if len(index) != len(shape) or any(i >= n for i, n in zip(index, shape, strict=True)):
+            raise src.error(_bad_index(name, index, shape), at_key=True)
+        if isinstance(src.value, list):
+            raise src.error(
+                f"{ref} is one element, so its answer is one number; found a list "
+                f"(to answer all of {name}, write the key {name})"
+            )
+        value, decimals = _numbers(src, ref, raw)
+        return Answer(ref, name, index, value, decimals, src.key_loc, text=src.value)
+    value, decimals = _numbers(src, name, raw)
+    if np.isnan(value).all():
+        return None
+    transposed = False
+    if value.shape != shape:
+        if value.size == int(np.prod(shape)) and _squeezed(value.shape) == _squeezed(shape):
+            value, decimals = value.reshape(shape), decimals.reshape(shape)
+        elif value.ndim == 2 and len(shape) == 2 and value.shape == shape[::-1]:
+            value, decimals, transposed = value.T, decimals.T, True
+        else:
+            raise src.error(
+                f"{name} is {_fmt(shape)} but this answer is {_fmt(value.shape)}; "
+                f"write it as nested lists of shape {_fmt(shape)}, or answer single elements "
+                f"such as {element_name(name, tuple(0 for _ in shape))}"
+            )
+    return Answer(ref, name, None, value, decimals, src.key_loc, transposed, src.value)
+
+
+def _claim(answer: Answer, covered: dict[str, dict[tuple[int, ...], Location]], src: Src) -> None:
+    """Each element may be answered once: not in both `conv.z` and `conv.z[0,0]`."""
+    seen = covered.setdefault(answer.name, {})
+    if answer.index is not None:
+        idx = [answer.index]
+    else:
+        idx = [tuple(int(i) for i in ix) for ix in np.argwhere(answer.given)]
+    for ix in idx:
+        if ix in seen:
+            other = seen[ix]
+            raise src.error(
+                f"{element_name(answer.name, ix)} is answered twice (also at line {other.line}); "
+                "keep one of them",
+                at_key=True,
+            )
+        seen[ix] = answer.where
+
+
+def _numbers(src: Src, what: str, raw: dict[tuple[Any, ...], str]) -> tuple[np.ndarray, np.ndarray]:
+    """A number or nested lists of numbers and blanks (null) -> (values with NaN, decimals)."""
+    shape = _shape(src, what)
+    value = np.full(shape, np.nan)
+    decimals = np.zeros(shape, dtype=int)
+    for idx in np.ndindex(*shape) if shape else [()]:
+        s = src
+        for i in idx:
+            s = s.child(i)
+        v = s.value
+        if v is None:
+            continue
+        x = V.number(s, f"the answer for {what}")
+        value[idx] = x
+        text = raw.get(s.path)
+        decimals[idx] = decimals_of(text, x) if text is not None else 0
+    return value, decimals
+
+
+def _shape(src: Src, what: str) -> tuple[int, ...]:
+    v = src.value
+    if isinstance(v, list):
+        if not v:
+            raise src.error(f"the answer for {what} is an empty list; expected numbers")
+        shapes = [_shape(src.child(i), what) for i in range(len(v))]
+        for i, s in enumerate(shapes[1:], start=1):
+            if s != shapes[0]:
+                raise src.child(i).error(
+                    f"the answer for {what} is ragged: item {i} has shape {_fmt(s)} but item 0 "
+                    f"has {_fmt(shapes[0])}; every row needs the same length (~ marks a blank)"
+                )
+        return (len(v), *shapes[0])
+    if isinstance(v, str):
+        raise src.error(
+            f"the answer for {what} should be a number, found the text {v!r}; write decimals "
+            "(0.3333, not 1/3), and ~ for a blank"
+        )
+    if isinstance(v, dict):
+        raise src.error(
+            f"the answer for {what} should be a number or nested lists, found a mapping"
+        )
+    return ()
+
+
+def _raw_scalars(text: str) -> dict[tuple[Any, ...], str]:
+    """Path -> the scalar exactly as written (YAML reads 0.120 as 0.12; the decimals matter)."""
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    node = yaml.compose(text, Loader=loader_cls)
+    out: dict[tuple[Any, ...], str] = {}
+
+    def walk(n: yaml.Node, path: tuple[Any, ...]) -> None:
+        if isinstance(n, yaml.ScalarNode):
+            out[path] = n.value
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                walk(item, (*path, i))
+        elif isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                walk(v, (*path, k.value))
+
+    if node is not None:
+        walk(node, ())
+    return out
+
+
+def _unknown(name: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    if not close:  # the same ending (kernel, a, z) is often what was meant
+        tail = name.rsplit(".", 1)[-1]
+        close = [n for n in names if n.endswith("." + tail)][:3]
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return (
+        f"there is no value named {name!r} in this network{hint} "
+        "(bpcalc check NETWORK --template lists every name)"
+    )
+
+
+def _bad_index(name: str, index: tuple[int, ...], shape: tuple[int, ...]) -> str:
+    if not shape:
+        return f"{name} is a single number: write {name}: without an index"
+    if len(index) != len(shape):
+        return (
+            f"{name} has {len(shape)} ind{'ex' if len(shape) == 1 else 'ices'} (shape "
+            f"{_fmt(shape)}) but {element_name(name, index)} gives {len(index)}"
+        )
+    return (
+        f"{element_name(name, index)} is outside {name}, whose shape is {_fmt(shape)} "
+        "(indices count from 0)"
+    )
+
+
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(s for s in shape if s != 1)
+
+
+def _fmt(shape: tuple[int, ...]) -> str:
+    return "a single number" if not shape else " x ".join(str(s) for s in shape)
