@@ -31,7 +31,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from bpcalc import optim as optim_mod
-from bpcalc.check.grade import WRONG, Diagnosis, Graded, Report, agrees, overrides_of, run_step
+from bpcalc.check.grade import (
+    CORRECT,
+    WRONG,
+    Diagnosis,
+    Graded,
+    Report,
+    agrees,
+    overrides_of,
+    run_step,
+)
 from bpcalc.check.sheet import Answer
 from bpcalc.check.tolerance import Tolerance
 from bpcalc.spec.schema import Conv2dSpec, DenseSpec, NetworkSpec
@@ -56,17 +65,21 @@ def diagnose(spec: NetworkSpec, report: Report, exact: StepTrace) -> None:
     overrides = overrides_of(answers, exact)
     tol = report.tolerance
     found: dict[int, list[Diagnosis]] = {id(g): [] for g in wrong}
+    right = [g for g in report.entries if g.verdict == CORRECT]
     for slip in slips(spec):
-        # with the student's own earlier numbers, and from the exact ones (they may have
-        # kept more digits than they wrote down)
-        runs = [
-            run_step(slip.spec, report.round_each, overrides, variant=slip.variant),
-            run_step(slip.spec, report.round_each, None, variant=slip.variant),
-        ]
+        # with the student's own earlier numbers substituted...
+        carried = run_step(slip.spec, report.round_each, overrides, variant=slip.variant)
+        # ...and from the exact ones (students often keep more digits than they write down);
+        # this one only counts when it agrees with every right answer before the value
+        clean = run_step(slip.spec, report.round_each, None, variant=slip.variant)
         for g in wrong:
             if g.answer.transposed:
                 continue
-            if any(st is not None and _reproduces(g.answer, st, tol) for st in runs):
+            if (carried is not None and _reproduces(g.answer, carried, tol)) or (
+                clean is not None
+                and _reproduces(g.answer, clean, tol)
+                and all(_reproduces(r.answer, clean, tol) for r in right if before(r, g))
+            ):
                 found[id(g)].append(Diagnosis(slip.key, slip.message))
     for g in wrong:
         g.diagnoses = _from_numbers(g, tol) + found[id(g)]
@@ -78,6 +91,11 @@ def diagnose(spec: NetworkSpec, report: Report, exact: StepTrace) -> None:
                     f"from {g.formula}",
                 )
             ]
+
+
+def before(a: Graded, b: Graded) -> bool:
+    """Does a come before b in computation order? (report entries are in that order)"""
+    return a.order < b.order
 
 
 def _reproduces(a: Answer, st: StepTrace, tol: Tolerance) -> bool:
@@ -96,8 +114,12 @@ def _from_numbers(g: Graded, tol: Tolerance) -> list[Diagnosis]:
                 "answer_transposed",
                 f"You wrote {name} as a {cols} x {rows} matrix; it is {rows} x {cols}"
                 + (
-                    " (the same shape as the parameter, one row per neuron): transposed "
-                    "back, your numbers are right."
+                    " (a gradient has the shape of its parameter)"
+                    if name.startswith("grad.")
+                    else ""
+                )
+                + (
+                    ": transposed back, your numbers are right."
                     if fits
                     else ". Transposed back, your numbers are still not right."
                 ),

@@ -49,6 +49,7 @@ class Graded:
     rests_on: list[str] = field(default_factory=list)  # refs of the wrong answers it follows
     diagnoses: list[Diagnosis] = field(default_factory=list)
     first_wrong: bool = False
+    order: int = 0  # the value's position in computation order
 
     @property
     def symbol(self) -> str:
@@ -153,6 +154,7 @@ def grade(
             carried=region(carried[a.name], a),
             verdict=CORRECT,
             wrong=~ok_exact,
+            order=pos[a.name],
         )
         if a.transposed:
             g.verdict = WRONG

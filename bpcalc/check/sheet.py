@@ -132,10 +132,10 @@ def _read_answer(
         return None
     transposed = False
     if value.shape != shape:
-        if value.size == int(np.prod(shape)) and _squeezed(value.shape) == _squeezed(shape):
-            value, decimals = value.reshape(shape), decimals.reshape(shape)
-        elif value.ndim == 2 and len(shape) == 2 and value.shape == shape[::-1]:
+        if value.ndim == 2 and len(shape) == 2 and value.shape == shape[::-1]:
             value, decimals, transposed = value.T, decimals.T, True
+        elif value.size == int(np.prod(shape)) and _squeezed(value.shape) == _squeezed(shape):
+            value, decimals = value.reshape(shape), decimals.reshape(shape)
         else:
             raise src.error(
                 f"{name} is {_fmt(shape)} but this answer is {_fmt(value.shape)}; "
