@@ -30,20 +30,24 @@ def render(report: Report, console: Console, *, decimals: int = 4) -> None:
         console.print("No answers yet: fill in the sheet (replace ~ with your numbers).")
         return
     t = Table(show_lines=True, title_justify="left")
-    t.add_column("value", style="cyan", no_wrap=True)
-    t.add_column("your answer", justify="right", no_wrap=True)
-    t.add_column("expected", justify="right", no_wrap=True)
-    t.add_column("", justify="center", no_wrap=True)
-    t.add_column("note")
+    longest = max(len(g.answer.ref) for g in report.entries)
+    # the name and the verdict never shrink; long rows of numbers wrap rather than hide
+    t.add_column("value", style="cyan", min_width=min(longest, 32))
+    t.add_column("", justify="center", no_wrap=True, min_width=1)
+    t.add_column("your answer", justify="right")
+    t.add_column("expected", justify="right")
     wrong = [g for g in report.entries if g.verdict == WRONG]
     for g in report.entries:
         style = "on grey23" if g.first_wrong else None
+        name = Text(g.answer.ref)
+        note = _note(g, wrong.index(g) + 1 if g in wrong else 0)
+        if note:
+            name.append("\n" + note, style=STYLES[g.verdict])
         t.add_row(
-            g.answer.ref,
+            name,
+            Text(g.symbol, style=STYLES[g.verdict]),
             _answer(g),
             grid(g.expected, _shown_decimals(g, decimals)),
-            Text(g.symbol, style=STYLES[g.verdict]),
-            _note(g, wrong.index(g) + 1 if g in wrong else 0),
             style=style,
         )
     console.print(t)
@@ -95,7 +99,7 @@ def _note(g: Graded, number: int) -> str:
                     "wrong at " + ", ".join(where[:6]) + (" ..." if len(where) > 6 else "")
                 )
     if g.verdict == CARRIED:
-        parts.append(f"follows from your {', '.join(g.rests_on)}")
+        parts.append(f"↪ from your {', '.join(g.rests_on)}")
     return "\n".join(parts)
 
 
