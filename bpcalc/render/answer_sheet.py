@@ -14,11 +14,16 @@ GIVEN = "given in the network"
 
 def template(trace: Trace, network_file: str) -> str:
     st = trace.steps[0]
+    shaped = [r for r in st if r.stage == "backward" and r.shape] or [r for r in st if r.shape]
+    example = max(shaped, key=lambda r: len(r.shape)) if shaped else None  # first of most axes
+    element = (
+        f"e.g. {r_name(example)}: 0.25 (indices count from 0)" if example else "name[i,j]: 0.25"
+    )
     lines = [
         f"# bpcalc answer sheet for {network_file} ({trace.network})",
         "# Replace each ~ with the number you computed by hand; leave ~ where you have no answer.",
         "# Whole values are nested lists; a single element can be answered on its own line,",
-        "# e.g. grad.conv.kernel[0,1]: 0.268 (indices count from 0). Keep the decimals you wrote:",
+        f"# {element}. Keep the decimals you wrote:",
         "# an answer is right when it agrees with the correct value to those decimals.",
     ]
     if trace.batched:
@@ -35,6 +40,11 @@ def template(trace: Trace, network_file: str) -> str:
         key = f"{r.name}:".ljust(width)
         lines.append(f"{key} {_blank(r).ljust(blank_width)}  # {_comment(r)}")
     return "\n".join(lines) + "\n"
+
+
+def r_name(r: Record) -> str:
+    """The first element's reference: grad.fc.weights[0,0]."""
+    return f"{r.name}[{','.join('0' for _ in r.shape)}]"
 
 
 def _blank(r: Record) -> str:
