@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import yaml
 
 from bpcalc.errors import Location
 from bpcalc.spec import values as V
@@ -75,8 +74,8 @@ def load_sheet(path: str, step: StepTrace) -> Sheet:
 
 
 def parse_sheet(text: str, file: str, step: StepTrace) -> Sheet:
-    doc = load_yaml_text(text, file)
-    raw = _raw_scalars(text)
+    doc = load_yaml_text(text, file, keep_text=True)
+    raw = doc.scalar_text or {}
     root = doc.root()
     if not isinstance(root.value, dict):
         raise root.error(
@@ -85,13 +84,13 @@ def parse_sheet(text: str, file: str, step: StepTrace) -> Sheet:
         )
     sheet = Sheet(file)
     names = list(step.records)
-    covered: dict[str, dict[tuple[int, ...], Location]] = {}
+    covered: dict[str, list[tuple[np.ndarray, Location]]] = {}
     for key in root.value:
         src = root.child(key)
         answer = _read_answer(src, str(key), step, names, raw)
         if answer is None:
             continue
-        _claim(answer, covered, src)
+        _claim(answer, covered, src, step.records[answer.name].shape)
         sheet.answers.append(answer)
     return sheet
 
@@ -145,87 +144,77 @@ def _read_answer(
     return Answer(ref, name, None, value, decimals, src.key_loc, transposed, src.value)
 
 
-def _claim(answer: Answer, covered: dict[str, dict[tuple[int, ...], Location]], src: Src) -> None:
+def _claim(
+    answer: Answer,
+    covered: dict[str, list[tuple[np.ndarray, Location]]],
+    src: Src,
+    shape: tuple[int, ...],
+) -> None:
     """Each element may be answered once: not in both `conv.z` and `conv.z[0,0]`."""
-    seen = covered.setdefault(answer.name, {})
+    mask = np.zeros(shape, dtype=bool)
     if answer.index is not None:
-        idx = [answer.index]
+        mask[answer.index] = True
     else:
-        idx = [tuple(int(i) for i in ix) for ix in np.argwhere(answer.given)]
-    for ix in idx:
-        if ix in seen:
-            other = seen[ix]
+        mask |= answer.given
+    for other, where in covered.setdefault(answer.name, []):
+        both = mask & other
+        if both.any():
+            ix = tuple(int(i) for i in np.argwhere(both)[0])
             raise src.error(
-                f"{element_name(answer.name, ix)} is answered twice (also at line {other.line}); "
+                f"{element_name(answer.name, ix)} is answered twice (also at line {where.line}); "
                 "keep one of them",
                 at_key=True,
             )
-        seen[ix] = answer.where
+    covered[answer.name].append((mask, answer.where))
 
 
-def _numbers(src: Src, what: str, raw: dict[tuple[Any, ...], str]) -> tuple[np.ndarray, np.ndarray]:
-    """A number or nested lists of numbers and blanks (null) -> (values with NaN, decimals)."""
-    shape = _shape(src, what)
-    value = np.full(shape, np.nan)
-    decimals = np.zeros(shape, dtype=int)
-    for idx in np.ndindex(*shape) if shape else [()]:
-        s = src
-        for i in idx:
-            s = s.child(i)
-        v = s.value
-        if v is None:
-            continue
-        x = V.number(s, f"the answer for {what}")
-        value[idx] = x
-        text = raw.get(s.path)
-        decimals[idx] = decimals_of(text, x) if text is not None else 0
-    return value, decimals
+def _numbers(src: Src, what: str, raw: dict[Any, str]) -> tuple[np.ndarray, np.ndarray]:
+    """A number or nested lists of numbers and blanks (null) -> (values with NaN, decimals).
 
+    One pass over the plain data (sheets can be large); a Src is only made for an error."""
+    values: list[float] = []
+    decimals: list[int] = []
 
-def _shape(src: Src, what: str) -> tuple[int, ...]:
-    v = src.value
-    if isinstance(v, list):
-        if not v:
-            raise src.error(f"the answer for {what} is an empty list; expected numbers")
-        shapes = [_shape(src.child(i), what) for i in range(len(v))]
-        for i, s in enumerate(shapes[1:], start=1):
-            if s != shapes[0]:
-                raise src.child(i).error(
-                    f"the answer for {what} is ragged: item {i} has shape {_fmt(s)} but item 0 "
-                    f"has {_fmt(shapes[0])}; every row needs the same length (~ marks a blank)"
+    def walk(v: Any, path: tuple[Any, ...]) -> tuple[int, ...]:
+        if isinstance(v, list):
+            if not v:
+                raise Src(src.doc, path).error(
+                    f"the answer for {what} is an empty list; expected numbers"
                 )
-        return (len(v), *shapes[0])
-    if isinstance(v, str):
-        raise src.error(
-            f"the answer for {what} should be a number, found the text {v!r}; write decimals "
-            "(0.3333, not 1/3), and ~ for a blank"
-        )
-    if isinstance(v, dict):
-        raise src.error(
-            f"the answer for {what} should be a number or nested lists, found a mapping"
-        )
-    return ()
+            shapes = [walk(x, (*path, i)) for i, x in enumerate(v)]
+            for i, s in enumerate(shapes[1:], start=1):
+                if s != shapes[0]:
+                    raise Src(src.doc, (*path, i)).error(
+                        f"the answer for {what} is ragged: item {i} has shape {_fmt(s)} but "
+                        f"item 0 has {_fmt(shapes[0])}; every row needs the same length "
+                        "(~ marks a blank)"
+                    )
+            return (len(v), *shapes[0])
+        if v is None:
+            values.append(np.nan)
+            decimals.append(0)
+            return ()
+        if isinstance(v, str):
+            raise Src(src.doc, path).error(
+                f"the answer for {what} should be a number, found the text {v!r}; write "
+                "decimals (0.3333, not 1/3), and ~ for a blank"
+            )
+        if isinstance(v, dict):
+            raise Src(src.doc, path).error(
+                f"the answer for {what} should be a number or nested lists, found a mapping"
+            )
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            V.number(Src(src.doc, path), f"the answer for {what}")  # raises, located
+        values.append(float(v))
+        text = raw.get(path)
+        decimals.append(decimals_of(text, v) if text is not None else 0)
+        return ()
 
-
-def _raw_scalars(text: str) -> dict[tuple[Any, ...], str]:
-    """Path -> the scalar exactly as written (YAML reads 0.120 as 0.12; the decimals matter)."""
-    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    node = yaml.compose(text, Loader=loader_cls)
-    out: dict[tuple[Any, ...], str] = {}
-
-    def walk(n: yaml.Node, path: tuple[Any, ...]) -> None:
-        if isinstance(n, yaml.ScalarNode):
-            out[path] = n.value
-        elif isinstance(n, yaml.SequenceNode):
-            for i, item in enumerate(n.value):
-                walk(item, (*path, i))
-        elif isinstance(n, yaml.MappingNode):
-            for k, v in n.value:
-                walk(v, (*path, k.value))
-
-    if node is not None:
-        walk(node, ())
-    return out
+    shape = walk(src.value, src.path)
+    return (
+        np.array(values, dtype=np.float64).reshape(shape),
+        np.array(decimals, dtype=int).reshape(shape),
+    )
 
 
 def _unknown(name: str, names: list[str]) -> str:
