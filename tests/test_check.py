@@ -614,3 +614,38 @@ def test_the_default_variant_is_the_correct_maths(net):
     with_default = engine.run(spec, variant=Variant()).steps[0]
     for r in plain:
         assert np.array_equal(r.value, with_default[r.name]), r.name
+
+
+def test_a_miscopied_weight_carries_forward_through_the_backward_pass_and_the_update(
+    tmp_path, capsys
+):
+    # k22 copied as 0.5 (it is 0.4): O = 0.1 + 0.4 + 0.9 + 4·0.5 + 1.5 = 4.9, ∂L/∂O = −5.1;
+    # ∂L/∂x = ∂L/∂O · K = −5.1 · [[0.1, 0.2], [0.3, 0.5]] = [[−0.51, −1.02], [−1.53, −2.55]];
+    # k22′ = 0.5 − 0.01 · (−5.1 · 4) = 0.704
+    sheet = write(
+        tmp_path,
+        "a.yaml",
+        "conv.kernel: [[0.1, 0.2], [0.3, 0.5]]\n"
+        "conv.z: [[4.9]]\n"
+        "grad.conv.input: [[-0.51, -1.02], [-1.53, -2.55]]\n"
+        "new.conv.kernel[1,1]: 0.704\n",
+    )
+    code, doc, _ = check(capsys, EX1, sheet)
+    assert code == 1
+    assert entry(doc, "conv.kernel")["verdict"] == "wrong"
+    assert entry(doc, "conv.kernel")["wrong_elements"] == [[1, 1]]
+    for ref in ("conv.z", "grad.conv.input", "new.conv.kernel[1,1]"):
+        assert entry(doc, ref)["verdict"] == "carried_forward", ref
+        assert entry(doc, ref)["rests_on"] == ["conv.kernel"], ref
+
+
+def test_a_target_written_for_the_other_class_is_named_and_its_loss_carried(tmp_path, capsys):
+    # the target is class 1, one-hot [0, 1]; written [1, 0]. From it L = −ln p₀ (↪), and
+    # the target itself is diagnosed as the other class, not as every slip at once
+    p0, _ = _p()
+    sheet = write(tmp_path, "a.yaml", f"target: [1, 0]\nloss: {-math.log(p0):.4f}\n")
+    code, doc, _ = check(capsys, EX2, sheet)
+    assert code == 1
+    assert slips_of(doc, "target") == {"other_class"}
+    assert entry(doc, "loss")["verdict"] == "carried_forward"
+    assert entry(doc, "loss")["rests_on"] == ["target"]

@@ -38,6 +38,7 @@ from bpcalc.check.grade import (
     Graded,
     Report,
     agrees,
+    given_names,
     overrides_of,
     run_step,
 )
@@ -66,6 +67,7 @@ def diagnose(spec: NetworkSpec, report: Report, exact: StepTrace) -> None:
     tol = report.tolerance
     found: dict[int, list[Diagnosis]] = {id(g): [] for g in wrong}
     right = [g for g in report.entries if g.verdict == CORRECT]
+    copied = given_names(spec)
     for slip in slips(spec):
         # with the student's own earlier numbers substituted...
         carried = run_step(slip.spec, report.round_each, overrides, variant=slip.variant)
@@ -75,7 +77,8 @@ def diagnose(spec: NetworkSpec, report: Report, exact: StepTrace) -> None:
         for g in wrong:
             if g.answer.transposed:
                 continue
-            if (carried is not None and _reproduces(g.answer, carried, tol)) or (
+            own = g.answer.name in copied  # substituted as given: only the clean run says
+            if (carried is not None and not own and _reproduces(g.answer, carried, tol)) or (
                 clean is not None
                 and _reproduces(g.answer, clean, tol)
                 and all(_reproduces(r.answer, clean, tol) for r in right if before(r, g))

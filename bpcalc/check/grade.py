@@ -16,6 +16,7 @@ makes the answer ✗.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +25,7 @@ from bpcalc import engine
 from bpcalc.check.sheet import Answer, Sheet
 from bpcalc.check.tolerance import Tolerance
 from bpcalc.errors import BpcalcError, ExitCode
-from bpcalc.spec.schema import NetworkSpec
+from bpcalc.spec.schema import Conv2dSpec, DenseSpec, NetworkSpec
 from bpcalc.trace import StepTrace
 
 CORRECT, WRONG, CARRIED = "correct", "wrong", "carried_forward"
@@ -108,13 +109,58 @@ def order_key(step: StepTrace) -> dict[str, int]:
     return {name: i for i, name in enumerate(step.records)}
 
 
+def given_names(spec: NetworkSpec) -> set[str]:
+    """The values a student copies from the network rather than computes."""
+    names = {"input", "target"}
+    for layer in spec.layers:
+        if isinstance(layer, (DenseSpec, Conv2dSpec)):
+            names |= {f"{layer.name}.{p}" for p in layer.params}
+    return names
+
+
+def _merged(original: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """The student's copy where they gave one (same elements, shown shape), else the original."""
+    g = np.asarray(given, dtype=np.float64).reshape(original.shape)
+    return np.where(np.isnan(g), original, g)
+
+
+def with_given(
+    spec: NetworkSpec, overrides: dict[str, np.ndarray]
+) -> tuple[NetworkSpec, dict[str, np.ndarray]]:
+    """Put the student's copies of the input, target and parameters into the spec itself, so
+    that the backward pass and the update use them too (an engine override only reaches the
+    forward pass); returns the new spec and the remaining overrides."""
+    rest = dict(overrides)
+    changes: dict[str, object] = {}
+    if "input" in rest:
+        changes["inputs"] = _merged(spec.inputs, rest.pop("input"))
+    if "target" in rest:
+        changes["targets"] = _merged(spec.targets, rest.pop("target"))
+    layers = list(spec.layers)
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, (DenseSpec, Conv2dSpec)):
+            continue
+        params = {
+            p: _merged(v, rest.pop(f"{layer.name}.{p}"))
+            for p, v in layer.params.items()
+            if f"{layer.name}.{p}" in rest
+        }
+        if params:
+            layers[i] = dataclasses.replace(layer, **params)  # type: ignore[arg-type]
+            changes["layers"] = tuple(layers)
+    return (dataclasses.replace(spec, **changes) if changes else spec), rest  # type: ignore[arg-type]
+
+
 def run_step(
     spec: NetworkSpec,
     round_each: int | None,
     overrides: dict[str, np.ndarray] | None = None,
     **kwargs: object,
 ) -> StepTrace | None:
-    """One step of the engine; None when the student's numbers make it overflow."""
+    """One step of the engine with the student's numbers substituted (None: none); None when
+    they make it overflow."""
+    if overrides:
+        spec, overrides = with_given(spec, overrides)
     try:
         return engine.run(spec, round_each=round_each, overrides=overrides, **kwargs).steps[0]  # type: ignore[arg-type]
     except (BpcalcError, ArithmeticError, ValueError):
@@ -142,10 +188,12 @@ def grade(
         carried = exact
     entries: list[Graded] = []
     solo: dict[int, StepTrace] = {}
+    copied = given_names(spec)
     for a in answers:
         rec = exact.records[a.name]
         ok_exact = agrees(a, exact[a.name], tol)
-        ok_carried = agrees(a, carried[a.name], tol)
+        # a copied value (input, target, a parameter) rests on nothing earlier
+        ok_carried = ok_exact if a.name in copied else agrees(a, carried[a.name], tol)
         g = Graded(
             answer=a,
             stage=rec.stage,
