@@ -649,3 +649,39 @@ def test_a_target_written_for_the_other_class_is_named_and_its_loss_carried(tmp_
     assert slips_of(doc, "target") == {"other_class"}
     assert entry(doc, "loss")["verdict"] == "carried_forward"
     assert entry(doc, "loss")["rests_on"] == ["target"]
+
+
+def _written(v: object, d: int) -> str:
+    """A value as a student writes it: every number rounded to d decimals, as YAML."""
+    if isinstance(v, list):
+        return "[" + ", ".join(_written(x, d) for x in v) + "]"
+    return f"{v:.{d}f}"
+
+
+@pytest.mark.parametrize("net", sorted(str(p) for p in Path("examples").glob("*.yaml")))
+@pytest.mark.parametrize("d", [3, 4, 6])
+def test_every_correct_value_rounded_to_a_few_decimals_passes(tmp_path, capsys, net, d):
+    step = engine.run(load_network(net)).steps[0]
+    text = "".join(f"{r.name}: {_written(r.value.tolist(), d)}\n" for r in step)
+    sheet = write(tmp_path, "a.yaml", text)
+    code, doc, err = check(capsys, net, sheet)
+    assert code == 0, [
+        (a["ref"], a["answer"], a["expected"]) for a in doc["answers"] if a["verdict"] != "correct"
+    ]
+
+
+def test_the_sheet_can_come_from_standard_input(monkeypatch, capsys):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"conv.z: [[4.5]]\n")))
+    code, doc, err = check(capsys, EX1, "-")
+    assert code == 0, err
+    assert doc["sheet"] == "<stdin>"
+
+
+def test_check_help_shows_examples_and_the_exit_status(capsys):
+    assert run(["check", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "bpcalc check examples/example2.yaml --template > answers.yaml" in out
+    assert "Exit status" in out

@@ -344,14 +344,19 @@ def _layer_slips(spec: NetworkSpec) -> list[Slip]:
             word = {"softmax": "softmax", "sigmoid": "sigmoid σ", "tanh": "tanh"}.get(
                 act.kind, act.kind.replace("_", " ").replace("relu", "ReLU")
             )
-            out.append(
-                Slip(
-                    "no_derivative",
-                    spec,
-                    Variant(no_derivative=frozenset({name})),
-                    f"You forgot to multiply by the derivative of the {word} in layer {name}: "
-                    "∂L/∂z = ∂L/∂a ⊙ f′(z), not ∂L/∂a.",
+            message = (
+                f"You took ∂L/∂z = ∂L/∂p in layer {name}, leaving out the softmax's derivative"
+                + (
+                    "; with cross-entropy, ∂L/∂z = p − y."
+                    if spec.loss.kind == "cross_entropy" and layer is spec.layers[-1]
+                    else ": ∂L/∂z_i = p_i (∂L/∂p_i − Σ_j p_j ∂L/∂p_j)."
                 )
+                if act.kind == "softmax"
+                else f"You forgot to multiply by the derivative of the {word} in layer {name}: "
+                "∂L/∂z = ∂L/∂a ⊙ f′(z), not ∂L/∂a."
+            )
+            out.append(
+                Slip("no_derivative", spec, Variant(no_derivative=frozenset({name})), message)
             )
     if "relu" in kinds:
         out.append(
