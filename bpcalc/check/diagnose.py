@@ -442,12 +442,16 @@ def _updated(
     spec: NetworkSpec,
 ) -> Callable[[str, dict[str, np.ndarray], dict[str, np.ndarray]], dict[str, np.ndarray]]:
     opt = optim_mod.build(spec.optimizer)
+    frozen = {s.name: getattr(s, "freeze", frozenset()) for s in spec.layers}
 
     def through(
         layer: str, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
+        """θ′ of the first step, for the parameters the update changes."""
         return {
-            k: opt.update(v, grads[k], opt.init_state(v), 1)[0] if k in grads else v
+            k: v
+            if k in frozen[layer] or k not in grads
+            else opt.update(v, grads[k], opt.init_state(v), 1)[0]
             for k, v in params.items()
         }
 
