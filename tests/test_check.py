@@ -685,3 +685,18 @@ def test_check_help_shows_examples_and_the_exit_status(capsys):
     out = capsys.readouterr().out
     assert "bpcalc check examples/example2.yaml --template > answers.yaml" in out
     assert "Exit status" in out
+
+
+@given(delta=st.floats(0.01, 5.0) | st.floats(-5.0, -0.01))
+def test_any_wrong_output_carries_forward_to_the_values_computed_from_it(delta):
+    # example 1 with O = 4.5 + δ written: ∂L/∂O = O − 10 and ∂L/∂b = ∂L/∂O follow from it
+    from bpcalc.check.grade import grade
+    from bpcalc.check.sheet import parse_sheet
+
+    spec = load_network(EX1)
+    step = engine.run(spec).steps[0]
+    o = 4.5 + delta
+    text = f"conv.z: [[{o:.6f}]]\ngrad.conv.z: [[{o - 10:.6f}]]\ngrad.conv.bias: {o - 10:.6f}\n"
+    report = grade(spec, parse_sheet(text, "a.yaml", step), Tolerance(), step)
+    assert [g.verdict for g in report.entries] == ["wrong", "carried_forward", "carried_forward"]
+    assert all(g.rests_on == ["conv.z"] for g in report.entries[1:])
