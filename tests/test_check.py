@@ -700,3 +700,39 @@ def test_any_wrong_output_carries_forward_to_the_values_computed_from_it(delta):
     report = grade(spec, parse_sheet(text, "a.yaml", step), Tolerance(), step)
     assert [g.verdict for g in report.entries] == ["wrong", "carried_forward", "carried_forward"]
     assert all(g.rests_on == ["conv.z"] for g in report.entries[1:])
+
+
+MINIBATCH = """
+inputs: [[0], [1], [2], [3]]
+targets: [[1], [3], [5], [7]]
+mode: minibatch
+batch_size: 2
+shuffle: false
+layers:
+  - {name: fc, type: dense, weights: [[0]], bias: [0]}
+loss: mse
+learning_rate: 0.03
+"""
+
+
+def test_in_a_mini_batch_a_miscopied_target_carries_forward_and_sums_are_per_batch(
+    tmp_path, capsys
+):
+    # step 1 takes samples 0 and 1: x = [0, 1], y = [1, 3], a = 0. With y₁ copied as 4:
+    # L = ((0 − 1)² + (0 − 4)²)/2 = 8.5; ∂L/∂z = 2(a − y)/2 = [−1, −4];
+    # ∂L/∂W = −1·0 − 4·1 = −4. Correct ∂L/∂b = −1 − 3 = −4; summed, not averaged over the
+    # 2 samples of the batch: 2·(−1) + 2·(−3) = −8.
+    net = write(tmp_path, "n.yaml", MINIBATCH)
+    sheet = write(
+        tmp_path,
+        "a.yaml",
+        "target: [[1], [4]]\nloss: 8.5\ngrad.fc.weights: [[-4]]\ngrad.fc.bias: [-8]\n",
+    )
+    code, doc, _ = check(capsys, net, sheet)
+    assert code == 1
+    assert entry(doc, "target")["verdict"] == "wrong"
+    for ref in ("loss", "grad.fc.weights"):
+        assert entry(doc, ref)["verdict"] == "carried_forward", ref
+        assert entry(doc, ref)["rests_on"] == ["target"], ref
+    assert slips_of(doc, "grad.fc.bias") == {"batch_sum"}
+    assert "divide by 2" in entry(doc, "grad.fc.bias")["diagnoses"][0]["message"]

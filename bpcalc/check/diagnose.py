@@ -68,9 +68,12 @@ def diagnose(spec: NetworkSpec, report: Report, exact: StepTrace) -> None:
     found: dict[int, list[Diagnosis]] = {id(g): [] for g in wrong}
     right = [g for g in report.entries if g.verdict == CORRECT]
     copied = given_names(spec)
-    for slip in slips(spec):
+    n = len(exact.samples) if exact.samples is not None else int(spec.inputs.shape[0])
+    for slip in slips(spec, n):
         # with the student's own earlier numbers substituted...
-        carried = run_step(slip.spec, report.round_each, overrides, variant=slip.variant)
+        carried = run_step(
+            slip.spec, report.round_each, overrides, exact.samples, variant=slip.variant
+        )
         # ...and from the exact ones (students often keep more digits than they write down);
         # this one only counts when it agrees with every right answer before the value
         clean = run_step(slip.spec, report.round_each, None, variant=slip.variant)
@@ -149,10 +152,10 @@ def _from_numbers(g: Graded, tol: Tolerance) -> list[Diagnosis]:
     return out
 
 
-def slips(spec: NetworkSpec) -> list[Slip]:
-    """Every slip of the catalogue that can apply to this network."""
+def slips(spec: NetworkSpec, n: int = 1) -> list[Slip]:
+    """Every slip of the catalogue that can apply to this network (n: samples in the step)."""
     out: list[Slip] = []
-    out += _loss_slips(spec)
+    out += _loss_slips(spec, n)
     out += _layer_slips(spec)
     out += _update_slips(spec)
     return out
@@ -162,10 +165,9 @@ def _with_loss(spec: NetworkSpec, **changes: str) -> NetworkSpec:
     return dataclasses.replace(spec, loss=dataclasses.replace(spec.loss, **changes))
 
 
-def _loss_slips(spec: NetworkSpec) -> list[Slip]:
+def _loss_slips(spec: NetworkSpec, n: int) -> list[Slip]:
     kind = spec.loss.kind
     k = int(np.prod(spec.output_shape))
-    n = spec.inputs.shape[0]
     out = []
     halves = {"half_sse": "sse", "half_mse": "mse"}
     if kind in halves:

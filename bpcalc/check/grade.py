@@ -118,14 +118,21 @@ def given_names(spec: NetworkSpec) -> set[str]:
     return names
 
 
-def _merged(original: np.ndarray, given: np.ndarray) -> np.ndarray:
-    """The student's copy where they gave one (same elements, shown shape), else the original."""
+def _merged(
+    original: np.ndarray, given: np.ndarray, samples: list[int] | None = None
+) -> np.ndarray:
+    """The student's copy where they gave one (same elements, shown shape), else the original.
+    samples: the rows of a dataset the step used (a mini-batch), when only those were shown."""
+    if samples is not None and len(samples) != original.shape[0]:
+        out = np.array(original, dtype=np.float64)
+        out[samples] = _merged(out[samples], given)
+        return out
     g = np.asarray(given, dtype=np.float64).reshape(original.shape)
     return np.where(np.isnan(g), original, g)
 
 
 def with_given(
-    spec: NetworkSpec, overrides: dict[str, np.ndarray]
+    spec: NetworkSpec, overrides: dict[str, np.ndarray], samples: list[int] | None = None
 ) -> tuple[NetworkSpec, dict[str, np.ndarray]]:
     """Put the student's copies of the input, target and parameters into the spec itself, so
     that the backward pass and the update use them too (an engine override only reaches the
@@ -133,9 +140,9 @@ def with_given(
     rest = dict(overrides)
     changes: dict[str, object] = {}
     if "input" in rest:
-        changes["inputs"] = _merged(spec.inputs, rest.pop("input"))
+        changes["inputs"] = _merged(spec.inputs, rest.pop("input"), samples)
     if "target" in rest:
-        changes["targets"] = _merged(spec.targets, rest.pop("target"))
+        changes["targets"] = _merged(spec.targets, rest.pop("target"), samples)
     layers = list(spec.layers)
     for i, layer in enumerate(layers):
         if not isinstance(layer, (DenseSpec, Conv2dSpec)):
@@ -155,12 +162,13 @@ def run_step(
     spec: NetworkSpec,
     round_each: int | None,
     overrides: dict[str, np.ndarray] | None = None,
+    samples: list[int] | None = None,
     **kwargs: object,
 ) -> StepTrace | None:
     """One step of the engine with the student's numbers substituted (None: none); None when
-    they make it overflow."""
+    they make it overflow. samples: the dataset rows of the step (StepTrace.samples)."""
     if overrides:
-        spec, overrides = with_given(spec, overrides)
+        spec, overrides = with_given(spec, overrides, samples)
     try:
         return engine.run(spec, round_each=round_each, overrides=overrides, **kwargs).steps[0]  # type: ignore[arg-type]
     except (BpcalcError, ArithmeticError, ValueError):
@@ -180,7 +188,7 @@ def grade(
     answers = sorted(sheet.answers, key=lambda a: (pos[a.name], a.index is not None, a.index or ()))
     overrides = overrides_of(answers, exact)
     warnings: list[str] = []
-    carried = run_step(spec, round_each, overrides)
+    carried = run_step(spec, round_each, overrides, exact.samples)
     if carried is None:
         warnings.append(
             "your answers make the later values overflow, so no error is carried forward"
@@ -248,7 +256,7 @@ def _rests_on(
         if w.verdict != WRONG or w.answer.name == a.name:
             continue
         if i not in solo:
-            st = run_step(spec, round_each, overrides_of([w.answer], exact))
+            st = run_step(spec, round_each, overrides_of([w.answer], exact), exact.samples)
             if st is None:
                 continue
             solo[i] = st
