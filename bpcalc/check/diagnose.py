@@ -398,13 +398,15 @@ def _update_slips(spec: NetworkSpec) -> list[Slip]:
     def with_lr(v: float) -> NetworkSpec:
         return dataclasses.replace(spec, optimizer=dataclasses.replace(opt, lr=v))
 
+    sgd = opt.type == "sgd"
+    rule = "θ′ = θ − η·∂L/∂θ" if sgd else f"{opt.type}'s θ′ = θ − η·(its step direction)"
     out = [
         Slip(
             "update_plus",
             with_lr(-lr),
             None,
-            "You added η·∂L/∂θ; gradient descent subtracts it: θ′ = θ − η·∂L/∂θ "
-            "(step against the gradient).",
+            f"You added the step instead of subtracting it: {rule} "
+            "(gradient descent goes against the gradient).",
         )
     ]
     if lr != 1:
@@ -413,7 +415,7 @@ def _update_slips(spec: NetworkSpec) -> list[Slip]:
                 "update_no_lr",
                 with_lr(1.0),
                 None,
-                f"You left out the learning rate: θ′ = θ − η·∂L/∂θ with η = {lr:g}, not θ − ∂L/∂θ.",
+                f"You left out the learning rate: {rule} with η = {lr:g}.",
             )
         )
         out.append(
@@ -421,8 +423,8 @@ def _update_slips(spec: NetworkSpec) -> list[Slip]:
                 "update_lr_twice",
                 with_lr(lr * lr),
                 None,
-                f"You applied the learning rate twice (η² = {lr * lr:g}); multiply the "
-                f"gradient by η = {lr:g} once.",
+                f"You applied the learning rate twice (η² = {lr * lr:g}); multiply by "
+                f"η = {lr:g} once: {rule}.",
             )
         )
     parametric = [s for s in spec.layers if isinstance(s, (DenseSpec, Conv2dSpec))]
