@@ -736,3 +736,19 @@ def test_in_a_mini_batch_a_miscopied_target_carries_forward_and_sums_are_per_bat
         assert entry(doc, ref)["rests_on"] == ["target"], ref
     assert slips_of(doc, "grad.fc.bias") == {"batch_sum"}
     assert "divide by 2" in entry(doc, "grad.fc.bias")["diagnoses"][0]["message"]
+
+
+def test_the_right_number_with_the_wrong_sign_is_named(tmp_path, capsys):
+    # ∂L/∂O = O − y = 4.5 − 10 = −5.5; written y − O = 5.5
+    sheet = write(tmp_path, "a.yaml", "grad.conv.z: [[5.5]]\n")
+    _, doc, _ = check(capsys, EX1, sheet)
+    assert slips_of(doc, "grad.conv.z") == {"sign"}
+
+
+def test_the_softmax_derivative_left_out_is_named_in_its_own_words(tmp_path, capsys):
+    # ∂L/∂z taken as ∂L/∂p = −y/p = [0, −1/p₁] instead of p − y
+    _, p1 = _p()
+    sheet = write(tmp_path, "a.yaml", f"grad.fc.z: [0, {-1 / p1:.4f}]\n")
+    _, doc, _ = check(capsys, EX2, sheet)
+    assert slips_of(doc, "grad.fc.z") == {"no_derivative"}
+    assert "∂L/∂z = p − y" in entry(doc, "grad.fc.z")["diagnoses"][0]["message"]
