@@ -203,7 +203,7 @@ def _numbers(src: Src, what: str, raw: dict[Any, str]) -> tuple[np.ndarray, np.n
             raise Src(src.doc, path).error(
                 f"the answer for {what} should be a number or nested lists, found a mapping"
             )
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not V.is_finite(v):
             V.number(Src(src.doc, path), f"the answer for {what}")  # raises, located
         values.append(float(v))
         text = raw.get(path)

@@ -59,6 +59,12 @@ def check_keys(src: Src, allowed: Iterable[str], required: Iterable[str], what: 
             raise src.error(f"{what} is missing the required key {key!r}")
 
 
+def is_finite(v: int | float) -> bool:
+    """A number float64 can hold: finite, and a whole number no larger than about 1.8e308
+    (np.isfinite fails on Python ints beyond int64)."""
+    return math.isfinite(v) if isinstance(v, float) else abs(v) <= _FLOAT_MAX
+
+
 def number(src: Src, what: str, *, integer: bool = False) -> float:
     v = src.value
     if isinstance(v, bool) or not isinstance(v, (int, float)):
