@@ -440,6 +440,7 @@ def run(
         dtype=np.dtype(dtype).name,
         round_each=round_each,
     )
+    trace.spec = spec
     x = spec.inputs.astype(dtype)
     y = spec.targets.astype(dtype)
     warnings: list[str] = []
