@@ -33,6 +33,8 @@ app = typer.Typer(
 class Format(str, Enum):
     table = "table"
     json = "json"
+    markdown = "markdown"
+    latex = "latex"
 
 
 class Stage(str, Enum):
@@ -68,6 +70,24 @@ STEP_EPILOG = """Examples:
   bpcalc step examples/example2.yaml --json | jq '.steps[0].values["grad.conv.kernel"]'
 
   bpcalc step net.yaml --stage backward --only 'grad.*.kernel' --decimals 6
+
+Show the work (formula, numbers, result) for every small value, or only what you name:
+
+  bpcalc step examples/example2.yaml --explain
+
+  bpcalc step examples/example2.yaml --explain 'grad.conv.kernel[0,1]' --explain fc.z
+
+  bpcalc step examples/example2.yaml --explain 'grad.*' --stage backward
+
+Round every intermediate value to 4 decimals, as on paper:
+
+  bpcalc step examples/example2.yaml --round-each 4 --explain
+
+Write-ups (these show the work by default; --explain none leaves it out):
+
+  bpcalc step examples/example2.yaml --format markdown > step.md
+
+  bpcalc step examples/example1.yaml --format latex > step.tex && pdflatex step.tex
 """
 
 
@@ -103,6 +123,17 @@ def step(
         list[str] | None,
         typer.Option("--only", help="Show only value names matching this glob (repeatable)."),
     ] = None,
+    explain: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--explain",
+            "-e",
+            help="Show the work: formula, numbers substituted, result. --explain alone (or "
+            "'all'): every value of at most 16 elements (--full: all); a value name (conv.z), "
+            "one element (conv.z[0,0]) or a glob ('grad.*'); 'none': no work. Repeatable. "
+            "Markdown and LaTeX show all by default.",
+        ),
+    ] = None,
 ) -> None:
     """Run one forward / backward / update step and show every intermediate value."""
     from bpcalc import engine
@@ -119,15 +150,41 @@ def step(
         return not only or any(fnmatch.fnmatchcase(r.name, pat) for pat in only)
 
     fmt = Format.json if json_ else format
+    work = _explain(trace, explain, fmt, decimals, full, keep)
     if fmt is Format.json:
         from bpcalc.render import json_doc
 
         names = {r.name for st in trace.steps for r in st if keep(r)}
-        print(json_doc.dumps(json_doc.document(trace, names)))
+        print(json_doc.dumps(json_doc.document(trace, names, work)))
+        return
+    if fmt in (Format.markdown, Format.latex):
+        from bpcalc.render import latex, markdown
+
+        renderer = markdown if fmt is Format.markdown else latex
+        print(renderer.render(trace, decimals=decimals, full=full, keep=keep, work=work), end="")
         return
     from bpcalc.render import tables
 
-    tables.render(trace, _console(), decimals=decimals, full=full, keep=keep)
+    tables.render(trace, _console(), decimals=decimals, full=full, keep=keep, work=work)
+
+
+def _explain(
+    trace: Any, requests: list[str] | None, fmt: Format, decimals: int, full: bool, keep: Any
+) -> Any:
+    """The explanations asked for (write-ups explain everything small unless told 'none')."""
+    if requests is None:
+        if fmt not in (Format.markdown, Format.latex):
+            return None
+        requests = ["all"]
+    from bpcalc import explain
+
+    request = explain.parse_requests(requests, trace)
+    if request.empty:
+        return None
+    hidden = sorted(n for n in request.named() if not keep(trace.steps[0].records[n]))
+    if hidden:
+        _warn_all([f"{', '.join(hidden)} hidden by --stage/--only: not explained"])
+    return explain.explain_trace(trace, request, decimals, full, keep)
 
 
 def _console() -> Any:
@@ -147,8 +204,22 @@ def main(argv: list[str] | None = None) -> int:
     sys.exit(code)
 
 
+def _bare_explain(argv: list[str]) -> list[str]:
+    """`--explain` with no value (last, or before another option or the network file) means
+    `--explain all`: typer options cannot take an optional value."""
+    out: list[str] = []
+    for i, tok in enumerate(argv):
+        out.append(tok)
+        if tok in ("--explain", "-e"):
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            if nxt is None or nxt.startswith("-") or nxt.endswith((".yaml", ".yml")):
+                out.append("all")
+    return out
+
+
 def run(argv: list[str] | None = None) -> int:
     debug = os.environ.get("BPCALC_DEBUG") == "1"
+    argv = _bare_explain(sys.argv[1:] if argv is None else list(argv))
     try:
         rv = app(args=argv, prog_name="bpcalc", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else ExitCode.OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -24,6 +25,7 @@ def render(
     decimals: int = 4,
     full: bool = False,
     keep: Callable[[Record], bool] = lambda r: True,
+    work: dict[int, list[Any]] | None = None,
 ) -> None:
     console.print(header(trace))
     for st in trace.steps:
@@ -31,6 +33,31 @@ def render(
             console.rule(f"Step {st.step}")
         for table in step_tables(st, decimals, full, keep):
             console.print(table)
+        if work is not None:
+            print_work(console, work.get(st.step, []))
+
+
+def print_work(console: Console, explained: list[Any]) -> None:
+    """The work (bpcalc.explain.Explained per value) as plain lines, stage by stage."""
+    from bpcalc.explain.text import work_lines
+
+    stage = None
+    for e in explained:
+        if e.record.stage != stage:
+            stage = e.record.stage
+            console.print(Text(f"Work: {STAGE_TITLES[stage].lower()}", style="bold"))
+        if e.skipped:
+            console.print(
+                Text(
+                    f"{e.record.name}: {e.record.value.size} elements, not explained "
+                    f"(--explain {e.record.name}, one element, or --full)",
+                    style="dim",
+                )
+            )
+        for w in e.works:
+            for i, line in enumerate(work_lines(w)):
+                note = i > 0 and w.note and i == len(work_lines(w)) - 1
+                console.print(Text(line, style="dim" if note else ""), overflow="fold")
 
 
 def header(trace: Trace) -> Group:
