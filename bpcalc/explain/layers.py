@@ -129,6 +129,10 @@ def _tap(layer: Any, o: int, c: int, i: int, j: int) -> tuple[int, int, int, int
     return (o, c, kh - 1 - i, kw - 1 - j) if layer.flip else (o, c, i, j)
 
 
+def _pair(p: tuple[int, int]) -> str:
+    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
+
+
 def _span(a: int, b: int) -> str:
     return str(a) if a == b else f"{a}–{b}"
 
@@ -156,19 +160,16 @@ def conv_z(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
     nums.append(ctx.f.num(b.v((o,))))
     notes = []
     if layer.stride != (1, 1) or layer.padding != (0, 0):
-        r0, q0 = h * sh - ph, w * sw - pw
+        r0, q0 = h * sh - ph + 1, w * sw - pw + 1
         notes.append(
-            f"the window starts at row {h}·{sh} − {ph} + 1 = {r0 + 1}, column {w}·{sw} − {pw} + 1 = {q0 + 1} "
-            f"of x and covers rows {_span(r0 + 1, r0 + kh)}, columns {_span(q0 + 1, q0 + kw)} (stride {sh}x{sw}, padding {ph}x{pw})"
+            f"stride {_pair(layer.stride)}, padding {_pair(layer.padding)}: the window covers rows "
+            f"{_span(r0, r0 + kh - 1)}, columns {_span(q0, q0 + kw - 1)} of x (1-based; "
+            f"rows and columns outside 1–{hh}, 1–{ww} are the zero padding)"
         )
     if padded:
-        notes.append(
-            f"{', '.join(padded)} fall on the zero padding: their terms are 0 and left out"
-        )
+        notes.append(f"{', '.join(padded)} meet the zero padding: those terms are 0 and left out")
     if layer.flip:
-        notes.append(
-            "flip: the kernel is rotated 180°, so the window's first element meets its last"
-        )
+        notes.append("flip: the kernel is rotated 180° before it slides")
     z = ctx.tensor(item.record.name, "z", tuple(layer.out_shape))
     return make(
         ctx, item.record.name, index, total(syms), total(nums), "; ".join(notes), z.s((o, h, w))

@@ -77,9 +77,21 @@ def grad(symbol: str) -> str:
 
 
 def paren(expr: str) -> str:
-    """Wrap an expression in parentheses unless it is one symbol or number."""
-    simple = all(ch not in expr for ch in " +−-×·/")
-    return expr if simple else f"({expr})"
+    """Wrap an expression in parentheses when it has a sum, a difference, a division or a
+    leading minus outside any parentheses: 2·(a − y) stays, a − y becomes (a − y)."""
+    depth = 0
+    top = []
+    for ch in expr:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0:
+            top.append(ch)
+    flat = "".join(top)
+    if expr.startswith(("−", "-")) or any(op in flat for op in (" + ", " − ", "/")):
+        return f"({expr})"
+    return expr
 
 
 @dataclass(frozen=True)

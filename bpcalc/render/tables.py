@@ -57,7 +57,7 @@ def print_work(console: Console, explained: list[Any]) -> None:
         for w in e.works:
             for i, line in enumerate(work_lines(w)):
                 note = i > 0 and w.note and i == len(work_lines(w)) - 1
-                console.print(Text(line, style="dim" if note else ""), overflow="fold")
+                console.print(Text(line, style="dim" if note else ""), soft_wrap=True)
 
 
 def header(trace: Trace) -> Group:
