@@ -127,13 +127,9 @@ def _work(explained: list[Explained], stage: str) -> list[str]:
         rows = []
         notes = []
         for w in e.works:
-            parts = [texmath.math(p) for p in chain(w)]
             lhs = texmath.math(w.symbol) if w.symbol and w.symbol != w.symbolic else ""
             label = rf"\text{{{tt(w.name)}}}\quad " + (lhs + " " if lhs else "")
-            if len(parts) > 2 and len(w.symbolic) + len(w.substituted) > 70:
-                rows.append(label + "&= " + parts[0] + " \\\\\n&= " + " = ".join(parts[1:]))
-            else:
-                rows.append(label + "&= " + " = ".join(parts))
+            rows.append(label + _aligned(chain(w)))
             if w.note:
                 notes.append(rf"{tt(w.name)}: {tx(w.note)}")
         lines.append(" \\\\\n".join(rows))
@@ -142,3 +138,49 @@ def _work(explained: list[Explained], stage: str) -> list[str]:
             lines += [r"\begin{itemize}"] + [rf"\item {n}" for n in notes] + [r"\end{itemize}"]
         lines.append("")
     return lines
+
+
+WIDTH = 64  # characters of formula text per line of an align* block
+
+
+def _aligned(parts: list[str]) -> str:
+    """'&= symbols = numbers = result' as align* rows: one row when it is short, else the
+    symbols and the numbers each on rows of their own, long sums broken at a top-level +."""
+    if sum(len(p) for p in parts) <= WIDTH:
+        return "&= " + " = ".join(texmath.math(p) for p in parts)
+    rows = []
+    for k, part in enumerate(parts):
+        last = k == len(parts) - 1
+        if last and len(parts) > 1 and len(part) < 20:
+            rows[-1] += " = " + texmath.math(part)
+            continue
+        chunks = _chunks(part)
+        rows.append("&= " + texmath.math(chunks[0]))
+        rows += [r"&\quad + " + texmath.math(c) for c in chunks[1:]]
+    return " \\\\\n".join(rows)
+
+
+def _chunks(expr: str) -> list[str]:
+    """Split a sum at its top-level ' + ' into pieces of at most WIDTH characters."""
+    terms, depth, start = [], 0, 0
+    i = 0
+    while i < len(expr):
+        ch = expr[i]
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0 and expr.startswith(" + ", i):
+            terms.append(expr[start:i])
+            start = i + 3
+            i += 3
+            continue
+        i += 1
+    terms.append(expr[start:])
+    chunks = [terms[0]]
+    for t in terms[1:]:
+        if len(chunks[-1]) + 3 + len(t) <= WIDTH:
+            chunks[-1] += " + " + t
+        else:
+            chunks.append(t)
+    return chunks
