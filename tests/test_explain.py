@@ -12,6 +12,9 @@ import textwrap
 
 import numpy as np
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
 
 from bpcalc import engine, explain
 from bpcalc.explain import FALLBACK_NOTE, work_lines
@@ -515,3 +518,77 @@ def test_unknown_names_and_bad_indices_are_usage_errors(ref, message):
     trace = engine.run(load_network("examples/example1.yaml"))
     with pytest.raises(UsageError, match=re.escape(message)):
         explain.parse_requests([ref], trace)
+
+
+# --- property: any small network's explanations add up -------------------------------------
+
+_small = hs.floats(-2, 2, allow_nan=False).map(lambda v: round(v, 2))
+
+
+@hs.composite
+def conv_networks(draw):
+    """A conv layer of any stride, padding, flip and channel count, maybe a pool, then dense."""
+    c_in = draw(hs.integers(1, 2))
+    c_out = draw(hs.integers(1, 2))
+    h, w = draw(hs.integers(3, 5)), draw(hs.integers(3, 5))
+    kh, kw = draw(hs.integers(1, 3)), draw(hs.integers(1, 3))
+    stride, padding = draw(hs.integers(1, 2)), draw(hs.integers(0, 1))
+    n = draw(hs.integers(1, 2))
+    image = lambda: [[[draw(_small) for _ in range(w)] for _ in range(h)] for _ in range(c_in)]  # noqa: E731
+    kernel = [
+        [[[draw(_small) for _ in range(kw)] for _ in range(kh)] for _ in range(c_in)]
+        for _ in range(c_out)
+    ]
+    act = draw(hs.sampled_from(["identity", "relu", "leaky_relu", "sigmoid", "tanh"]))
+    conv = {
+        "name": "conv",
+        "type": "conv2d",
+        "kernel": kernel,
+        "bias": [draw(_small) for _ in range(c_out)],
+        "stride": stride,
+        "padding": padding,
+        "flip": draw(hs.booleans()),
+        "activation": act,
+    }
+    layers = [conv]
+    ho, wo = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+    if ho >= 2 and wo >= 2 and draw(hs.booleans()):
+        kind = draw(hs.sampled_from(["maxpool2d", "avgpool2d"]))
+        layers.append({"name": "pool", "type": kind, "size": 2, "stride": 1})
+        ho, wo = ho - 1, wo - 1
+    layers.append({"type": "flatten"})
+    k = c_out * ho * wo
+    layers.append(
+        {
+            "name": "out",
+            "type": "dense",
+            "weights": [[draw(_small) for _ in range(k)]],
+            "bias": [0.1],
+        }
+    )
+    doc = {
+        "inputs": [image() for _ in range(n)],
+        "targets": [[draw(_small)] for _ in range(n)],
+        "layers": layers,
+        "loss": {
+            "type": draw(hs.sampled_from(["half_sse", "mse"])),
+            "reduction": draw(hs.sampled_from(["mean", "sum"])),
+        },
+        "learning_rate": 0.1,
+    }
+    return yaml.safe_dump(doc)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conv_networks())
+def test_any_conv_network_explanations_evaluate_to_their_values(text):
+    trace = run_text(text)
+    for rec, w in all_work(trace, decimals=12):
+        assert not w.note.startswith(FALLBACK_NOTE), (w.name, w.note)
+        if rec.name == "loss_after" or not w.substituted:
+            continue
+        assert evaluate(w.substituted) == pytest.approx(w.value, rel=1e-9, abs=1e-10), (
+            w.name,
+            w.symbolic,
+            w.substituted,
+        )
