@@ -127,7 +127,6 @@ def step(
         list[str] | None,
         typer.Option(
             "--explain",
-            "-e",
             help="Show the work: formula, numbers substituted, result. --explain alone (or "
             "'all'): every value of at most 16 elements (--full: all); a value name (conv.z), "
             "one element (conv.z[0,0]) or a glob ('grad.*'); 'none': no work. Repeatable. "
@@ -210,7 +209,7 @@ def _bare_explain(argv: list[str]) -> list[str]:
     out: list[str] = []
     for i, tok in enumerate(argv):
         out.append(tok)
-        if tok in ("--explain", "-e"):
+        if tok == "--explain":
             nxt = argv[i + 1] if i + 1 < len(argv) else None
             if nxt is None or nxt.startswith("-") or nxt.endswith((".yaml", ".yml")):
                 out.append("all")

@@ -37,10 +37,16 @@ from bpcalc.explain.work import Ctx, Fmt, Work
 from bpcalc.trace import Record, StepTrace, Trace, element_name, parse_ref
 
 LIMIT = 16  # values with more elements are explained only when named (or with --full)
+SYMBOLS = (
+    "Symbols: one letter and the element's 1-based position (x12 = x[0,1]); inside a layer "
+    "x is its input, z before the activation, a its output (p: probabilities), k kernel, "
+    "w weights, b bias, y target, η learning rate; ⁽n⁾ marks sample n in sums over the batch."
+)
 
 __all__ = [
     "FALLBACK_NOTE",
     "LIMIT",
+    "SYMBOLS",
     "Explained",
     "Item",
     "Request",

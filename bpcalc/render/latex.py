@@ -5,7 +5,7 @@ the explanations."""
 
 from __future__ import annotations
 
-from bpcalc.explain import Explained
+from bpcalc.explain import SYMBOLS, Explained
 from bpcalc.explain.text import chain
 from bpcalc.render import texmath
 from bpcalc.render.numbers import SUMMARY_THRESHOLD, fmt, summary
@@ -55,6 +55,8 @@ def render(
     for key, text in trace.conventions.items():
         out.append(rf"\item \textbf{{{tx(key)}}}: {tx(text)}")
     out += [r"\end{itemize}", ""]
+    if any(work.values() if work else ()):
+        out += [rf"\emph{{{tx(SYMBOLS)}}}", ""]
     for st in trace.steps:
         sec = r"\subsection*"
         if len(trace.steps) > 1:

@@ -4,7 +4,7 @@ Reads only the trace and the explanations."""
 
 from __future__ import annotations
 
-from bpcalc.explain import Explained
+from bpcalc.explain import SYMBOLS, Explained
 from bpcalc.explain.text import chain
 from bpcalc.render import texmath
 from bpcalc.render.numbers import SUMMARY_THRESHOLD, fmt, summary
@@ -59,6 +59,8 @@ def render(
     for key, text in trace.conventions.items():
         out.append(f"- **{cell(key)}**: {cell(text)}")
     out.append("")
+    if any(work.values() if work else ()):
+        out += [f"*{cell(SYMBOLS)}*", ""]
     for st in trace.steps:
         level = "##"
         if len(trace.steps) > 1:

@@ -34,14 +34,17 @@ def render(
         for table in step_tables(st, decimals, full, keep):
             console.print(table)
         if work is not None:
-            print_work(console, work.get(st.step, []))
+            print_work(console, work.get(st.step, []), symbols=st is trace.steps[0])
 
 
-def print_work(console: Console, explained: list[Any]) -> None:
+def print_work(console: Console, explained: list[Any], symbols: bool = True) -> None:
     """The work (bpcalc.explain.Explained per value) as plain lines, stage by stage."""
+    from bpcalc.explain import SYMBOLS
     from bpcalc.explain.text import work_lines
 
     stage = None
+    if explained and symbols:
+        console.print(Text(SYMBOLS, style="dim"), soft_wrap=True)
     for e in explained:
         if e.record.stage != stage:
             stage = e.record.stage
