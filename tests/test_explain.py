@@ -155,6 +155,23 @@ learning_rate: 0.1
 """
 
 
+# activations as layers of their own: the softmax layer takes the fused p − y
+ACT_LAYERS_NET = """
+name: activation layers
+inputs: [[0.3, -0.8], [1.2, 0.4]]
+targets: [2, 0]
+layers:
+  - {name: h, type: dense, weights: [[0.4, -0.3], [0.25, 0.6], [-0.5, 0.2]], bias: [0.1, -0.1, 0.0]}
+  - {name: act, type: leaky_relu, slope: 0.2}
+  - {name: t, type: tanh}
+  - {name: s, type: sigmoid}
+  - {name: out, type: dense, weights: [[0.4, -0.3, 0.2], [0.25, 0.6, -0.1], [-0.5, 0.2, 0.3]]}
+  - {name: sm, type: softmax}
+loss: cross_entropy
+learning_rate: 0.2
+"""
+
+
 def _loss_net(loss: str, act: str, target: str) -> str:
     return f"""
 name: {loss} with {act}
@@ -200,6 +217,9 @@ NETWORKS = {
     "conv": lambda: run_text(CONV_NET),
     "avg": lambda: run_text(AVG_NET),
     "relu0": lambda: run_text(RELU0_NET),
+    "act-layers": lambda: run_text(ACT_LAYERS_NET),
+    "mlp": lambda: engine.run(load_network("examples/mlp_2_3_1.yaml")),
+    "scalar": lambda: engine.run(load_network("examples/scalar_quadratic.yaml"), steps=2),
     **{f"loss-{k}": (lambda v=v: run_text(v)) for k, v in LOSS_NETS.items()},
 }
 
