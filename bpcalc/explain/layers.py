@@ -226,10 +226,13 @@ def conv_grad_input(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
     o_n, ho, wo = layer.out_shape
     kh, kw = layer.kernel.shape[2:]
     (sh, sw), (ph, pw) = layer.stride, layer.padding
+    # output rows h whose window reaches padded row r + ph: 0 <= r + ph − h·sh < kh
+    rows = range(max(0, (r + ph - kh) // sh), min(ho, (r + ph) // sh + 1))
+    cols = range(max(0, (q + pw - kw) // sw), min(wo, (q + pw) // sw + 1))
     terms = []
     for o in range(o_n):
-        for h in range(ho):
-            for w in range(wo):
+        for h in rows:
+            for w in cols:
                 i, j = r + ph - h * sh, q + pw - w * sw
                 if 0 <= i < kh and 0 <= j < kw:
                     terms.append((_tap(layer, o, c, i, j), (o, h, w)))
@@ -251,6 +254,18 @@ def _window(layer: Any, h: int, w: int) -> list[tuple[int, int]]:
     kh, kw = layer.size
     sh, sw = layer.stride
     return [(h * sh + i, w * sw + j) for i in range(kh) for j in range(kw)]
+
+
+def _covering(layer: Any, r: int, q: int, ho: int, wo: int) -> list[tuple[int, int]]:
+    """The output positions whose window contains input position (r, q)."""
+    (kh, kw), (sh, sw) = layer.size, layer.stride
+    rows = [
+        h for h in range(max(0, (r - kh) // sh), min(ho, r // sh + 1)) if h * sh <= r < h * sh + kh
+    ]
+    cols = [
+        w for w in range(max(0, (q - kw) // sw), min(wo, q // sw + 1)) if w * sw <= q < w * sw + kw
+    ]
+    return [(h, w) for h in rows for w in cols]
 
 
 def _winner(x: Tensor, n: int, c: int, cells: list[tuple[int, int]]) -> tuple[int, int]:
@@ -305,7 +320,7 @@ def pool_grad_input(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
     da = ctx.tensor(f"grad.{layer.name}.a", "a", tuple(layer.out_shape))
     n, (c, r, q) = split(item.record.per_sample, index, 3)
     _, ho, wo = layer.out_shape
-    covering = [(h, w) for h in range(ho) for w in range(wo) if (r, q) in _window(layer, h, w)]
+    covering = _covering(layer, r, q, ho, wo)
     me = x.s((c, r, q))
     if layer.kind == "max":
         won = [(h, w) for h, w in covering if _winner(x, n, c, _window(layer, h, w)) == (r, q)]
