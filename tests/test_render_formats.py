@@ -14,7 +14,7 @@ import pytest
 from bpcalc.cli import run
 
 UNDERSCORE_NET = """\
-name: under_scored names (conv_1, dense_out) & 100% specials
+name: under_scored names (conv_1, dense_out) & 100% specials for $5
 input: [[0.2, 0.8, 0.1], [0.6, 0.1, 0.3], [0.5, 0.5, 0.9]]
 target: 1
 layers:
@@ -158,7 +158,7 @@ def test_latex_is_a_well_formed_standalone_document(capsys, net, underscore_net)
 def test_latex_escapes_underscores_and_specials_in_names(capsys, underscore_net):
     tex = step(capsys, underscore_net, "--format", "latex")
     assert "\\texttt{conv\\_1.z}" in tex
-    assert "under\\_scored" in tex and "\\& 100\\% specials" in tex
+    assert "under\\_scored" in tex and "\\& 100\\% specials for \\$5" in tex
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")

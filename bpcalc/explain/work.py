@@ -49,8 +49,9 @@ class Work:
             "symbolic": self.symbolic,
             "substituted": self.substituted,
             "result": self.result,
-            "value": self.value,
         }
+        if math.isfinite(self.value):  # strict JSON has no NaN
+            out["value"] = self.value
         if self.symbol:
             out["symbol"] = self.symbol
         if self.note:

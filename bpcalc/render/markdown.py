@@ -23,7 +23,7 @@ from bpcalc.trace import Record, Trace
 def cell(text: str) -> str:
     """Plain text safe in a table cell: pipes, emphasis and HTML characters escaped."""
     out = text.replace("\\", "\\\\")
-    for ch in "|*_`<>[]":
+    for ch in "|*_`<>[]$":
         out = out.replace(ch, "\\" + ch)
     return out.replace("\n", "<br>")
 
