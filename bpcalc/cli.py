@@ -37,6 +37,12 @@ class Format(str, Enum):
     latex = "latex"
 
 
+class Mode(str, Enum):
+    batch = "batch"
+    sgd = "sgd"
+    minibatch = "minibatch"
+
+
 class Stage(str, Enum):
     forward = "forward"
     loss = "loss"
@@ -70,6 +76,8 @@ STEP_EPILOG = """Examples:
   bpcalc step examples/example2.yaml --json | jq '.steps[0].values["grad.conv.kernel"]'
 
   bpcalc step net.yaml --stage backward --only 'grad.*.kernel' --decimals 6
+
+  bpcalc step examples/gd_variants.yaml --mode sgd --steps 8 --summary
 
 Show the work (formula, numbers, result) for every small value, or only what you name:
 
@@ -133,12 +141,36 @@ def step(
             "Markdown and LaTeX show all by default.",
         ),
     ] = None,
+    mode: Annotated[
+        Mode | None,
+        typer.Option(
+            "--mode",
+            help="Samples per step, instead of the file's mode: batch (all), sgd (one), "
+            "minibatch (--batch-size).",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", "-b", min=1, help="Samples per step (implies --mode minibatch)."
+        ),
+    ] = None,
+    summary: Annotated[
+        bool,
+        typer.Option(
+            "--summary", help="Tables: only one row per step (its samples, loss before and after)."
+        ),
+    ] = False,
 ) -> None:
     """Run one forward / backward / update step and show every intermediate value."""
     from bpcalc import engine
     from bpcalc.spec.schema import load_network
 
     spec = load_network(network)
+    if mode is not None or batch_size is not None:
+        from bpcalc.spec.schema import with_batching
+
+        spec = with_batching(spec, mode.value if mode else None, batch_size)
     trace = engine.run(spec, steps=steps, round_each=round_each)
     _warn_all(trace.warnings)
     stages = {s.value for s in stage} if stage else None
@@ -164,7 +196,9 @@ def step(
         return
     from bpcalc.render import tables
 
-    tables.render(trace, _console(), decimals=decimals, full=full, keep=keep, work=work)
+    tables.render(
+        trace, _console(), decimals=decimals, full=full, keep=keep, summary=summary, work=work
+    )
 
 
 def _explain(

@@ -33,14 +33,16 @@ _BIN = {
     ast.Div: operator.truediv,
     ast.Pow: operator.pow,
 }
-_FUN = {"exp": math.exp, "log": math.log, "max": max, "tanh": math.tanh}
+_FUN = {"exp": math.exp, "log": math.log, "max": max, "tanh": math.tanh, "sqrt": math.sqrt}
 
 
 def evaluate(expr: str) -> float:
-    """Evaluate an explanation's numbers: × · → *, − → -, ² → **2, e^v → exp(v), ln → log.
-    Only numbers, + − × / **, parentheses and exp/log/max/tanh are allowed."""
+    """Evaluate an explanation's numbers: × · → *, − → -, ² → **2, e^v → exp(v), ln → log,
+    √(v) → sqrt(v), b^t → b**t. Only numbers, + − × / **, parentheses and
+    exp/log/max/tanh/sqrt are allowed."""
     s = expr.replace("×", "*").replace("·", "*").replace("−", "-").replace("²", "**2")
-    s = re.sub(r"e\^([\d.]+)", r"exp(\1)", s).replace("e^(", "exp(").replace("ln(", "log(")
+    s = re.sub(r"(?<![\d.])e\^([\d.]+)", r"exp(\1)", s).replace("e^(", "exp(")
+    s = s.replace("ln(", "log(").replace("√(", "sqrt(").replace("^", "**")
     tree = ast.parse(s, mode="eval")
 
     def ev(node: ast.AST) -> float:
@@ -188,6 +190,72 @@ learning_rate: 0.2
 """
 
 
+REG_NET = """
+name: L2 and L1 penalties, bias included on one layer
+inputs: [[0.3, -0.8], [1.2, 0.4]]
+targets: [[1.0], [0.0]]
+regularization: {l2: 0.3, l1: 0.05}
+layers:
+  - {name: h, type: dense, weights: [[0.4, 0.0], [0.25, 0.6]], bias: [0.1, -0.1], activation: tanh}
+  - name: out
+    type: dense
+    weights: [[0.5, -0.7]]
+    bias: [0.2]
+    regularization: {l2: 0.1, l1: 0.02, include_bias: true}
+loss: half_mse
+learning_rate: 0.1
+"""
+
+DROP_BN_NET = """
+name: dropout with a given mask, batchnorm after dense and after conv, mini-batches
+inputs:
+  - [[0.5, -1.0, 0.2], [2.0, 0.3, -0.4], [0.1, 0.9, -0.6]]
+  - [[0.1, 0.2, 0.3], [-0.3, 0.4, 0.8], [0.7, -0.2, 0.5]]
+  - [[-0.5, 0.6, 0.1], [0.2, -0.9, 0.4], [0.3, 0.3, -0.1]]
+  - [[0.4, 0.4, -0.2], [0.6, 0.1, 0.0], [-0.1, 0.5, 0.9]]
+targets: [[1.0], [0.0], [0.5], [0.2]]
+mode: minibatch
+batch_size: 2
+shuffle: true
+seed: 3
+layers:
+  - {name: conv, type: conv2d, kernel: [[[[0.5, -0.3], [0.2, 0.4]]], [[[0.1, 0.2], [-0.2, 0.3]]]], bias: [0.1, 0.0]}
+  - {name: bnc, type: batchnorm, gamma: [1.5, 0.7], beta: [0.2, -0.3], activation: relu}
+  - {type: flatten}
+  - {name: drop, type: dropout, p: 0.25, mask: [1, 0, 1, 1, 1, 1, 0, 1]}
+  - {name: h, type: dense, weights: [[0.4, -0.3, 0.2, 0.1, -0.1, 0.3, 0.2, -0.2], [0.25, 0.6, -0.1, 0.2, 0.1, -0.4, 0.3, 0.1]], bias: [0.1, -0.1]}
+  - {name: bn, type: batchnorm, gamma: [1.2, 0.8], beta: [0.1, -0.1], activation: sigmoid}
+  - {name: out, type: dense, weights: [[0.5, -0.7]], bias: [0.2]}
+loss: mse
+learning_rate: 0.1
+"""
+
+
+def _opt_net(opt: str) -> str:
+    return f"""
+name: "{opt}"
+inputs: [[0.3, -0.8], [1.2, 0.4]]
+targets: [[1.0], [0.0]]
+optimizer: {opt}
+layers:
+  - name: h
+    type: dense
+    weights: [[0.4, -0.3], [0.25, 0.6]]
+    bias: [0.1, -0.1]
+    activation: tanh
+    freeze: [bias]
+  - {{name: out, type: dense, weights: [[0.5, -0.7]], bias: [0.2]}}
+loss: half_mse
+"""
+
+
+OPT_NETS = {
+    "momentum": _opt_net("{type: momentum, lr: 0.1, momentum: 0.9, dampening: 0.2}"),
+    "nesterov": _opt_net("{type: nesterov, lr: 0.1, momentum: 0.8}"),
+    "rmsprop": _opt_net("{type: rmsprop, lr: 0.01, alpha: 0.9, eps: 0.001}"),
+    "adam": _opt_net("{type: adam, lr: 0.05, beta1: 0.8, beta2: 0.9, eps: 0.001}"),
+}
+
 LOSS_NETS = {
     "mse": _loss_net("mse", "tanh", "[0.5, -0.5]"),
     "half_mse": _loss_net("half_mse", "sigmoid", "[0.5, 0.2]"),
@@ -221,22 +289,26 @@ NETWORKS = {
     "mlp": lambda: engine.run(load_network("examples/mlp_2_3_1.yaml")),
     "scalar": lambda: engine.run(load_network("examples/scalar_quadratic.yaml"), steps=2),
     **{f"loss-{k}": (lambda v=v: run_text(v)) for k, v in LOSS_NETS.items()},
+    **{f"opt-{k}": (lambda v=v: run_text(v, steps=3)) for k, v in OPT_NETS.items()},
+    "regularization": lambda: run_text(REG_NET, steps=2),
+    "dropout-batchnorm": lambda: run_text(DROP_BN_NET, steps=3),
+    "gd-variants": lambda: engine.run(load_network("examples/gd_variants.yaml"), steps=3),
 }
 
 
 @pytest.mark.parametrize("net", sorted(NETWORKS))
 def test_every_explanation_evaluates_to_the_result_it_claims(net):
     trace = NETWORKS[net]()
-    works = all_work(trace, decimals=10)
+    works = all_work(trace, decimals=14)
     assert works
     for rec, w in works:
         assert not w.note.startswith(FALLBACK_NOTE), (w.name, w.note)
-        assert w.result == explain.work.Fmt(10).result(w.value)
+        assert w.result == explain.work.Fmt(14).result(w.value)
         if rec.name == "loss_after" or not w.substituted:
             continue
         got = evaluate(w.substituted)
-        # the numbers are shown with 10 decimals, so the arithmetic on them lands within
-        # a few units of the 10th decimal of the full-precision value
+        # the numbers are shown with 14 decimals, so the arithmetic on them lands within
+        # a relative 1e-7 of the full-precision value (batchnorm divides by tiny variances)
         assert got == pytest.approx(w.value, rel=1e-7, abs=1e-8), (w.name, w.substituted)
         assert abs(got - shown(w.result)) < 1e-7, (w.name, w.substituted, w.result)
 
@@ -247,7 +319,7 @@ def test_every_layer_activation_loss_and_the_update_has_its_own_explainer():
         trace = make()
         for st in trace.steps:
             for rec in st:
-                item = classify(trace.spec, rec)
+                item = classify(trace.spec, rec, st.records)
                 covered.add((item.role, item.kind))
     expected = {
         ("linear", "dense"),
@@ -267,6 +339,21 @@ def test_every_layer_activation_loss_and_the_update_has_its_own_explainer():
         *(("loss_grad", k) for k in LOSS_NETS),
         ("grad_a", "next"),
         ("update", "sgd"),
+        *(("update", k) for k in OPT_NETS),
+        *(("state", k) for k in OPT_NETS),
+        ("loss_sample", "mse"),
+        ("penalty", "loss"),
+        ("penalty", "grad"),
+        ("sum", "penalty"),
+        ("sum", "grad"),
+        ("given", "mask"),
+        ("layer", "dropout"),
+        ("grad_input", "dropout"),
+        *(("bn", k) for k in ("mean", "var", "xhat")),
+        ("linear", "batchnorm"),
+        ("grad_param", "batchnorm"),
+        ("grad_input", "batchnorm"),
+        ("running", "batchnorm"),
     }
     assert expected <= covered
     for role, kind in expected:

@@ -39,6 +39,29 @@ learning_rate: 0.1
 """
 
 
+EVERYTHING_NET = """\
+name: adam, L2/L1, dropout, batchnorm, mini-batches
+inputs: [[0.3, -0.8, 0.5], [1.2, 0.4, -0.1], [0.2, 0.2, 0.9], [-0.6, 0.1, 0.3]]
+targets: [[1.0], [0.0], [0.5], [0.2]]
+batch_size: 2
+optimizer: {type: adam, lr: 0.05}
+regularization: {l2: 0.1, l1: 0.01}
+layers:
+  - {name: h_1, type: dense, weights: [[0.4, -0.3, 0.1], [0.25, 0.6, -0.2]], bias: [0.1, -0.1]}
+  - {name: bn_1, type: batchnorm, gamma: [1.2, 0.8], beta: [0.1, -0.1], activation: relu}
+  - {name: drop_1, type: dropout, p: 0.5, mask: [1, 0]}
+  - {name: out, type: dense, weights: [[0.5, -0.7]], bias: [0.2], activation: sigmoid}
+loss: binary_cross_entropy
+"""
+
+
+@pytest.fixture
+def everything_net(tmp_path):
+    path = tmp_path / "everything.yaml"
+    path.write_text(EVERYTHING_NET)
+    return str(path)
+
+
 @pytest.fixture
 def underscore_net(tmp_path):
     path = tmp_path / "under_score.yaml"
@@ -119,10 +142,12 @@ def check_latex(tex: str) -> None:
 # --- Markdown ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("net", ["examples/example1.yaml", "examples/example2.yaml", "UNDERSCORE"])
-def test_markdown_is_well_formed_with_balanced_math(capsys, net, underscore_net):
-    path = underscore_net if net == "UNDERSCORE" else net
-    md = step(capsys, path, "--format", "markdown")
+@pytest.mark.parametrize(
+    "net", ["examples/example1.yaml", "examples/example2.yaml", "UNDERSCORE", "EVERYTHING"]
+)
+def test_markdown_is_well_formed_with_balanced_math(capsys, net, underscore_net, everything_net):
+    path = {"UNDERSCORE": underscore_net, "EVERYTHING": everything_net}.get(net, net)
+    md = step(capsys, path, "--format", "markdown", "--steps", "2")
     check_markdown(md)
     assert "### Work: forward" in md or "## Work: forward" in md
 
@@ -162,10 +187,13 @@ def test_latex_escapes_underscores_and_specials_in_names(capsys, underscore_net)
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
-@pytest.mark.parametrize("net", ["examples/example1.yaml", "examples/example2.yaml", "UNDERSCORE"])
-def test_latex_compiles_with_pdflatex(capsys, tmp_path, net, underscore_net):
-    path = underscore_net if net == "UNDERSCORE" else net
-    tex = step(capsys, path, "--format", "latex", "--round-each", "4")
+@pytest.mark.parametrize(
+    "net", ["examples/example1.yaml", "examples/example2.yaml", "UNDERSCORE", "EVERYTHING"]
+)
+def test_latex_compiles_with_pdflatex(capsys, tmp_path, net, underscore_net, everything_net):
+    path = {"UNDERSCORE": underscore_net, "EVERYTHING": everything_net}.get(net, net)
+    tex = step(capsys, path, "--format", "latex", "--round-each", "4", "--steps", "2")
+    check_latex(tex)
     (tmp_path / "step.tex").write_text(tex)
     proc = subprocess.run(
         ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "step.tex"],

@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bpcalc.errors import UsageError
-from bpcalc.explain import activations, basics, layers, losses  # noqa: F401  (registers explainers)
+from bpcalc.explain import (  # noqa: F401  (they register their explainers)
+    activations,
+    basics,
+    layers,
+    losses,
+    normalization,
+    optimizers,
+    regularization,
+)
 from bpcalc.explain.registry import (
     FALLBACK_NOTE,
     Item,
@@ -171,7 +179,7 @@ def _explain_step(
             indices = list(np.ndindex(*rec.shape))
         else:
             continue
-        item = classify(trace.spec, rec)
+        item = classify(trace.spec, rec, st.records)
         out.append(Explained(rec, [explain_element(ctx, item, tuple(i)) for i in indices]))
     return out
 
@@ -182,6 +190,6 @@ def explain_value(trace: Trace, ref: str, decimals: int = 4, step: int = 1) -> l
     name, index = parse_ref(ref)
     rec = st.records[name]
     ctx = Ctx(trace, st, trace.spec, Fmt(decimals))
-    item = classify(trace.spec, rec)
+    item = classify(trace.spec, rec, st.records)
     indices = [index] if index is not None else list(np.ndindex(*rec.shape))
     return [explain_element(ctx, item, tuple(i)) for i in indices]

@@ -40,7 +40,7 @@ def _io(ctx: Ctx, item: Item) -> tuple[Tensor, Tensor, str]:
     """(input of f, output of f, the name of ∂L/∂input) for the item's layer."""
     layer = item.layer
     shape = tuple(layer.out_shape)
-    if layer.type in ("dense", "conv2d"):
+    if layer.type in ("dense", "conv2d", "batchnorm"):
         zin = ctx.tensor(f"{layer.name}.z", "z", shape)
         dname = f"grad.{layer.name}.z"
     else:

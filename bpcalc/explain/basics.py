@@ -9,7 +9,15 @@ from bpcalc.explain.registry import Item, register
 from bpcalc.explain.work import Ctx, Work, grad, make, pad_index, split
 from bpcalc.trace import element_name
 
-PARAM_LETTER = {"weights": "w", "kernel": "k", "bias": "b"}
+PARAM_LETTER = {
+    "weights": "w",
+    "kernel": "k",
+    "bias": "b",
+    "gamma": "γ",
+    "beta": "β",
+    "running_mean": "M",
+    "running_var": "V",
+}
 
 
 def param_letter(param: str) -> str:
@@ -39,7 +47,7 @@ def given(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
         classes = ctx.spec.target_classes
         if classes is not None:
             n, _ = split(item.record.per_sample, index, len(shape))
-            note = f"one-hot of class {int(classes[n])}"
+            note = f"one-hot of class {int(classes[ctx.dataset_index(n)])}"
     _, idx = split(item.record.per_sample, index, len(shape))
     sym = t.s(idx)
     return make(ctx, name, index, sym, "", note, sym)

@@ -27,9 +27,11 @@ def _out(ctx: Ctx) -> tuple[Tensor, Tensor, int]:
     return a, y, int(np.prod(shape))
 
 
-def _per_sample(ctx: Ctx, kind: str, a: Tensor, y: Tensor, k: int, n: int) -> tuple[str, str]:
-    """ℓ of sample n: (symbols, numbers)."""
-    m = ctx.mark(n)
+def _per_sample(
+    ctx: Ctx, kind: str, a: Tensor, y: Tensor, k: int, n: int, marked: bool = True
+) -> tuple[str, str]:
+    """ℓ of sample n: (symbols, numbers); marked: the symbols carry the sample's mark."""
+    m = ctx.mark(n) if marked else None
     cells = list(np.ndindex(*a.internal))
     f = ctx.f
     if kind in SQUARED:
@@ -76,7 +78,19 @@ def loss(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
             note = f"the mean over the batch of the {ctx.n} per-sample losses"
         else:
             note = f"the sum over the batch of the {ctx.n} per-sample losses"
-    return make(ctx, "loss", index, sym, num, note, "L")
+    symbol = "L_data" if item.record.name == "loss.data" else "L"
+    return make(ctx, item.record.name, index, sym, num, note, symbol)
+
+
+@register(
+    "loss_sample", "mse", "half_mse", "sse", "half_sse", "cross_entropy", "binary_cross_entropy"
+)
+def loss_sample(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
+    """ℓ of one sample of the batch (loss.per_sample[n])."""
+    a, y, k = _out(ctx)
+    (n,) = index
+    sym, num = _per_sample(ctx, item.kind, a, y, k, n, marked=False)
+    return make(ctx, item.record.name, index, sym, num, "", "ℓ")
 
 
 @register(

@@ -7,11 +7,12 @@ its own module. A value nobody explains still gets its record's formula and valu
 explainer that fails falls back the same way: an explanation never stops a run.
 
 Roles:
-  given       input, target, <layer>.<param>                    kind: input | target | param
+  given       input, target, <layer>.<param>, a dropout mask     kind: input | target | param | mask
   linear      <layer>.z                                          kind: layer type (dense, conv2d)
   activation  <layer>.a of a dense/conv layer, or an activation layer's output
                                                                  kind: activation (identity, relu, ...)
-  layer       <layer>.a of a shape layer                         kind: layer type (maxpool2d, flatten, ...)
+  layer       <layer>.a of a shape layer                         kind: layer type (maxpool2d, flatten, dropout)
+  bn          <layer>.mean, .var, .xhat of a batchnorm layer     kind: mean | var | xhat
   loss        loss                                               kind: loss kind
   loss_grad   grad.<last layer>.a                                kind: loss kind
   grad_a      grad.<layer>.a of an inner layer                   kind: "next"
@@ -19,14 +20,18 @@ Roles:
   grad_param  grad.<layer>.<param>                               kind: layer type
   grad_input  grad.<layer>.input                                 kind: layer type
   update      new.<layer>.<param>                                kind: optimizer type
+  running     new.<layer>.running_mean / running_var             kind: layer type (batchnorm)
   state       state.<layer>.<param>.<slot>                       kind: optimizer type
-  after       loss_after                                         kind: loss_after
+  after       loss_after, dataset_loss_after                     kind: loss_after
+  loss_sample loss.per_sample                                    kind: loss kind
+  penalty     loss.penalty, grad.<layer>.<param>.penalty         kind: loss | grad
+  sum         loss = L_data + penalty, grad.<l>.<p> = data + penalty   kind: penalty | grad
   other       anything else (values added later)                 kind: ""
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +76,7 @@ def registered() -> list[tuple[str, str]]:
     return sorted(_REGISTRY)
 
 
-PARAMETRIC = ("dense", "conv2d")
+PARAMETRIC = ("dense", "conv2d", "batchnorm")  # a z before the activation
 ACTIVATION_KINDS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
 FUSED = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
 
@@ -86,8 +91,9 @@ def _act_kind(layer: Any) -> str:
     return act.kind if act is not None else "identity"
 
 
-def classify(spec: Any, rec: Record) -> Item:
-    """Find what computed a record from its name (the value-name contract) and the spec."""
+def classify(spec: Any, rec: Record, st_names: Container[str] = ()) -> Item:
+    """Find what computed a record from its name (the value-name contract) and the spec.
+    st_names: the names of the step's other values (whether a penalty was recorded)."""
     name = rec.name
     if spec is None:
         return Item(rec, "other", "")
@@ -97,9 +103,27 @@ def classify(spec: Any, rec: Record) -> Item:
     if name in ("input", "target"):
         return Item(rec, "given", name)
     if name == "loss":
+        if "loss.penalty" in st_names:
+            return Item(rec, "sum", "penalty")
         return Item(rec, "loss", spec.loss.kind)
-    if name == "loss_after":
+    if name == "loss.data":
+        return Item(rec, "loss", spec.loss.kind)
+    if name == "loss.per_sample":
+        return Item(rec, "loss_sample", spec.loss.kind)
+    if name == "loss.penalty":
+        return Item(rec, "penalty", "loss")
+    if name in ("loss_after", "dataset_loss_after"):
         return Item(rec, "after", "loss_after")
+    if (
+        parts[0] == "grad"
+        and len(parts) == 4
+        and parts[1] in layers
+        and parts[3] in ("data", "penalty")
+    ):
+        pos, layer = layers[parts[1]]
+        if parts[3] == "data":
+            return Item(rec, "grad_param", layer.type, layer, pos, parts[2])
+        return Item(rec, "penalty", "grad", layer, pos, parts[2])
     if parts[0] == "grad" and len(parts) == 3 and parts[1] in layers:
         pos, layer = layers[parts[1]]
         what = parts[2]
@@ -114,9 +138,13 @@ def classify(spec: Any, rec: Record) -> Item:
         if what == "input":
             return Item(rec, "grad_input", layer.type, layer, pos)
         if what in param_names(layer):
+            if f"{name}.data" in st_names:
+                return Item(rec, "sum", "grad", layer, pos, what)
             return Item(rec, "grad_param", layer.type, layer, pos, what)
     if parts[0] == "new" and len(parts) == 3 and parts[1] in layers:
         pos, layer = layers[parts[1]]
+        if parts[2] in ("running_mean", "running_var"):
+            return Item(rec, "running", layer.type, layer, pos, parts[2])
         return Item(rec, "update", spec.optimizer.type, layer, pos, parts[2])
     if parts[0] == "state" and len(parts) >= 4 and parts[1] in layers:
         pos, layer = layers[parts[1]]
@@ -132,6 +160,10 @@ def classify(spec: Any, rec: Record) -> Item:
             return Item(rec, "layer", layer.type, layer, pos)
         if what in param_names(layer):
             return Item(rec, "given", "param", layer, pos, what)
+        if what in ("mean", "var", "xhat") and layer.type == "batchnorm":
+            return Item(rec, "bn", what, layer, pos)
+        if what == "mask" and layer.type == "dropout":
+            return Item(rec, "given", "mask", layer, pos)
     return Item(rec, "other", "")
 
 

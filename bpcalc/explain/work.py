@@ -174,7 +174,19 @@ class Ctx:
 
     @property
     def n(self) -> int:
+        """The samples in this step's batch (a mini-batch may hold fewer than the data)."""
+        if self.st.samples is not None:
+            return len(self.st.samples)
         return int(self.spec.inputs.shape[0])
+
+    def dataset_index(self, n: int) -> int:
+        """Sample n of this step's batch -> its index in the data."""
+        return self.st.samples[n] if self.st.samples is not None else n
+
+    def previous(self) -> StepTrace | None:
+        """The step before this one in the trace (optimizer state carries over), if any."""
+        k = self.trace.steps.index(self.st)
+        return self.trace.steps[k - 1] if k > 0 else None
 
     def layer_pos(self, name: str) -> int:
         for i, layer in enumerate(self.spec.layers):

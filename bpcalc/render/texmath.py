@@ -39,6 +39,10 @@ SYMBOLS = {
     "π": r"\pi",
     "ρ": r"\rho",
     "τ": r"\tau",
+    "φ": r"\varphi",
+    "χ": r"\chi",
+    "ψ": r"\psi",
+    "ω": r"\omega",
     "∂": r"\partial",
     "∇": r"\nabla",
     "…": r"\dots",
@@ -58,6 +62,19 @@ SYMBOLS = {
     "²": "^{2}",
     "³": "^{3}",
     "ᵀ": "^{T}",
+    "ᵗ": "^{t}",
+    "ⁿ": "^{n}",
+    "ₙ": "_{n}",
+    "ᵢ": "_{i}",
+    "ⱼ": "_{j}",
+    "ₖ": "_{k}",
+    "ℓ": r"\ell",
+    "∓": r"\mp",
+    "±": r"\pm",
+    "⌀": r"\oslash",
+    "∘": r"\circ",
+    "≡": r"\equiv",
+    "⇒": r"\Rightarrow",
     "‖": r"\|",
     "⌈": r"\lceil",
     "⌉": r"\rceil",
@@ -86,8 +103,11 @@ TEXT_ESCAPES = {
 }
 MATH_ESCAPES = {"$": r"\$", "&": r"\&", "#": r"\#", "%": r"\%", "~": r"\sim ", "|": r"\vert "}
 
+GREEK = "αβγδεηθλμνπρστφχψω"
 _TOKEN = re.compile(
     r"(?P<partial>∂L/∂)"
+    r"|(?P<hat>(?<![A-Za-z])[A-Za-z]\u0302(?:\d+|_\{[\d,]+\})?)"
+    r"|(?P<greek>[" + GREEK + r"](?:\d+|_\{[\d,]+\}))"
     r"|(?P<sym>(?<![A-Za-z])[A-Za-z](?:\d+|_\{[\d,]+\})(?![A-Za-z]))"
     r"|(?P<word>[A-Za-z]+)"
     r"|(?P<num>\d+(?:\.\d+)?)"
@@ -107,9 +127,16 @@ def _symbol_at(s: str, i: int) -> tuple[str, int]:
 def _token(m: re.Match[str]) -> str:
     kind = m.lastgroup
     t = m.group(0)
-    if kind == "sym":
+    if kind in ("sym", "greek", "hat"):
         letter, rest = t[0], t[1:]
-        return f"{letter}_{{{rest[2:-1] if rest.startswith('_') else rest}}}"
+        head = SYMBOLS.get(letter, letter)
+        if kind == "hat":
+            head, rest = rf"\hat{{{letter}}}", rest[1:]
+        elif kind == "greek":
+            head += " "
+        if not rest:
+            return head
+        return f"{head}_{{{rest[2:-1] if rest.startswith('_') else rest}}}"
     if kind == "word":
         if t in FUNCTIONS:
             return FUNCTIONS[t]
@@ -165,6 +192,16 @@ def math(s: str) -> str:
                 out.append(r"\hat{}")
                 i += 1
             continue
+        if ch == "√":
+            if i + 1 < len(s) and s[i + 1] == "(":
+                end = _closing(s, i + 1)
+                out.append(r"\sqrt{" + math(s[i + 2 : end]) + "}")
+                i = end + 1
+            else:
+                tok, j = _symbol_at(s, i + 1) if i + 1 < len(s) else ("", i + 1)
+                out.append(r"\sqrt{" + tok + "}")
+                i = j
+            continue
         if ch in SUPER:
             marks, i = _marks(s, i)
             out.append(marks)
@@ -214,7 +251,12 @@ def _closing(s: str, i: int) -> int:
 def text(s: str) -> str:
     """Any text -> LaTeX text mode: specials escaped, symbols in \\ensuremath."""
     out: list[str] = []
-    for ch in s:
+    for i, ch in enumerate(s):
+        if ch == "\u0302":  # a combining hat, already written with its letter
+            continue
+        if i + 1 < len(s) and s[i + 1] == "\u0302" and ch.isascii() and ch.isalpha():
+            out.append(rf"\ensuremath{{\hat{{{ch}}}}}")
+            continue
         if ch in TEXT_ESCAPES:
             out.append(TEXT_ESCAPES[ch])
         elif ord(ch) < 128:
