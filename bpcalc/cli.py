@@ -220,6 +220,103 @@ def _explain(
     return explain.explain_trace(trace, request, decimals, full, keep)
 
 
+CHECK_EPILOG = """Examples:
+
+  bpcalc check examples/example2.yaml --template > answers.yaml
+
+  bpcalc check examples/example2.yaml answers.yaml
+
+  bpcalc check examples/example2.yaml answers.yaml --json
+
+  bpcalc check net.yaml answers.yaml --round-each 4
+
+  bpcalc check net.yaml answers.yaml --rtol 0.01
+
+An answer sheet maps value names to your numbers, whole values or single elements:
+
+  conv.z: [[0.12]]
+
+  grad.conv.kernel[0,1]: 0.268
+
+Exit status: 0 every answer right, 1 some answer wrong or carried forward, 2 invalid input.
+"""
+
+
+@app.command(epilog=CHECK_EPILOG)
+def check(
+    network: Annotated[str, typer.Argument(help="The network YAML file.")],
+    answers: Annotated[
+        str | None,
+        typer.Argument(help="Your answer sheet (YAML; '-' reads standard input)."),
+    ] = None,
+    template: Annotated[
+        bool,
+        typer.Option("--template", help="Print a blank answer sheet to standard output."),
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Write the report as JSON.")] = False,
+    rtol: Annotated[
+        float | None,
+        typer.Option("--rtol", min=0, help="Relative tolerance instead of the decimals rule."),
+    ] = None,
+    atol: Annotated[
+        float | None,
+        typer.Option("--atol", min=0, help="Absolute tolerance instead of the decimals rule."),
+    ] = None,
+    round_each: Annotated[
+        int | None,
+        typer.Option(
+            "--round-each",
+            min=0,
+            max=15,
+            help="Expected values follow hand rounding: every value rounded to N decimals.",
+        ),
+    ] = None,
+    decimals: Annotated[
+        int, typer.Option("--decimals", "-d", min=0, max=15, help="Decimals shown in tables.")
+    ] = 4,
+) -> int:
+    """Grade the answers you computed by hand: the first wrong step, errors carried
+    forward, and the likely mistake."""
+    from bpcalc import engine
+    from bpcalc.spec.schema import load_network
+
+    if template and answers is not None:
+        raise UsageError(
+            "--template prints a blank sheet to standard output and takes no answer file; "
+            f"run: bpcalc check {network} --template > answers.yaml"
+        )
+    if not template and answers is None:
+        raise UsageError(
+            "give the answer sheet to check (bpcalc check NETWORK ANSWERS), "
+            "or --template for a blank one"
+        )
+    spec = load_network(network)
+    trace = engine.run(spec, round_each=round_each)
+    if template:
+        from bpcalc.render.answer_sheet import template as blank
+
+        print(blank(trace, network), end="")
+        return ExitCode.OK
+    from bpcalc.check.diagnose import diagnose
+    from bpcalc.check.grade import grade
+    from bpcalc.check.sheet import load_sheet
+    from bpcalc.check.tolerance import Tolerance
+    from bpcalc.render import check_report
+
+    assert answers is not None
+    sheet = load_sheet(answers, trace.steps[0])
+    report = grade(spec, sheet, Tolerance(rtol, atol), trace.steps[0], round_each)
+    diagnose(spec, report, trace.steps[0])
+    _warn_all(trace.warnings + report.warnings)
+    if json_:
+        from bpcalc.render import json_doc
+
+        print(json_doc.dumps(check_report.document(report)))
+    else:
+        check_report.render(report, _console(), decimals=decimals)
+    return report.exit_code
+
+
 def _console() -> Any:
     from rich.console import Console
 

@@ -38,6 +38,7 @@ from bpcalc.spec.schema import (
     RegSpec,
 )
 from bpcalc.trace import Record, StepTrace, Trace, element_name
+from bpcalc.variant import Variant
 
 Array = np.ndarray
 Params = dict[str, dict[str, Array]]  # layer name -> parameter name -> array (internal shape)
@@ -285,10 +286,15 @@ def backward(
     emit: Emit = silent,
     warn: Callable[[str], None] | None = None,
     input_grad: bool = True,
+    variant: Variant | None = None,
 ) -> dict[str, dict[str, Array]]:
-    """Chain rule from the loss back to the input; returns ∂L/∂θ for every parameter."""
+    """Chain rule from the loss back to the input; returns ∂L/∂θ for every parameter.
+
+    `variant` (the checker's reproduced slips) is None for the correct maths."""
     n = y.shape[0]
     scale = losses.batch_scale(spec.loss.reduction, n)
+    if variant is not None:
+        scale *= variant.loss_factor
     kind = spec.loss.kind
     last = layers[-1]
     fused = losses.FUSED.get(kind) == spec.output_activation
@@ -309,9 +315,15 @@ def backward(
             layer.out_shown(),
         )
         if layer.activation is not None:
-            if fused and i == len(layers) - 1:
+            if variant is not None and name in variant.no_derivative:
+                dz, formula = da, "∂L/∂z = ∂L/∂a (the derivative left out)"
+            elif fused and i == len(layers) - 1:
                 dz = losses.fused_grad_z(kind, a, y) * scale
                 formula = losses.FUSED_FORMULAS[kind]
+            elif variant is not None:
+                act = layer.activation
+                dz = variant.activation_backward(name, act.kind, da, z, a, act.slope)
+                formula = notation.grad_z_formula(layer.activation)
             else:
                 dz = act_ops.backward(layer.activation.kind, da, z, a, layer.activation.slope)
                 formula = notation.grad_z_formula(layer.activation)
@@ -343,6 +355,10 @@ def backward(
                 layer.param_shown(pname),
                 per_sample=False,
             )
+        if variant is not None and variant.backprop_params is not None and dx is not None:
+            if layer.parametric:
+                through = variant.backprop_params(name, params[name], grads[name])
+                dx, _ = layer.op.backward(dz, cache, through)
         if dx is not None:
             dx = emit(f"grad.{name}.input", dx, "backward", name, in_formula, layer.in_shown())
         da = dx
@@ -409,8 +425,10 @@ def step_once(
     x: Array,
     y: Array,
     rec: Recorder,
+    variant: Variant | None = None,
 ) -> RunState:
     """One forward / loss / backward / update / loss-after step, every value into `rec`."""
+    factor = variant.loss_factor if variant is not None else 1.0
     params = state.params
     x = rec("input", x, "forward", None, "x, the network's input", _input_shown(spec))
     fwd = forward(layers, params, x, rec)
@@ -432,14 +450,14 @@ def step_once(
         loss = _record_penalty(spec, rec, loss, params)
     rec(
         "loss",
-        np.asarray(loss),
+        np.asarray(loss * factor),
         "loss",
         None,
         notation.total_loss_formula(spec),
         (),
         per_sample=False,
     )
-    grads = backward(spec, layers, params, fwd, y, rec, rec.warn)
+    grads = backward(spec, layers, params, fwd, y, rec, rec.warn, variant=variant)
 
     t = state.t + 1
     new_params: Params = {}
@@ -495,7 +513,7 @@ def step_once(
     loss_after += reg_mod.penalty(spec.regularization, new_params)
     rec(
         "loss_after",
-        np.asarray(loss_after),
+        np.asarray(loss_after * factor),
         "after",
         None,
         notation.total_loss_formula(spec) + " with the updated parameters",
@@ -569,8 +587,11 @@ def run(
     round_each: int | None = None,
     overrides: Mapping[str, Array] | None = None,
     dtype: Any = np.float64,
+    variant: Variant | None = None,
 ) -> Trace:
-    """Run `steps` steps, each on the next batch of spec.batching, and return their trace."""
+    """Run `steps` steps, each on the next batch of spec.batching, and return their trace.
+
+    variant: a deliberate slip for the answer checker (None: the correct maths)."""
     layers = [build_layer(s) for s in spec.layers]
     optimizer = optim_mod.build(spec.optimizer)
     state = RunState(initial_params(spec, dtype))
@@ -599,7 +620,7 @@ def run(
             x_used = np.round(x, round_each)
         else:
             x_used = x
-        state = step_once(spec, layers, state, optimizer, x_used, y, rec)
+        state = step_once(spec, layers, state, optimizer, x_used, y, rec, variant)
 
         if spec.batched and len(idx) < x_all.shape[0]:  # comparable across batch sizes
             rec(
