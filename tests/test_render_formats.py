@@ -111,6 +111,8 @@ def check_markdown(md: str) -> None:
             check_environments(math)
             check_braces(math)
             assert math == math.strip(), f"GitHub needs no space inside $...$: {math!r}"
+            # a Markdown processor may unescape \\ to \ before the math is typeset
+            assert "\\\\" not in math, f"use \\cr for matrix rows: {math!r}"
     # tables: header, separator and rows with the same number of cells
     i = 0
     while i < len(lines):

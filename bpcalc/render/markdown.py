@@ -44,7 +44,7 @@ def value_md(value, decimals: int, full: bool, per_sample: bool = False) -> str:
         )
     if value.size > SUMMARY_THRESHOLD and not full:
         return cell(summary(value, decimals).replace("\n", " "))
-    return m(texmath.matrix(value, decimals))
+    return m(texmath.matrix(value, decimals, row_end=r" \cr "))
 
 
 def render(

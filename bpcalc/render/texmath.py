@@ -280,9 +280,10 @@ def name(s: str) -> str:
     return r"\texttt{" + text(s) + "}"
 
 
-def matrix(value: np.ndarray, decimals: int) -> str:
+def matrix(value: np.ndarray, decimals: int, row_end: str = r" \\ ") -> str:
     """A number, vector or matrix as LaTeX math (a row vector for 1-D, bmatrix for 2-D);
-    higher ranks as labelled 2-D slices."""
+    higher ranks as labelled 2-D slices. row_end: Markdown uses \\cr, which no Markdown
+    processor mistakes for an escaped backslash."""
     value = np.asarray(value, dtype=np.float64)
     if value.ndim == 0:
         return number(float(value), decimals)
@@ -292,11 +293,11 @@ def matrix(value: np.ndarray, decimals: int) -> str:
         )
     if value.ndim == 2:
         rows = [" & ".join(number(v, decimals) for v in row) for row in value]
-        return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}"
+        return r"\begin{bmatrix}" + row_end.join(rows) + r"\end{bmatrix}"
     parts = []
     for idx in np.ndindex(*value.shape[:-2]):
         label = ",".join(str(i) for i in idx)
-        parts.append(rf"{{}}_{{[{label},:,:]}}" + matrix(value[idx], decimals))
+        parts.append(rf"{{}}_{{[{label},:,:]}}" + matrix(value[idx], decimals, row_end))
     return r",\ ".join(parts)
 
 
