@@ -48,7 +48,7 @@ LIMIT = 16  # values with more elements are explained only when named (or with -
 SYMBOLS = (
     "Symbols: one letter and the element's 1-based position (x12 = x[0,1]); inside a layer "
     "x is its input, z before the activation, a its output (p: probabilities), k kernel, "
-    "w weights, b bias, y target, η learning rate; ⁽n⁾ marks sample n in sums over the batch."
+    "w weights, b bias, y target, η learning rate; ⁽n⁾ marks the n-th sample of the step's batch in sums over it."
 )
 
 __all__ = [
