@@ -270,10 +270,11 @@ def run_text(text: str, **kwargs):
     return engine.run(parse_network(load_yaml_text(textwrap.dedent(text), "net.yaml")), **kwargs)
 
 
-def all_work(trace, decimals: int = 10):
+def all_work(trace, decimals: int = 10, min_sig: int = 12):
+    """Every explanation of a trace, numbers with at least 12 significant digits."""
     request = explain.parse_requests(["all"], trace)
     works = []
-    for exps in explain.explain_trace(trace, request, decimals, full=True).values():
+    for exps in explain.explain_trace(trace, request, decimals, True, min_sig=min_sig).values():
         for e in exps:
             works += [(e.record, w) for w in e.works]
     return works
@@ -303,12 +304,12 @@ def test_every_explanation_evaluates_to_the_result_it_claims(net):
     assert works
     for rec, w in works:
         assert not w.note.startswith(FALLBACK_NOTE), (w.name, w.note)
-        assert w.result == explain.work.Fmt(14).result(w.value)
+        assert w.result == explain.work.Fmt(14, 12).result(w.value)
         if rec.name == "loss_after" or not w.substituted:
             continue
         got = evaluate(w.substituted)
-        # the numbers are shown with 14 decimals, so the arithmetic on them lands within
-        # a relative 1e-7 of the full-precision value (batchnorm divides by tiny variances)
+        # the numbers are shown with 14 decimals and at least 12 significant digits, so the
+        # arithmetic on them lands within a relative 1e-7 of the full-precision value
         assert got == pytest.approx(w.value, rel=1e-7, abs=1e-8), (w.name, w.substituted)
         assert abs(got - shown(w.result)) < 1e-7, (w.name, w.substituted, w.result)
 
@@ -695,6 +696,83 @@ def test_any_conv_network_explanations_evaluate_to_their_values(text):
         if rec.name == "loss_after" or not w.substituted:
             continue
         assert evaluate(w.substituted) == pytest.approx(w.value, rel=1e-9, abs=1e-10), (
+            w.name,
+            w.symbolic,
+            w.substituted,
+        )
+
+
+@hs.composite
+def dense_networks(draw):
+    """An MLP with any activations, loss, reduction, optimizer, penalty, batchnorm, dropout."""
+    n_in = draw(hs.integers(1, 3))
+    hidden = draw(hs.integers(1, 3))
+    loss = draw(
+        hs.sampled_from(
+            ["mse", "half_mse", "sse", "half_sse", "cross_entropy", "binary_cross_entropy"]
+        )
+    )
+    n_out = 1 if loss == "binary_cross_entropy" else draw(hs.integers(2, 3))
+    out_act = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}.get(
+        loss, draw(hs.sampled_from(["identity", "relu", "tanh", "sigmoid", "softmax"]))
+    )
+    n = draw(hs.integers(2, 3))
+    mat = lambda r, c: [[draw(_small) for _ in range(c)] for _ in range(r)]  # noqa: E731
+    layers = [
+        {
+            "name": "h",
+            "type": "dense",
+            "weights": mat(hidden, n_in),
+            "bias": [draw(_small) for _ in range(hidden)],
+            "activation": draw(hs.sampled_from(["relu", "leaky_relu", "tanh", "sigmoid"])),
+        }
+    ]
+    if draw(hs.booleans()):
+        layers.append(
+            {"name": "bn", "type": "batchnorm", "gamma": [1.5] * hidden, "beta": [0.1] * hidden}
+        )
+    if draw(hs.booleans()):
+        layers.append(
+            {"name": "drop", "type": "dropout", "p": 0.25, "mask": [1] + [0] * (hidden - 1)}
+        )
+    layers.append(
+        {
+            "name": "out",
+            "type": "dense",
+            "layout": "in_out",
+            "weights": mat(hidden, n_out),
+            "bias": [draw(_small) for _ in range(n_out)],
+            "activation": out_act,
+        }
+    )
+    if loss == "cross_entropy":
+        targets = [draw(hs.integers(0, n_out - 1)) for _ in range(n)]
+    elif loss == "binary_cross_entropy":
+        targets = [[draw(hs.sampled_from([0.0, 1.0]))] for _ in range(n)]
+    else:
+        targets = [[draw(_small) for _ in range(n_out)] for _ in range(n)]
+    opt = draw(hs.sampled_from(["sgd", "momentum", "nesterov", "rmsprop", "adam"]))
+    doc = {
+        "inputs": [[draw(_small) for _ in range(n_in)] for _ in range(n)],
+        "targets": targets,
+        "layers": layers,
+        "loss": {"type": loss, "reduction": draw(hs.sampled_from(["mean", "sum"]))},
+        "optimizer": {"type": opt, "lr": 0.1},
+    }
+    if draw(hs.booleans()):
+        doc["regularization"] = {"l2": 0.1, "l1": 0.05, "include_bias": draw(hs.booleans())}
+    return yaml.safe_dump(doc)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dense_networks())
+def test_any_dense_network_explanations_evaluate_to_their_values(text):
+    trace = run_text(text, steps=2)
+    for rec, w in all_work(trace, decimals=14):
+        assert not w.note.startswith(FALLBACK_NOTE), (w.name, w.note)
+        if rec.name == "loss_after" or not w.substituted:
+            continue
+        assert evaluate(w.substituted) == pytest.approx(w.value, rel=1e-7, abs=1e-9), (
             w.name,
             w.symbolic,
             w.substituted,

@@ -150,20 +150,23 @@ def explain_trace(
     decimals: int = 4,
     full: bool = False,
     keep: Callable[[Record], bool] = lambda r: True,
+    min_sig: int = 1,
 ) -> dict[int, list[Explained]]:
-    """Step number -> the explained values of that step, in computation order."""
-    return {st.step: _explain_step(trace, st, request, decimals, full, keep) for st in trace.steps}
+    """Step number -> the explained values of that step, in computation order.
+    min_sig: see Fmt (tests ask for many significant digits to check the arithmetic)."""
+    fmt = Fmt(decimals, min_sig)
+    return {st.step: _explain_step(trace, st, request, fmt, full, keep) for st in trace.steps}
 
 
 def _explain_step(
     trace: Trace,
     st: StepTrace,
     request: Request,
-    decimals: int,
+    fmt: Fmt,
     full: bool,
     keep: Callable[[Record], bool],
 ) -> list[Explained]:
-    ctx = Ctx(trace, st, trace.spec, Fmt(decimals))
+    ctx = Ctx(trace, st, trace.spec, fmt)
     out = []
     for rec in st:
         if not keep(rec):

@@ -15,6 +15,7 @@ import numpy as np
 from bpcalc.explain.activations import out_letter
 from bpcalc.explain.registry import Item, register
 from bpcalc.explain.work import MINUS, Ctx, Tensor, Work, grad, make, paren, split
+from bpcalc.losses import EPS
 
 SQUARED = ("mse", "half_mse", "sse", "half_sse")
 
@@ -118,12 +119,22 @@ def loss_grad(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
     elif kind == "cross_entropy":
         sym, num = f"{MINUS}{ys} / {as_}", f"{MINUS}{yv} / {av}"
         note = "from −Σ y·ln(p)"
+        if a.v(idx, n) < EPS and y.v(idx, n) > 0:  # the division is clamped, as in losses.py
+            sym, num = f"{MINUS}{ys} / max({as_}, ε)", f"{MINUS}{yv} / max({av}, {EPS:g})"
+            note += f"; {as_} is below ε = {EPS:g}, so the division uses ε"
     elif kind == "binary_cross_entropy":
-        sym = f"({as_} − {ys}) / ({as_}·(1 − {as_}))"
-        num = f"({av} − {yv}) / ({av}×(1 − {av}))"
+        pv = a.v(idx, n)
+        if pv * (1 - pv) < EPS:  # the division is clamped, as in losses.py
+            sym = f"({as_} − {ys}) / max({as_}·(1 − {as_}), ε)"
+            num = f"({av} − {yv}) / max({av}×(1 − {av}), {EPS:g})"
+            clamp = f"; {as_}·(1 − {as_}) is below ε = {EPS:g}, so the division uses ε"
+        else:
+            sym = f"({as_} − {ys}) / ({as_}·(1 − {as_}))"
+            num = f"({av} − {yv}) / ({av}×(1 − {av}))"
+            clamp = ""
         if k > 1:
             sym, num = f"{sym} / {k}", f"{num} / {k}"
-        note = "from −[y·ln(p) + (1 − y)·ln(1 − p)] / K"
+        note = "from −[y·ln(p) + (1 − y)·ln(1 − p)] / K" + clamp
     else:
         raise KeyError(kind)
     if ctx.spec.loss.reduction == "mean" and ctx.n > 1:

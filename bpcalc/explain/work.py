@@ -97,17 +97,27 @@ def paren(expr: str) -> str:
 
 @dataclass(frozen=True)
 class Fmt:
-    """Number formatting for one explanation run."""
+    """Number formatting for one explanation run: `decimals` decimals, as the tables show
+    them; a number that would keep fewer than `min_sig` significant digits (by default: one
+    that would show as 0 though it is not) is written with significant digits instead
+    (2.52e-12), so no step divides by a 0 that is not one."""
 
     decimals: int
+    min_sig: int = 1
+
+    def _text(self, v: float) -> str:
+        s = fmt(float(v), self.decimals)
+        if v != 0 and _significant(s) < self.min_sig:
+            s = f"{float(v):.{max(self.min_sig, 3)}g}"
+        return s
 
     def num(self, v: float) -> str:
         """A number inside an expression: negative ones in parentheses, with a real minus."""
-        s = fmt(float(v), self.decimals)
+        s = self._text(v)
         return f"({MINUS}{s[1:]})" if s.startswith("-") else s
 
     def result(self, v: float) -> str:
-        s = fmt(float(v), self.decimals)
+        s = self._text(v)
         return MINUS + s[1:] if s.startswith("-") else s
 
     @staticmethod
@@ -115,6 +125,12 @@ class Fmt:
         """A configuration constant (learning rate, slope): all its digits, as written."""
         s = f"{float(v):g}"
         return f"({MINUS}{s[1:]})" if s.startswith("-") else s
+
+
+def _significant(s: str) -> int:
+    """Significant digits of a fixed-point number's text: '0.0001' -> 1, '0' -> 0."""
+    digits = s.lstrip("-").replace(".", "").lstrip("0")
+    return len(digits)
 
 
 def product(factors: list[str], tight: bool) -> str:

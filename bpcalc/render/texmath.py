@@ -110,7 +110,7 @@ _TOKEN = re.compile(
     r"|(?P<greek>[" + GREEK + r"](?:\d+|_\{[\d,]+\}))"
     r"|(?P<sym>(?<![A-Za-z])[A-Za-z](?:\d+|_\{[\d,]+\})(?![A-Za-z]))"
     r"|(?P<word>[A-Za-z]+)"
-    r"|(?P<num>\d+(?:\.\d+)?)"
+    r"|(?P<num>\d+(?:\.\d+)?(?:e[-+]\d+)?)"
     r"|(?P<sub>_\{[^}]*\})"
 )
 
@@ -147,6 +147,9 @@ def _token(m: re.Match[str]) -> str:
         return rf"\text{{{t}}}"
     if kind == "sub":
         return "_" + t[1:]
+    if kind == "num" and "e" in t:
+        mant, exp = t.split("e")
+        return rf"{mant}\times 10^{{{int(exp)}}}"
     return t
 
 
