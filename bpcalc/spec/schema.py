@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from bpcalc import data as _data
 from bpcalc.errors import Location
+from bpcalc.spec import init as _init
 from bpcalc.spec import values as V
 from bpcalc.spec.load import SourceDoc, Src, load_yaml_file
 
@@ -120,6 +122,8 @@ class NetworkSpec:
     loss: LossSpec
     optimizer: OptimizerSpec
     doc: SourceDoc | None = None
+    # bpcalc.spec.train_section.TrainSpec: `bpcalc train`'s defaults and test data
+    train: Any = None
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -142,6 +146,7 @@ TOP_KEYS = (
     "loss",
     "learning_rate",
     "optimizer",
+    "train",
 )
 
 
@@ -171,6 +176,7 @@ def parse_network(doc: SourceDoc) -> NetworkSpec:
     loss = _parse_loss(root.child("loss"), layers[-1])
     optimizer = _parse_optimizer(root)
     targets, classes = _parse_targets(root, loss, layers[-1], inputs.shape[0], batched)
+    train = _parse_train_section(root, layers, loss) if "train" in data else None
     return NetworkSpec(
         name=name,
         file=doc.file,
@@ -183,6 +189,7 @@ def parse_network(doc: SourceDoc) -> NetworkSpec:
         loss=loss,
         optimizer=optimizer,
         doc=doc,
+        train=train,
     )
 
 
@@ -198,10 +205,14 @@ def _parse_inputs(root: Src) -> tuple[np.ndarray, bool, Src]:
         )
     if "input" in data:
         src = root.child("input")
+        if _data.is_reference(src.value):
+            return _data.load(src, "input", batched=False).values, False, src
         x = V.array(src, "input")
         return x[None, ...], False, src
     if "inputs" in data:
         src = root.child("inputs")
+        if _data.is_reference(src.value):
+            return _data.load(src, "inputs").values, True, src
         if not isinstance(src.value, list):
             raise src.error(f"inputs should be a list of samples, found {V.type_name(src.value)}")
         x = V.array(src, "inputs")
@@ -238,6 +249,7 @@ def _shape_input(
         per = "each sample" if batched else "input"
         raise src.error(
             f"{per} of a network that starts with dense should be a vector (a flat list); found shape {V._fmt(sample)}: add a flatten layer first"
+            + (" (or flatten: true in the data reference)" if _data.is_reference(src.value) else "")
         )
     return x, sample, False
 
@@ -328,9 +340,25 @@ def _vector_len(shape: tuple[int, ...]) -> int:
 def _parse_dense(
     lsrc: Src, name: str, ltype: str, shape: tuple[int, ...], sq: bool, prev: str
 ) -> DenseSpec:
-    _common(lsrc, ("weights", "bias", "activation", "slope", "freeze", "layout", "bias_shared"))
-    if "weights" not in lsrc.value:
-        raise lsrc.error(f"dense layer {name!r} is missing the required key 'weights'")
+    _common(
+        lsrc,
+        (
+            "weights",
+            "bias",
+            "activation",
+            "slope",
+            "freeze",
+            "layout",
+            "bias_shared",
+            "units",
+            "init",
+        ),
+    )
+    _init.check_exclusive(lsrc, name, "weights", ("units",))
+    if "weights" not in lsrc.value and "units" not in lsrc.value:
+        raise lsrc.error(
+            f"dense layer {name!r} needs weights: (values) or units: (a number of neurons, drawn by init:)"
+        )
     if len(shape) != 1:
         raise lsrc.error(
             f"dense layer {name!r} needs a vector input, but {prev} gives shape {V._fmt(shape)}: add a flatten layer before it"
@@ -342,7 +370,11 @@ def _parse_dense(
         else "out_in"
     )
     wsrc = lsrc.child("weights")
-    w = V.array(wsrc, f"{name}.weights", ndims=(0, 1, 2))
+    w = (
+        _init.dense_weights(lsrc, name, n_in, layout)
+        if "units" in lsrc.value
+        else V.array(wsrc, f"{name}.weights", ndims=(0, 1, 2))
+    )
     weights_shown = w.shape
     if (
         w.ndim < 2
@@ -413,16 +445,23 @@ def conv_out(n: int, k: int, s: int, p: int) -> int:
 def _parse_conv(
     lsrc: Src, name: str, ltype: str, shape: tuple[int, ...], sq: bool, prev: str
 ) -> Conv2dSpec:
-    _common(lsrc, ("kernel", "bias", "stride", "padding", "flip", "activation", "slope", "freeze"))
-    if "kernel" not in lsrc.value:
-        raise lsrc.error(f"conv2d layer {name!r} is missing the required key 'kernel'")
+    _common(
+        lsrc,
+        ("kernel", "bias", "stride", "padding", "flip", "activation", "slope", "freeze")
+        + ("out_channels", "kernel_size", "init"),
+    )
+    _init.check_exclusive(lsrc, name, "kernel", ("out_channels", "kernel_size"))
     if len(shape) != 3:
         raise lsrc.error(
             f"conv2d layer {name!r} needs an image input (C, H, W), but {prev} gives shape {V._fmt(shape)}"
         )
     c, h, w = shape
     ksrc = lsrc.child("kernel")
-    k = V.array(ksrc, f"{name}.kernel", ndims=(2, 4))
+    k = (
+        V.array(ksrc, f"{name}.kernel", ndims=(2, 4))
+        if "kernel" in lsrc.value
+        else _init.conv_kernel(lsrc, name, c)
+    )
     kernel_2d = k.ndim == 2
     if kernel_2d:
         if c != 1:
@@ -622,6 +661,8 @@ def _parse_targets(
     if key not in data:
         raise root.error(f"the network is missing its {key}:")
     src = root.child(key)
+    if _data.is_reference(src.value):
+        return _data.targets_from_file(src, key, loss.kind, last.out_shape, last.name, n, batched)
     out_shape = last.out_shape
     k = _vector_len(out_shape)
     if batched:
@@ -669,3 +710,9 @@ def _is_class_index(v: Any) -> bool:
 
 def _shown(layer: LayerSpec) -> tuple[int, ...]:
     return layer.out_shape[1:] if layer.squeezed_out else layer.out_shape
+
+
+def _parse_train_section(root: Src, layers: list[LayerSpec], loss: LossSpec) -> Any:
+    from bpcalc.spec.train_section import parse_train
+
+    return parse_train(root.child("train"), layers, loss)

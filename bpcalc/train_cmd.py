@@ -1,0 +1,176 @@
+"""`bpcalc train`: resolve the options against the YAML's train: section, run the training loop,
+render the result, save the trained network. The CLI only parses options and calls run_train."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from bpcalc.errors import UsageError
+
+DEFAULT_BATCH = 32
+
+
+def run_train(
+    network: str,
+    *,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    seed: int | None,
+    shuffle: bool | None,
+    dtype: str,
+    test: str | None,
+    save: str | None,
+    force: bool,
+    json_out: bool,
+) -> None:
+    import numpy as np
+
+    from bpcalc import training
+    from bpcalc.spec.schema import load_network
+    from bpcalc.spec.train_section import TrainSpec, load_dataset_file
+
+    if save is not None and network != "-":
+        _check_save_target(save, network, force)
+    spec = load_network(network)
+    section: TrainSpec = spec.train or TrainSpec()
+    epochs = epochs or section.epochs
+    if epochs is None:
+        raise UsageError("how many epochs? give --epochs N (or train: {epochs: N} in the YAML)")
+    # `batch_size:` at the top level of the YAML (the step command's mini-batches) also counts
+    batch = batch_size or section.batch_size or getattr(spec, "batch_size", None) or DEFAULT_BATCH
+    n = spec.inputs.shape[0]
+    batch = min(batch, n)
+    shuffle = (
+        shuffle
+        if shuffle is not None
+        else (section.shuffle if section.shuffle is not None else True)
+    )
+    seed = seed if seed is not None else (section.seed if section.seed is not None else 0)
+    if lr == 0:
+        raise UsageError("--lr should be greater than 0")
+    test_set = section.test
+    if test is not None:
+        test_set = load_dataset_file(test, list(spec.layers), spec.loss)
+
+    trainer = training.Trainer(spec, np.dtype(dtype), lr=lr)
+    rate = lr if lr is not None else spec.optimizer.lr
+    steps = -(-n // batch)
+    extra = {"dtype": dtype, "batch_size": batch, "lr": rate, "samples": n}
+    about = (
+        f"{spec.name}: {n} samples, batch {batch} ({steps} update{'s' if steps != 1 else ''} per epoch), "
+        f"{epochs} epoch{'s' if epochs != 1 else ''}, {spec.optimizer.type} η = {rate:g}, {dtype}, "
+        + (f"shuffled (seed {seed})" if shuffle else "not shuffled")
+        + (f"; test: {test_set.inputs.shape[0]} samples" if test_set is not None else "")
+    )
+
+    progress, on_batch, on_epoch_bar = _progress(epochs, steps)
+
+    def on_epoch(r: training.EpochResult) -> None:
+        on_epoch_bar(r)
+        if json_out:
+            from bpcalc.render.training import epoch_json
+
+            print(epoch_json(r, epochs, extra), flush=True)
+
+    start = time.perf_counter()
+    try:
+        results = training.fit(
+            trainer,
+            spec.inputs,
+            spec.targets,
+            epochs=epochs,
+            batch_size=batch,
+            shuffle=shuffle,
+            seed=seed,
+            test=(test_set.inputs, test_set.targets) if test_set is not None else None,
+            on_batch=on_batch,
+            on_epoch=on_epoch,
+        )
+    finally:
+        if progress is not None:
+            progress.stop()
+    total = time.perf_counter() - start
+
+    if not json_out:
+        from rich.console import Console
+
+        from bpcalc.render.training import render
+
+        console = Console(soft_wrap=False, highlight=False)
+        notes = [f"Training {about}.", "Loss: the mean over samples of the per-sample loss."]
+        render(results, console, title=f"{epochs} epochs in {total:.2f} s", notes=notes)
+    if save is not None:
+        from bpcalc.files import write_text_atomic
+        from bpcalc.spec.write import network_yaml
+
+        last = results[-1]
+        header = [
+            f"Trained by bpcalc train from {network}: {epochs} epochs, batch {batch}, "
+            f"η = {rate:g}, {dtype}, "
+            + (f"shuffle seed {seed}" if shuffle else "no shuffle")
+            + ".",
+            f"Final training loss {last.train_loss:.6g}"
+            + (
+                f", test accuracy {100 * last.test_accuracy:.2f} %"
+                if last.test_accuracy is not None
+                else ""
+            )
+            + ".",
+        ]
+        text = network_yaml(spec, trainer.params, save, header)
+        write_text_atomic(save, text, force=force, protect=[network], option="--save")
+        print(f"bpcalc: saved the trained network to {save}", file=sys.stderr)
+
+
+def _check_save_target(save: str, network: str, force: bool) -> None:
+    """Refuse before training (not after minutes of it) when --save would replace a file."""
+    import os
+    from pathlib import Path
+
+    p = Path(save)
+    if p.is_dir():
+        raise UsageError(f"--save {save}: this is a directory; give a file name")
+    if not (p.parent if str(p.parent) else Path(".")).is_dir():
+        raise UsageError(f"--save {save}: the folder {p.parent} does not exist")
+    if p.exists() and not force:
+        if Path(network).exists() and os.path.samefile(network, p):
+            raise UsageError(
+                f"--save {save} would overwrite the input file; choose another name, or add --force"
+            )
+        raise UsageError(f"--save {save} exists; choose another name, or add --force to replace it")
+
+
+def _progress(epochs: int, steps: int) -> tuple[Any, Any, Any]:
+    """A rich progress bar on stderr, only when stderr is a terminal; else no-op hooks."""
+    if not sys.stderr.isatty():
+        return None, None, lambda r: None
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = progress.add_task("train", total=epochs * steps, epoch=1, epochs=epochs, loss="—")
+    progress.start()
+
+    def on_batch(epoch: int, b: int, loss: float) -> None:
+        progress.update(task, advance=1, epoch=epoch, loss=f"{loss:.4f}")
+
+    return progress, on_batch, lambda r: None
