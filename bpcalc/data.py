@@ -111,7 +111,11 @@ def load(src: Src, what: str, *, batched: bool = True) -> Loaded:
             )
         fmt = found
     if not path.exists():
-        raise fsrc.error(f"no such data file: {path}")
+        # MNIST's files are often unzipped after download (or not): take the other one
+        other = path.with_name(path.name[:-3] if path.name.endswith(".gz") else path.name + ".gz")
+        if not other.exists():
+            raise fsrc.error(f"no such data file: {path}")
+        path = other
     if path.is_dir():
         raise fsrc.error(f"{path} is a directory; expected a data file")
     if "key" in opts and fmt != "npz":

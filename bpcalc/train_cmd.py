@@ -77,18 +77,20 @@ def run_train(
 
     start = time.perf_counter()
     try:
-        results = training.fit(
-            trainer,
-            spec.inputs,
-            spec.targets,
-            epochs=epochs,
-            batch_size=batch,
-            shuffle=shuffle,
-            seed=seed,
-            test=(test_set.inputs, test_set.targets) if test_set is not None else None,
-            on_batch=on_batch,
-            on_epoch=on_epoch,
-        )
+        # overflow shows up as a non-finite loss, which fit reports with its epoch and step
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            results = training.fit(
+                trainer,
+                spec.inputs,
+                spec.targets,
+                epochs=epochs,
+                batch_size=batch,
+                shuffle=shuffle,
+                seed=seed,
+                test=(test_set.inputs, test_set.targets) if test_set is not None else None,
+                on_batch=on_batch,
+                on_epoch=on_epoch,
+            )
     finally:
         if progress is not None:
             progress.stop()
