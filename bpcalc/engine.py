@@ -76,9 +76,7 @@ class Layer:
         if isinstance(s, Conv2dSpec) and s.kernel_2d:
             return s.kernel.shape[2:] if param == "kernel" else ()
         if isinstance(s, DenseSpec):
-            return (
-                s.weights.shape if param == "weights" else (() if s.bias_shared else s.bias.shape)
-            )
+            return s.weights_shown if param == "weights" else s.bias_shown
         return s.params[param].shape  # type: ignore[attr-defined]
 
 

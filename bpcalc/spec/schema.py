@@ -376,9 +376,8 @@ def _parse_dense(
         else V.array(wsrc, f"{name}.weights", ndims=(0, 1, 2))
     )
     weights_shown = w.shape
-    if (
-        w.ndim < 2
-    ):  # a single number or one row: one neuron (out_in) / one input (in_out) is not implied
+    # A single number or a flat list is one neuron's weights (out_in) or one input's (in_out).
+    if w.ndim < 2:
         w = w.reshape(1, -1) if layout == "out_in" else w.reshape(-1, 1)
     rows, cols = w.shape
     fan_in = cols if layout == "out_in" else rows
