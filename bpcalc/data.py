@@ -114,7 +114,13 @@ def load(src: Src, what: str, *, batched: bool = True) -> Loaded:
         # MNIST's files are often unzipped after download (or not): take the other one
         other = path.with_name(path.name[:-3] if path.name.endswith(".gz") else path.name + ".gz")
         if not other.exists():
-            raise fsrc.error(f"no such data file: {path}")
+            hint = (
+                " (MNIST's files are not shipped with bpcalc: README.md, section Training, says "
+                "where to download them)"
+                if fmt == "idx"
+                else ""
+            )
+            raise fsrc.error(f"no such data file: {path}{hint}")
         path = other
     if path.is_dir():
         raise fsrc.error(f"{path} is a directory; expected a data file")
