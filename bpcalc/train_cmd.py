@@ -39,8 +39,7 @@ def run_train(
     epochs = epochs or section.epochs
     if epochs is None:
         raise UsageError("how many epochs? give --epochs N (or train: {epochs: N} in the YAML)")
-    # `batch_size:` at the top level of the YAML (the step command's mini-batches) also counts
-    batch = batch_size or section.batch_size or getattr(spec, "batch_size", None) or DEFAULT_BATCH
+    batch = batch_size or section.batch_size or _step_batch(spec) or DEFAULT_BATCH
     n = spec.inputs.shape[0]
     batch = min(batch, n)
     shuffle = (
@@ -48,7 +47,9 @@ def run_train(
         if shuffle is not None
         else (section.shuffle if section.shuffle is not None else True)
     )
-    seed = seed if seed is not None else (section.seed if section.seed is not None else 0)
+    if seed is None:
+        step_seed = getattr(getattr(spec, "batching", None), "seed", None)  # top-level seed:
+        seed = section.seed if section.seed is not None else (step_seed or 0)
     if lr == 0:
         raise UsageError("--lr should be greater than 0")
     test_set = section.test
@@ -125,6 +126,17 @@ def run_train(
         text = network_yaml(spec, trainer.params, save, header)
         write_text_atomic(save, text, force=force, protect=[network], option="--save")
         print(f"bpcalc: saved the trained network to {save}", file=sys.stderr)
+
+
+def _step_batch(spec: Any) -> int | None:
+    """The batch size the YAML gives `bpcalc step` (top-level mode:/batch_size:), if any:
+    minibatch -> its batch_size, sgd -> 1; full batch (step's default) leaves train's default."""
+    b = getattr(spec, "batching", None)
+    if b is None:
+        return None
+    if b.mode == "minibatch":
+        return b.batch_size
+    return 1 if b.mode == "sgd" else None
 
 
 def _check_save_target(save: str, network: str, force: bool) -> None:

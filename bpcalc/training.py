@@ -8,8 +8,9 @@ same optimizers), in the dtype asked for (float32 by default for training).
     loss = trainer.train_step(xb, yb)          # one update on a batch, returns its loss
     loss, accuracy = trainer.evaluate(x, y)    # no update; accuracy is None for regression
 
-Loss conventions: `train_step` returns the loss as the network's `loss.reduction` defines it
-(mean over the batch by default). The per-epoch figures (`fit`, `evaluate`) are always the
+Loss conventions: `train_step` returns the data loss as the network's `loss.reduction` defines
+it (mean over the batch by default; a regularization penalty is in the gradients, not in this
+number). The per-epoch figures (`fit`, `evaluate`) are always the
 mean per-sample loss, so epochs with a smaller last batch compare fairly.
 Accuracy: arg-max of the output against the class (cross_entropy, or one-hot targets with
 any loss); for binary_cross_entropy every output rounded at 0.5 must equal its target;
@@ -18,10 +19,11 @@ otherwise there is none.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +87,10 @@ class Trainer:
             layer.name: frozenset(getattr(layer.spec, "freeze", ())) for layer in self.layers
         }
         self.accuracy = accuracy_kind(spec)
+        # layers with a training/evaluation mode (dropout, batchnorm) and with running
+        # statistics to carry from step to step (batchnorm): the engine's hooks for them
+        self._modal = any(hasattr(layer.op, "training") for layer in self.layers)
+        self._buffered = any(hasattr(layer.op, "buffers") for layer in self.layers)
 
     def train_step(self, xb: Array, yb: Array) -> float:
         """Forward, loss, backward, update on one batch; returns the loss before the update."""
@@ -96,6 +102,8 @@ class Trainer:
         fwd = engine.forward(layers, params, xb)
         loss, _ = engine.loss_value(spec, fwd.out, fwd.z_out, yb)
         grads = engine.backward(spec, layers, params, fwd, yb, input_grad=False)
+        if self._buffered:
+            engine.carry_buffers(layers, fwd, params)  # type: ignore[attr-defined]
         self.t += 1
         t, opt, state = self.t, self.optimizer, self.opt_state
         for name, pgrads in grads.items():
@@ -113,26 +121,41 @@ class Trainer:
         return loss, fwd.out
 
     def predict(self, x: Array, batch_size: int = 1024) -> Array:
-        """The network's output for every sample, in batches (no update)."""
+        """The network's output for every sample, in batches, in evaluation mode (no update)."""
         x = x.astype(self.dtype, copy=False)
-        outs = [
-            engine.forward(self.layers, self.params, x[i : i + batch_size]).out
-            for i in range(0, x.shape[0], batch_size)
-        ]
+        with self._evaluation():
+            outs = [
+                engine.forward(self.layers, self.params, x[i : i + batch_size]).out
+                for i in range(0, x.shape[0], batch_size)
+            ]
         return np.concatenate(outs)
 
+    @contextlib.contextmanager
+    def _evaluation(self) -> Iterator[None]:
+        """Dropout off and batchnorm on its running statistics, for predictions and tests."""
+        if not self._modal:
+            yield
+            return
+        engine.set_training(self.layers, False)  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            engine.set_training(self.layers, True)  # type: ignore[attr-defined]
+
     def evaluate(self, x: Array, y: Array, batch_size: int = 1024) -> tuple[float, float | None]:
-        """(mean per-sample loss, accuracy or None) over all of x, y; no update."""
+        """(mean per-sample loss, accuracy or None) over all of x, y; no update; evaluation
+        mode (no dropout, batchnorm on its running statistics)."""
         x = x.astype(self.dtype, copy=False)
         y = y.astype(self.dtype, copy=False)
         n = x.shape[0]
         total, correct = 0.0, 0
-        for i in range(0, n, batch_size):
-            xb, yb = x[i : i + batch_size], y[i : i + batch_size]
-            fwd = engine.forward(self.layers, self.params, xb)
-            _, per = engine.loss_value(self.spec, fwd.out, fwd.z_out, yb)
-            total += float(per.sum())
-            correct += count_correct(self.accuracy, fwd.out, yb)
+        with self._evaluation():
+            for i in range(0, n, batch_size):
+                xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+                fwd = engine.forward(self.layers, self.params, xb)
+                _, per = engine.loss_value(self.spec, fwd.out, fwd.z_out, yb)
+                total += float(per.sum())
+                correct += count_correct(self.accuracy, fwd.out, yb)
         return total / n, (correct / n if self.accuracy is not None else None)
 
 
