@@ -42,9 +42,16 @@ def network_yaml(
         return f"__bpcalc_param_{len(arrays) - 1}__"
 
     for i, layer in enumerate(spec.layers):
-        if not isinstance(layer, (DenseSpec, Conv2dSpec)):
+        if layer.name not in params:
             continue
         p = params[layer.name]
+        if not isinstance(layer, (DenseSpec, Conv2dSpec)):
+            # other layers with parameters (batchnorm: gamma, beta and its running
+            # statistics) take them under the YAML keys of the same names, as 1-D lists
+            root["layers"][i] = _with_values(
+                root["layers"][i], {k: hold(v, v.shape) for k, v in p.items()}
+            )
+            continue
         if isinstance(layer, DenseSpec):
             values = {
                 "weights": hold(p["weights"], layer.weights_shown),
