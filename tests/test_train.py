@@ -137,6 +137,20 @@ def test_train_prints_a_table_with_loss_accuracy_and_the_dtype(tmp_path, capsys)
     assert "train loss" in out and "train acc." in out
     assert "batch 2 (2 updates per epoch), 4 epochs" in out
     assert "→" in out  # the loss curve's first → last
+    assert err == ""  # no progress bar when stderr is not a terminal
+
+
+def test_the_same_seed_gives_the_same_run_and_another_seed_another_order(tmp_path, capsys):
+    net = str(write(tmp_path, TINY))
+
+    def losses(*args: str) -> list[float]:
+        assert run(["train", net, "-e", "3", "-b", "1", "--json", *args]) == 0
+        return [strict_json(line)["train_loss"] for line in capsys.readouterr().out.splitlines()]
+
+    assert losses("--seed", "4") == losses("--seed", "4")
+    assert losses("--seed", "4") != losses("--seed", "5")
+    # without shuffling the seed does not matter
+    assert losses("--no-shuffle", "--seed", "4") == losses("--no-shuffle", "--seed", "5")
 
 
 def test_train_json_writes_one_strict_json_line_per_epoch(tmp_path, capsys):
