@@ -204,8 +204,12 @@ def _columns(src: Src, arr: np.ndarray) -> np.ndarray:
     for s in items:
         c = int(V.number(s, "a column number", integer=True))
         if not 0 <= c < ncol:
+            hint = (
+                ' (a range such as 1:10 must be quoted, "1:10": YAML reads 1:10 as the number 70)'
+            )
             raise s.error(
                 f"column {c} does not exist: the table has {ncol} columns (0 to {ncol - 1})"
+                + (hint if c >= ncol and isinstance(src.value, int) else "")
             )
         cols.append(c)
     return arr[:, cols[0]] if not isinstance(v, list) else arr[:, cols]

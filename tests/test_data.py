@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bpcalc import engine
 from bpcalc.data import read_idx, write_idx
 from bpcalc.errors import SpecError
 from bpcalc.spec.schema import load_network
@@ -312,3 +313,28 @@ def test_conv_without_kernel_needs_both_out_channels_and_kernel_size(tmp_path):
     text = "input: [[1, 2], [3, 4]]\ntarget: [[[0]]]\nlayers:\n  - {type: conv2d, out_channels: 1}\nloss: half_sse\nlearning_rate: 0.1\n"
     with pytest.raises(SpecError, match="kernel_size is missing"):
         load_network(str(write(tmp_path, text)))
+
+
+def test_an_unquoted_range_of_columns_gets_a_hint_about_yaml_numbers(tmp_path):
+    (tmp_path / "d.csv").write_text("1,2,3\n4,5,6\n", encoding="utf-8")
+    # YAML 1.1 reads 1:2 as the base-60 number 62
+    p = write(tmp_path, "inputs: {file: d.csv, columns: 1:2}\ntargets: [0, 1]\n" + MLP_TAIL)
+    with pytest.raises(SpecError, match='column 62 does not exist.*must be quoted, "1:10"'):
+        load_network(str(p))
+
+
+def test_input_from_a_file_is_one_sample_shown_without_a_batch_axis(tmp_path):
+    np.save(tmp_path / "img.npy", np.array([[1.0, 2.0], [3.0, 4.0]]))
+    text = """input: {file: img.npy}
+target: [[[0.5]]]
+layers:
+  - {type: conv2d, kernel: [[1, 0], [0, 1]]}
+loss: half_sse
+learning_rate: 0.1
+"""
+    spec = load_network(str(write(tmp_path, text)))
+    assert not spec.batched and spec.inputs.shape == (1, 1, 2, 2)
+    # z = 1·1 + 0·2 + 0·3 + 1·4 = 5
+    assert engine.run(spec).steps[0]["conv2d1.z"].tolist() == [[5.0]]
+    with pytest.raises(SpecError, match="limit: applies to a list of samples"):
+        load_network(str(write(tmp_path, text.replace("img.npy}", "img.npy, limit: 1}"))))
