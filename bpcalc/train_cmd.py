@@ -187,4 +187,15 @@ def _progress(epochs: int, steps: int) -> tuple[Any, Any, Any]:
     def on_batch(epoch: int, b: int, loss: float) -> None:
         progress.update(task, advance=1, epoch=epoch, loss=f"{loss:.4f}")
 
-    return progress, on_batch, lambda r: None
+    def on_epoch(r: Any) -> None:  # a line per finished epoch above the bar (stderr)
+        acc = "" if r.train_accuracy is None else f", accuracy {100 * r.train_accuracy:.2f} %"
+        test = "" if r.test_loss is None else f"; test loss {r.test_loss:.4f}"
+        if r.test_accuracy is not None:
+            test += f", accuracy {100 * r.test_accuracy:.2f} %"
+        progress.console.print(
+            f"epoch {r.epoch}/{epochs}: loss {r.train_loss:.4f}{acc}{test} ({r.seconds:.2f} s)",
+            markup=False,
+            highlight=False,
+        )
+
+    return progress, on_batch, on_epoch
