@@ -42,11 +42,8 @@ def run_train(
     batch = batch_size or section.batch_size or _step_batch(spec) or DEFAULT_BATCH
     n = spec.inputs.shape[0]
     batch = min(batch, n)
-    shuffle = (
-        shuffle
-        if shuffle is not None
-        else (section.shuffle if section.shuffle is not None else True)
-    )
+    if shuffle is None:
+        shuffle = section.shuffle if section.shuffle is not None else True
     if seed is None:
         step_seed = getattr(getattr(spec, "batching", None), "seed", None)  # top-level seed:
         seed = section.seed if section.seed is not None else (step_seed or 0)
@@ -69,11 +66,11 @@ def run_train(
 
     progress, on_batch, on_epoch_bar = _progress(epochs, steps)
 
+    from bpcalc.render.training import epoch_json
+
     def on_epoch(r: training.EpochResult) -> None:
         on_epoch_bar(r)
         if json_out:
-            from bpcalc.render.training import epoch_json
-
             print(epoch_json(r, epochs, extra), flush=True)
 
     start = time.perf_counter()
