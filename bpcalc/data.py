@@ -172,7 +172,8 @@ def load(src: Src, what: str, *, batched: bool = True) -> Loaded:
         V.check_keys(nsrc, ("mean", "std"), ("mean", "std"), "normalize")
         mean = V.number(nsrc.child("mean"), "the mean")
         std = V.positive_number(nsrc.child("std"), "the standard deviation (std)")
-        values = (values - mean) / std
+        values -= mean  # in place: a 60000 x 784 float64 array is 376 MB
+        values /= std
     values = _reshape(src, values, path.name)
     return Loaded(values, classes)
 
