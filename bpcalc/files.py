@@ -18,6 +18,31 @@ def write_text_atomic(
 
     An existing file is only replaced with force; the files in `protect` (the input) likewise,
     with their own message. `option` names the command-line option in messages ("--save")."""
+    check_target(path, force=force, protect=protect, option=option)
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    mode = p.stat().st_mode & 0o777 if p.exists() else _default_mode()
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def check_target(
+    path: str, *, force: bool = False, protect: Iterable[str] = (), option: str = ""
+) -> None:
+    """Raise UsageError unless `path` may be written: a file name in an existing folder, not an
+    existing file (nor one of `protect`) unless force. Commands call it before long work too."""
     p = Path(path)
     what = f"{option} {path}" if option else path
     if p.is_dir():
@@ -36,21 +61,6 @@ def write_text_atomic(
                     f"{what} would overwrite the input file; choose another name, or add --force"
                 )
         raise UsageError(f"{what} exists; choose another name, or add --force to replace it")
-    mode = p.stat().st_mode & 0o777 if p.exists() else _default_mode()
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _default_mode() -> int:

@@ -32,8 +32,10 @@ def run_train(
     from bpcalc.spec.schema import load_network
     from bpcalc.spec.train_section import TrainSpec, load_dataset_file
 
-    if save is not None and network != "-":
-        _check_save_target(save, network, force)
+    if save is not None:  # refuse before training, not after minutes of it
+        from bpcalc.files import check_target
+
+        check_target(save, force=force, protect=[network], option="--save")
     spec = load_network(network)
     section: TrainSpec = spec.train or TrainSpec()
     epochs = epochs or section.epochs
@@ -134,24 +136,6 @@ def _step_batch(spec: Any) -> int | None:
     if b.mode == "minibatch":
         return b.batch_size
     return 1 if b.mode == "sgd" else None
-
-
-def _check_save_target(save: str, network: str, force: bool) -> None:
-    """Refuse before training (not after minutes of it) when --save would replace a file."""
-    import os
-    from pathlib import Path
-
-    p = Path(save)
-    if p.is_dir():
-        raise UsageError(f"--save {save}: this is a directory; give a file name")
-    if not (p.parent if str(p.parent) else Path(".")).is_dir():
-        raise UsageError(f"--save {save}: the folder {p.parent} does not exist")
-    if p.exists() and not force:
-        if Path(network).exists() and os.path.samefile(network, p):
-            raise UsageError(
-                f"--save {save} would overwrite the input file; choose another name, or add --force"
-            )
-        raise UsageError(f"--save {save} exists; choose another name, or add --force to replace it")
 
 
 def _progress(epochs: int, steps: int) -> tuple[Any, Any, Any]:
