@@ -49,6 +49,7 @@ def run_train(
     if seed is None:
         step_seed = getattr(getattr(spec, "batching", None), "seed", None)  # top-level seed:
         seed = section.seed if section.seed is not None else (step_seed or 0)
+    _check_batchnorm(spec, batch, n)
     if lr == 0:
         raise UsageError("--lr should be greater than 0")
     test_set = section.test
@@ -136,6 +137,15 @@ def _step_batch(spec: Any) -> int | None:
     if b.mode == "minibatch":
         return b.batch_size
     return 1 if b.mode == "sgd" else None
+
+
+def _check_batchnorm(spec: Any, batch: int, n: int) -> None:
+    """Batchnorm after a dense layer needs 2 samples or more in every batch, the last one too."""
+    from bpcalc.spec import schema
+
+    check = getattr(schema, "check_batchnorm_batches", None)  # with the batchnorm layer
+    if check is not None:
+        check(list(spec.layers), schema.BatchingSpec("minibatch", batch), n)
 
 
 def _progress(epochs: int, steps: int) -> tuple[Any, Any, Any]:

@@ -103,7 +103,7 @@ class Trainer:
         loss, _ = engine.loss_value(spec, fwd.out, fwd.z_out, yb)
         grads = engine.backward(spec, layers, params, fwd, yb, input_grad=False)
         if self._buffered:
-            engine.carry_buffers(layers, fwd, params)  # type: ignore[attr-defined]
+            engine.carry_buffers(layers, fwd, params)
         self.t += 1
         t, opt, state = self.t, self.optimizer, self.opt_state
         for name, pgrads in grads.items():
@@ -136,11 +136,11 @@ class Trainer:
         if not self._modal:
             yield
             return
-        engine.set_training(self.layers, False)  # type: ignore[attr-defined]
+        engine.set_training(self.layers, False)
         try:
             yield
         finally:
-            engine.set_training(self.layers, True)  # type: ignore[attr-defined]
+            engine.set_training(self.layers, True)
 
     def evaluate(self, x: Array, y: Array, batch_size: int = 1024) -> tuple[float, float | None]:
         """(mean per-sample loss, accuracy or None) over all of x, y; no update; evaluation

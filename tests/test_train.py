@@ -373,3 +373,77 @@ def test_the_mnist_example_reads_idx_files_the_user_downloads(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert strict_json(out)["test_accuracy"] is not None
+
+
+# --- with the other training features: optimizers, regularization, dropout, batchnorm -----------
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "optimizer: {type: adam, lr: 0.05}",
+        "optimizer: {type: momentum, lr: 0.1, momentum: 0.9}",
+        "learning_rate: 0.5\nregularization: {l2: 0.1, l1: 0.01}",
+    ],
+)
+def test_training_with_other_optimizers_and_penalties_equals_bpcalc_step(tmp_path, extra):
+    text = TINY.replace("learning_rate: 0.5\n", extra + "\n")
+    spec = load_network(str(write(tmp_path, text)))
+    trainer = training.Trainer(spec, np.float64)
+    training.fit(trainer, spec.inputs, spec.targets, epochs=3, batch_size=4, shuffle=False)
+    last = engine.run(spec, steps=3).steps[-1]
+    for layer, params in trainer.params.items():
+        for name, value in params.items():
+            np.testing.assert_array_equal(value, last[f"new.{layer}.{name}"].reshape(value.shape))
+
+
+BN_NET = """inputs: [[1.0, 0.5], [-1.0, -0.5], [0.5, 1.0], [-0.5, -1.0]]
+targets: [1, 0, 1, 0]
+layers:
+  - {name: hidden, type: dense, units: 3, init: {type: normal, std: 0.5, seed: 0}}
+  - {name: bn, type: batchnorm, activation: relu}
+  - {name: drop, type: dropout, p: 0.5, seed: 1}
+  - {name: out, type: dense, units: 2, init: {type: normal, std: 0.5, seed: 1}, activation: softmax}
+loss: cross_entropy
+learning_rate: 0.1
+"""
+
+
+def test_batchnorm_running_statistics_follow_each_training_step(tmp_path):
+    spec = load_network(str(write(tmp_path, BN_NET.replace("p: 0.5", "p: 0.0"))))
+    trainer = training.Trainer(spec, np.float64)
+    trainer.train_step(spec.inputs, spec.targets)
+    st = engine.run(spec, steps=1).steps[0]
+    for stat in ("running_mean", "running_var", "gamma", "beta"):
+        np.testing.assert_array_equal(trainer.params["bn"][stat], st[f"new.bn.{stat}"])
+    # the inputs are symmetric about 0 so the batch mean is 0, but the variance moved from 1
+    assert not np.array_equal(trainer.params["bn"]["running_var"], np.ones(3))
+
+
+def test_evaluation_turns_dropout_off_and_training_mode_back_on(tmp_path):
+    spec = load_network(str(write(tmp_path, BN_NET)))
+    trainer = training.Trainer(spec, np.float64)
+    training.fit(trainer, spec.inputs, spec.targets, epochs=2, batch_size=2)
+    np.testing.assert_array_equal(trainer.predict(spec.inputs), trainer.predict(spec.inputs))
+    drop = next(layer for layer in trainer.layers if layer.name == "drop")
+    assert drop.op.training  # back in training mode for the next step
+    out = tmp_path / "saved.yaml"
+    out.write_text(network_yaml(spec, trainer.params, str(out)), encoding="utf-8")
+    again = training.Trainer(load_network(str(out)), np.float64)
+    np.testing.assert_array_equal(
+        again.params["bn"]["running_var"], trainer.params["bn"]["running_var"]
+    )
+    np.testing.assert_array_equal(again.predict(spec.inputs), trainer.predict(spec.inputs))
+
+
+def test_a_last_batch_of_one_sample_through_batchnorm_is_refused(tmp_path, capsys):
+    code = run(["train", str(write(tmp_path, BN_NET)), "-e", "1", "-b", "3"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert "batchnorm layer 'bn'" in err and "one sample" in err
+
+
+def test_train_uses_the_top_level_batch_size_of_bpcalc_step(tmp_path, capsys):
+    text = TINY + "mode: minibatch\nbatch_size: 2\n"
+    assert run(["train", str(write(tmp_path, text)), "-e", "1", "--json"]) == 0
+    assert strict_json(capsys.readouterr().out)["batch_size"] == 2
