@@ -261,18 +261,16 @@ def check(
 
 TRAIN_EPILOG = """Examples:
 
+\b
   bpcalc train examples/digits/mlp.yaml
-
-  bpcalc train examples/digits/mlp.yaml --epochs 30 --batch-size 32 --lr 0.05 --save trained.yaml
-
-  bpcalc train net.yaml --epochs 5 --test test.yaml --json | jq .test_accuracy
-
+  bpcalc train examples/digits/mlp.yaml -e 30 -b 64 --lr 0.05 --save trained.yaml
+  bpcalc train net.yaml -e 5 --test test.yaml --json | jq .test_accuracy
   bpcalc train examples/mnist_784_128_10.yaml --dtype float64 --no-shuffle
 
 Defaults come from the network's train: section (epochs, batch_size, shuffle, seed, test),
-then: batch size 32, shuffle on, seed 0, float32. --test takes a YAML file with inputs: and
-targets: (as in the network; file references allowed) or an .npz with arrays inputs and
-targets (or x and y), used as they are.
+then the top-level batch_size:/seed: that bpcalc step uses, then: batch size 32, shuffled,
+seed 0, float32. --test takes a YAML file with inputs: and targets: (as in a network; file
+references allowed) or an .npz with arrays inputs and targets (or x and y), used as they are.
 """
 
 
@@ -340,12 +338,10 @@ def train(
 
 NEW_EPILOG = """Examples:
 
+\b
   bpcalc new mlp --sizes 2,3,1
-
   bpcalc new mlp --sizes 64,32,10 -o digits.yaml
-
   bpcalc new mlp --sizes 4,8,2 --loss mse --activation tanh
-
   bpcalc new cnn --input 1,8,8 --channels 4 --kernel 3 --classes 10 -o cnn.yaml
 
 The file runs at once (made-up example data): bpcalc step FILE, bpcalc train FILE.
