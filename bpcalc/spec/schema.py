@@ -16,7 +16,7 @@ import numpy as np
 from bpcalc import batching
 from bpcalc import data as _data
 from bpcalc.errors import Location, SpecError
-from bpcalc.spec import init as _init
+from bpcalc.spec import initializers as _init
 from bpcalc.spec import values as V
 from bpcalc.spec.load import SourceDoc, Src, load_yaml_file
 
