@@ -71,7 +71,10 @@ def run_train(
 
     from bpcalc.render.training import epoch_json
 
+    done: list[training.EpochResult] = []
+
     def on_epoch(r: training.EpochResult) -> None:
+        done.append(r)
         on_epoch_bar(r)
         if json_out:
             print(epoch_json(r, epochs, extra), flush=True)
@@ -92,19 +95,22 @@ def run_train(
                 on_batch=on_batch,
                 on_epoch=on_epoch,
             )
+    except KeyboardInterrupt:
+        # Ctrl-C: show the epochs that finished, then let the CLI report the interruption
+        if progress is not None:
+            progress.stop()
+            progress = None
+        if done and not json_out:
+            title = f"interrupted after {len(done)} of {epochs} epochs"
+            _render(done, about, title)
+        raise
     finally:
         if progress is not None:
             progress.stop()
     total = time.perf_counter() - start
 
     if not json_out:
-        from rich.console import Console
-
-        from bpcalc.render.training import render
-
-        console = Console(soft_wrap=False, highlight=False)
-        notes = [f"Training {about}.", "Loss: the mean over samples of the per-sample loss."]
-        render(results, console, title=f"{epochs} epochs in {total:.2f} s", notes=notes)
+        _render(results, about, f"{epochs} epochs in {total:.2f} s")
     if save is not None:
         from bpcalc.files import write_text_atomic
         from bpcalc.spec.write import network_yaml
@@ -137,6 +143,15 @@ def _step_batch(spec: Any) -> int | None:
     if b.mode == "minibatch":
         return b.batch_size
     return 1 if b.mode == "sgd" else None
+
+
+def _render(results: list[Any], about: str, title: str) -> None:
+    from rich.console import Console
+
+    from bpcalc.render.training import render
+
+    notes = [f"Training {about}.", "Loss: the mean over samples of the per-sample loss."]
+    render(results, Console(soft_wrap=False, highlight=False), title=title, notes=notes)
 
 
 def _check_batchnorm(spec: Any, batch: int, n: int) -> None:

@@ -447,3 +447,20 @@ def test_train_uses_the_top_level_batch_size_of_bpcalc_step(tmp_path, capsys):
     text = TINY + "mode: minibatch\nbatch_size: 2\n"
     assert run(["train", str(write(tmp_path, text)), "-e", "1", "--json"]) == 0
     assert strict_json(capsys.readouterr().out)["batch_size"] == 2
+
+
+def test_ctrl_c_shows_the_finished_epochs_and_exits_130(tmp_path, capsys, monkeypatch):
+    calls = {"n": 0}
+    real = training.Trainer.step_with_output
+
+    def interrupted_on_the_fifth_step(self, xb, yb):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real(self, xb, yb)
+
+    monkeypatch.setattr(training.Trainer, "step_with_output", interrupted_on_the_fifth_step)
+    code = run(["train", str(write(tmp_path, TINY)), "-e", "10", "-b", "2"])
+    out, err = capsys.readouterr()
+    assert code == 130, err
+    assert "interrupted after 2 of 10 epochs" in out  # 2 steps per epoch: epochs 1 and 2 finished
