@@ -185,7 +185,7 @@ CASES = [
         "no weights in a dense layer",
         sub(DENSE, "    weights: [[0.1, 0.2]]\n", ""),
         "4:5",
-        ("dense layer 'fc'", "missing the required key 'weights'"),
+        ("dense layer 'fc' needs weights:", "units:"),
     ),
     Case(
         "no learning rate",
