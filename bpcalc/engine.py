@@ -216,9 +216,10 @@ def _check_finite(name: str, value: Array, formula: str) -> None:
     )
 
 
-def _placed(exc: NumericError, spec: NetworkSpec, step: int, steps: int) -> NumericError:
-    """The error located at the layer (or loss, or input) whose value went bad, with its step."""
-    name = exc.value or ""
+def value_location(spec: NetworkSpec, name: str) -> Location:
+    """Where the user can act on a value: its layer's line for a layer's value (fc.z,
+    grad.fc.weights, new.fc.bias), the loss: key for loss values, the input: / target: key
+    for those; else the top of the file."""
     parts = name.split(".")
     layer = parts[1] if parts[0] in ("grad", "new", "state") and len(parts) > 1 else parts[0]
     where = next((lay.where for lay in spec.layers if lay.name == layer), None)
@@ -228,8 +229,13 @@ def _placed(exc: NumericError, spec: NetworkSpec, step: int, steps: int) -> Nume
             if (k,) in spec.doc.key_locations:
                 where = spec.doc.key_locations[(k,)]
                 break
+    return where or Location(spec.file, 1, 1)
+
+
+def _placed(exc: NumericError, spec: NetworkSpec, step: int, steps: int) -> NumericError:
+    """The error located at the layer (or loss, or input) whose value went bad, with its step."""
     message = f"in step {step}: {exc.message}" if steps > 1 else exc.message
-    return NumericError(message, where or exc.where or Location(spec.file, 1, 1), value=exc.value)
+    return NumericError(message, value_location(spec, exc.value or ""), value=exc.value)
 
 
 # --- one pass -----------------------------------------------------------------------------

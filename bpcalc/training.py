@@ -210,7 +210,9 @@ def fit(
             if not math.isfinite(loss):
                 raise NumericError(
                     f"the loss became {loss} at epoch {epoch}, batch {b + 1} (step {trainer.t}); "
-                    "the numbers overflowed: try a smaller learning rate (--lr) or scaled inputs"
+                    "the numbers overflowed: try a smaller learning rate (--lr) or scaled inputs",
+                    engine.value_location(trainer.spec, "loss"),
+                    value="loss",
                 )
             total += loss * xb.shape[0] if mean else loss
             correct += count_correct(trainer.accuracy, out, yb)

@@ -205,3 +205,18 @@ def test_rounding_each_value_never_turns_a_large_number_into_inf() -> None:
         1e300,
     ]
     assert engine.round_decimals(np.array([[0.5, 1.5]], dtype=np.float32), 0).dtype == np.float32
+
+
+def test_training_that_overflows_stops_with_a_located_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # train computes in float32: η = 1e100 is inf there. Step 1: z = 1, L = ½ (finite), then
+    # w = 1 − inf·1 = −inf; step 2 (epoch 2: one batch per epoch): z = −inf, L = inf.
+    path = tmp_path / "net.yaml"
+    path.write_text(OVERFLOW)
+    code, out, err = _cli(["train", str(path), "--epochs", "5"], capsys)
+    assert code == 2
+    assert "Traceback" not in out + err and "RuntimeWarning" not in err
+    assert err.startswith(
+        f"bpcalc: error: {path}:7:1: the loss became inf at epoch 2, batch 1 (step 2); "
+    ), err
