@@ -181,6 +181,17 @@ def cases(draw: st.DrawFn) -> tuple[bytes, list[str]]:
         text = yaml.safe_dump(data, default_flow_style=draw(st.sampled_from([None, True, False])))
     for _ in range(draw(st.integers(0 if structural else 1, 2))):  # mutations of the text
         text = draw(mutate_text(text))
+    if draw(st.integers(0, 4)) == 0:  # 1 case in 5 trains instead
+        args = ["train", "-", "--epochs", str(draw(st.integers(1, 3)))]
+        if draw(st.booleans()):
+            args.append("--json")
+        if draw(st.booleans()):
+            args += ["--batch-size", str(draw(st.integers(1, 5)))]
+        if draw(st.booleans()):
+            args += ["--dtype", draw(st.sampled_from(["float32", "float64"]))]
+        if draw(st.integers(0, 3)) == 0:
+            args += ["--lr", str(draw(st.sampled_from([1e-3, 0.5, 10.0, 1e30])))]
+        return text.encode("utf-8", errors="surrogatepass"), args
     args = ["step", "-"]
     if draw(st.integers(0, 3)) > 0:  # tables take 5 times as long as JSON: 1 case in 4
         args.append("--json")
@@ -242,7 +253,10 @@ def test_mutated_examples_exit_0_or_2_with_a_located_message_and_no_traceback(
         assert len(err.strip().splitlines()) == 1, err
     else:
         assert all(line.startswith("bpcalc: warning: ") for line in err.splitlines()), err
-        if "--json" in args:
+        if "--json" in args and args[0] == "train":  # one JSON document per line
+            for line in out.splitlines():
+                _strict_json(line)
+        elif "--json" in args:
             _strict_json(out)
 
 
