@@ -533,7 +533,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            rv = app(args=argv, prog_name="bpcalc", standalone_mode=False)
+            rv = _click_command()(args=argv, prog_name="bpcalc", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else ExitCode.OK
     except Exit as exc:
         return exc.exit_code
@@ -581,6 +581,22 @@ def run(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return ExitCode.INTERNAL
+
+
+_COMMAND: tuple[tuple[int, int], Any] | None = None
+
+
+def _click_command() -> Any:
+    """The command line parser typer builds from `app`, built once per process: typer
+    rebuilds it on every app() call (~20 ms with typer 0.29), which tests and the fuzz test,
+    calling run() thousands of times, would pay each time. Rebuilt if commands are added."""
+    global _COMMAND
+    key = (len(app.registered_commands), len(app.registered_groups))
+    if _COMMAND is None or _COMMAND[0] != key:
+        from typer.main import get_command
+
+        _COMMAND = (key, get_command(app))
+    return _COMMAND[1]
 
 
 def _broken_pipe() -> int:

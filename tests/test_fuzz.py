@@ -3,7 +3,8 @@
 
 Mutations: delete, rename, retype and add keys and values; change the shapes of matrices;
 insert layers; duplicate, delete and scramble lines; truncate the file. Each case runs the
-CLI in-process (bpcalc.cli.run) on standard input. An internal error (exit 70) is a failure.
+CLI in-process (bpcalc.cli.run) on a file or standard input. An internal error (exit 70) is
+a failure. Also: bpcalc train on the same networks, and bpcalc check with mutated answer sheets.
 """
 
 from __future__ import annotations
@@ -25,9 +26,55 @@ from hypothesis import strategies as st
 
 from bpcalc.cli import run
 
-EXAMPLES = [
-    p.read_text(encoding="utf-8") for p in sorted(Path(__file__).parents[1].glob("examples/*.yaml"))
+# The shipped examples with their data inline (MNIST's needs a download), and two networks
+# that read their data from files (written by the `workdir` fixture) to fuzz data references.
+EXAMPLE_FILES = [
+    p
+    for p in sorted(Path(__file__).parents[1].glob("examples/*.yaml"))
+    if "file:" not in p.read_text(encoding="utf-8")
 ]
+DATA_NETS = [
+    """\
+name: data references
+inputs: {file: data.npz, key: x, scale: 4, flatten: true, limit: 5}
+targets: {file: data.npz, key: y, one_hot: 3, limit: 5}
+layers:
+  - name: fc
+    type: dense
+    weights: [[0.1, 0.2, 0.3, 0.4], [0.0, -0.1, 0.2, 0.1], [0.3, 0.1, -0.2, 0.0]]
+    activation: softmax
+loss: cross_entropy
+learning_rate: 0.5
+""",
+    """\
+name: csv references
+inputs: {file: data.csv, columns: [0, 1, 2, 3], normalize: {mean: 2, std: 1.5}}
+targets: {file: data.csv, columns: [4], scale: 4}
+layers:
+  - name: fc
+    type: dense
+    weights: [[0.1, 0.2, 0.3, 0.4]]
+    activation: sigmoid
+loss: mse
+learning_rate: 0.5
+""",
+]
+EXAMPLES = [p.read_text(encoding="utf-8") for p in EXAMPLE_FILES] + DATA_NETS
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for the fuzzed network file, with the data files DATA_NETS read."""
+    import numpy as np
+
+    d = tmp_path_factory.mktemp("fuzz")
+    rng = np.random.default_rng(0)
+    np.savez(d / "data.npz", x=rng.integers(0, 5, (6, 2, 2)), y=np.array([0, 1, 2, 0, 1, 2]))
+    rows = rng.integers(0, 5, (6, 5))
+    (d / "data.csv").write_text("a,b,c,d,t\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return d
+
+
 KEYS = [
     "name", "input", "inputs", "target", "targets", "layers", "loss", "learning_rate",
     "optimizer", "lr", "type", "weights", "bias", "kernel", "stride", "padding", "size",
@@ -181,8 +228,10 @@ def cases(draw: st.DrawFn) -> tuple[bytes, list[str]]:
         text = yaml.safe_dump(data, default_flow_style=draw(st.sampled_from([None, True, False])))
     for _ in range(draw(st.integers(0 if structural else 1, 2))):  # mutations of the text
         text = draw(mutate_text(text))
+    # the file: a network file in `workdir`, or standard input (1 case in 4) like a file
+    net = "-" if draw(st.integers(0, 3)) == 0 else "{net}"
     if draw(st.integers(0, 4)) == 0:  # 1 case in 5 trains instead
-        args = ["train", "-", "--epochs", str(draw(st.integers(1, 3)))]
+        args = ["train", net, "--epochs", str(draw(st.integers(1, 3)))]
         if draw(st.booleans()):
             args.append("--json")
         if draw(st.booleans()):
@@ -192,7 +241,7 @@ def cases(draw: st.DrawFn) -> tuple[bytes, list[str]]:
         if draw(st.integers(0, 3)) == 0:
             args += ["--lr", str(draw(st.sampled_from([1e-3, 0.5, 10.0, 1e30])))]
         return text.encode("utf-8", errors="surrogatepass"), args
-    args = ["step", "-"]
+    args = ["step", net]
     if draw(st.integers(0, 3)) > 0:  # tables take 5 times as long as JSON: 1 case in 4
         args.append("--json")
     if draw(st.integers(0, 3)) == 0:
@@ -209,7 +258,7 @@ def cases(draw: st.DrawFn) -> tuple[bytes, list[str]]:
 
 
 # an input error names its place; an option that does not fit the data names the option
-LOCATED = re.compile(r"bpcalc: error: (<stdin>:\d+:\d+: \S|--(mode|batch-size)\b)")
+LOCATED = re.compile(r"bpcalc: error: ((<stdin>|\S+\.yaml):\d+:\d+: \S|--(mode|batch-size)\b)")
 
 
 def _strict_json(text: str) -> Any:
@@ -219,7 +268,12 @@ def _strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=reject)
 
 
-def run_cli(raw: bytes, args: list[str]) -> tuple[int, str, str]:
+def run_cli(raw: bytes, args: list[str], workdir: Path | None = None) -> tuple[int, str, str]:
+    """Run bpcalc in-process with `raw` as the network file ("{net}" in args) or stdin."""
+    if workdir is not None and "{net}" in args:
+        net = workdir / "net.yaml"
+        net.write_bytes(raw)
+        args = [str(net) if a == "{net}" else a for a in args]
     out, err = io.StringIO(), io.StringIO()
     stdin = sys.stdin
     sys.stdin = io.TextIOWrapper(io.BytesIO(raw))
@@ -240,23 +294,23 @@ def run_cli(raw: bytes, args: list[str]) -> tuple[int, str, str]:
 )
 @given(cases())
 def test_mutated_examples_exit_0_or_2_with_a_located_message_and_no_traceback(
-    case: tuple[bytes, list[str]],
+    workdir: Path, case: tuple[bytes, list[str]]
 ) -> None:
     raw, args = case
-    code, out, err = run_cli(raw, args)
+    code, out, err = run_cli(raw, args, workdir)
     event(f"exit {code}")  # shown by pytest --hypothesis-show-statistics
     assert code in (0, 2), f"exit {code}: {err}"
     assert "Traceback" not in out + err
+    if args[0] == "train" and "--json" in args:  # one JSON line per epoch, even before an error
+        for line in out.splitlines():
+            _strict_json(line)
     if code == 2:
-        assert out == ""
+        assert out == "" or args[0] == "train"  # train has shown the epochs before the error
         assert LOCATED.match(err), err
         assert len(err.strip().splitlines()) == 1, err
     else:
         assert all(line.startswith("bpcalc: warning: ") for line in err.splitlines()), err
-        if "--json" in args and args[0] == "train":  # one JSON document per line
-            for line in out.splitlines():
-                _strict_json(line)
-        elif "--json" in args:
+        if "--json" in args and args[0] == "step":
             _strict_json(out)
 
 
@@ -266,7 +320,6 @@ def _correct_answers(example: Path) -> dict[str, Any]:
     return _strict_json(out)["steps"][0]["values"]
 
 
-EXAMPLE_FILES = sorted(Path(__file__).parents[1].glob("examples/*.yaml"))
 _ANSWERS: dict[Path, dict[str, Any]] = {}
 
 
@@ -302,12 +355,12 @@ def answer_sheets(draw: st.DrawFn) -> tuple[bytes, list[str]]:
     return text.encode("utf-8", errors="surrogatepass"), args
 
 
-CHECK_LOCATED = re.compile(r"bpcalc: error: (<stdin>|examples/\S+\.yaml):\d+:\d+: \S")
+CHECK_LOCATED = re.compile(r"bpcalc: error: (<stdin>|\S+\.yaml):\d+:\d+: \S")
 
 
 @pytest.mark.slow
 @settings(
-    max_examples=int(os.environ.get("BPCALC_FUZZ_EXAMPLES", "2000")) // 8,
+    max_examples=int(os.environ.get("BPCALC_FUZZ_EXAMPLES", "2000")) // 4,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
