@@ -498,7 +498,7 @@ def _console() -> Any:
 
 def _warn_all(warnings: list[str]) -> None:
     for w in warnings:
-        print(f"bpcalc: warning: {w}", file=sys.stderr)
+        print(f"bpcalc: warning: {one_line(w)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -550,7 +550,7 @@ def run(argv: list[str] | None = None) -> int:
     except BpcalcError as exc:
         if debug:
             raise
-        print(f"bpcalc: error: {exc}", file=sys.stderr)
+        print(f"bpcalc: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:
         return _broken_pipe()
@@ -569,18 +569,27 @@ def run(argv: list[str] | None = None) -> int:
         if debug:
             raise
         what = f" ({exc.filename})" if exc.filename else ""
-        print(f"bpcalc: error: {exc.strerror or exc}{what}", file=sys.stderr)
+        print(f"bpcalc: error: {one_line(f'{exc.strerror or exc}{what}')}", file=sys.stderr)
         return ExitCode.INVALID_INPUT
     except Exception as exc:  # a bug: one line for the user, the traceback only when debugging
         if debug:
             raise
-        detail = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        detail = one_line(f"{type(exc).__name__}: {exc}")[:200]
         print(
             f"bpcalc: internal error ({detail}); this is a bug in bpcalc, please report it "
             "with the input file (BPCALC_DEBUG=1 shows the traceback)",
             file=sys.stderr,
         )
         return ExitCode.INTERNAL
+
+
+def one_line(text: str) -> str:
+    """A message as one line of plain text: newlines, tabs and other control or invisible
+    characters (a file name with a newline, an escape sequence in a YAML value) are written
+    as escapes, so an error stays one line and cannot drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 _COMMAND: tuple[tuple[int, int], Any] | None = None

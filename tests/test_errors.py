@@ -414,6 +414,12 @@ CASES = [
         "3:13",
         ("batch_size 3 is larger than the data", "2 samples", "at most 2"),
     ),
+    Case(
+        "a data file name with a newline in it",
+        sub(DENSE, "input: [1, 2]", 'inputs: {file: "d\\nata.npz"}'),
+        "1:16",  # the file name, after 'inputs: {file: '
+        ("no such data file", "d\\nata.npz"),
+    ),
     # --- hostile YAML ---------------------------------------------------------------------
     Case(
         "a billion laughs",
@@ -713,3 +719,10 @@ def test_running_out_of_memory_is_an_error_message(
     code, out, err = _run(["step", "examples/example1.yaml"], capsys)
     assert code == 2
     assert err == "bpcalc: error: out of memory: the network or its data is too large\n"
+
+
+def test_messages_are_one_line_of_printable_text() -> None:
+    from bpcalc.cli import one_line
+
+    assert one_line("plain: é, ∂L/∂z, 漢字") == "plain: é, ∂L/∂z, 漢字"
+    assert one_line("a\nb\tc\x1b[31md\u202e") == "a\\nb\\tc\\x1b[31md\\u202e"
