@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,23 +18,9 @@ def write_text_atomic(
     An existing file is only replaced with force; the files in `protect` (the input) likewise,
     with their own message. `option` names the command-line option in messages ("--save")."""
     check_target(path, force=force, protect=protect, option=option)
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    mode = p.stat().st_mode & 0o777 if p.exists() else _default_mode()
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    from bpcalc.fileio import atomic_write  # temporary file, fsync, os.replace
+
+    atomic_write(path, text, force=True)  # check_target has decided about replacing
 
 
 def check_target(
@@ -61,10 +46,3 @@ def check_target(
                     f"{what} would overwrite the input file; choose another name, or add --force"
                 )
         raise UsageError(f"{what} exists; choose another name, or add --force to replace it")
-
-
-def _default_mode() -> int:
-    """0o666 less the process's umask, as open() would create the file."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
