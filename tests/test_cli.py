@@ -153,4 +153,9 @@ def test_a_long_vector_wraps_eight_numbers_a_line():
     lines = grid(np.arange(20.0), 0).splitlines()
     assert len(lines) == 3  # 8 + 8 + 4
     assert len({len(line) for line in lines}) == 1  # every line as wide, for right alignment
-    assert lines[0].split()[1:3] == ["1", "2"] and lines[2].strip("⎣⎦ ").split() == ["16", "17", "18", "19"]
+    assert lines[0].strip("⎡⎤ ").split()[:2] == ["0", "1"] and lines[2].strip("⎣⎦ ").split() == [
+        "16",
+        "17",
+        "18",
+        "19",
+    ]
