@@ -169,17 +169,24 @@ def step_tables(
     return tables
 
 
+SAMPLES_SHOWN = 3  # per-sample values of larger batches show this many samples unless --full
+
+
 def _value(r: Record, decimals: int, full: bool, samples: list[int] | None = None) -> str:
     """Per-sample values are labelled with their dataset index (the step's batch may be a
-    mini-batch or a shuffled one)."""
+    mini-batch or a shuffled one); a large batch shows its first samples unless --full."""
     if r.per_sample:
-        labels = samples if samples and len(samples) == r.value.shape[0] else None
-        return "\n".join(
-            f"sample {labels[i] if labels else i}: "
-            + ("\n" if r.value[i].ndim >= 2 else "")
-            + grid(r.value[i], decimals, full)
-            for i in range(r.value.shape[0])
-        )
+        n = r.value.shape[0]
+        labels = samples if samples and len(samples) == n else None
+        shown = n if full or n <= SAMPLES_SHOWN + 1 else SAMPLES_SHOWN
+        lines = []
+        for i in range(shown):
+            g = grid(r.value[i], decimals, full)
+            sep = "\n" if "\n" in g else " "  # a grid of several lines starts on a line of its own
+            lines.append(f"sample {labels[i] if labels else i}:{sep}{g}")
+        if shown < n:
+            lines.append(f"… {n - shown} more samples (--full shows them all)")
+        return "\n".join(lines)
     return grid(r.value, decimals, full)
 
 
