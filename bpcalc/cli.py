@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import math
 import os
 import sys
 import warnings
@@ -51,6 +52,14 @@ class Stage(str, Enum):
     backward = "backward"
     update = "update"
     after = "after"
+
+
+def _learning_rate(value: float | None) -> float | None:
+    """--lr: a finite number greater than 0 (0 or inf would write or train a network whose
+    learning rate its own YAML rejects)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"should be a finite number greater than 0, found {value:g}")
+    return value
 
 
 def _version(value: bool) -> None:
@@ -351,7 +360,10 @@ def train(
         int | None, typer.Option("--batch-size", "-b", min=1, help="Samples per update.")
     ] = None,
     lr: Annotated[
-        float | None, typer.Option("--lr", min=0.0, help="Learning rate, instead of the YAML's.")
+        float | None,
+        typer.Option(
+            "--lr", min=0.0, callback=_learning_rate, help="Learning rate, instead of the YAML's."
+        ),
     ] = None,
     seed: Annotated[
         int | None, typer.Option("--seed", min=0, help="Seed for shuffling the samples.")
@@ -446,7 +458,9 @@ def new(
     kernel: Annotated[int, typer.Option("--kernel", help="cnn: kernel size.")] = 3,
     pool: Annotated[int, typer.Option("--pool", help="cnn: max-pool size (1: none).")] = 2,
     classes: Annotated[int, typer.Option("--classes", help="cnn: output classes.")] = 10,
-    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Learning rate.")] = 0.1,
+    lr: Annotated[
+        float, typer.Option("--lr", min=0.0, callback=_learning_rate, help="Learning rate.")
+    ] = 0.1,
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,

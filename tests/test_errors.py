@@ -570,6 +570,8 @@ def test_a_plain_date_is_text_not_a_date(
         (["step", "examples/example1.yaml", "--bogus"], ("--bogus",)),
         (["step", "examples/example1.yaml", "--steps", "0"], ("--steps",)),
         (["step"], ("NETWORK",)),
+        (["train", "examples/example1.yaml", "-e", "1", "--lr", "inf"], ("--lr", "finite")),
+        (["new", "mlp", "--sizes", "2,1", "--lr", "0"], ("--lr", "greater than 0")),
         (
             ["step", "examples/gd_variants.yaml", "--batch-size", "5"],
             ("--batch-size 5 is larger than the data", "4 samples"),
