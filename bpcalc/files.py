@@ -15,8 +15,7 @@ def write_text_atomic(
     """Write `text` to `path` through a temporary file in the same folder and os.replace, so a
     reader never sees half a file and a failure leaves the old one as it was.
 
-    An existing file is only replaced with force; the files in `protect` (the input) likewise,
-    with their own message. `option` names the command-line option in messages ("--save")."""
+    An existing file is only replaced with force; the files in `protect` (the input) never are. `option` names the command-line option in messages ("--save")."""
     check_target(path, force=force, protect=protect, option=option)
     from bpcalc.fileio import atomic_write  # temporary file, fsync, os.replace
 
@@ -27,7 +26,7 @@ def check_target(
     path: str, *, force: bool = False, protect: Iterable[str] = (), option: str = ""
 ) -> None:
     """Raise UsageError unless `path` may be written: a file name in an existing folder, not an
-    existing file (nor one of `protect`) unless force. Commands call it before long work too."""
+    existing file unless force, never one of `protect`. Commands call it before long work too."""
     p = Path(path)
     what = f"{option} {path}" if option else path
     if p.is_dir():
@@ -35,14 +34,16 @@ def check_target(
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"{what}: the folder {parent} does not exist")
-    if p.exists() and not force:
+    if p.exists():
         for other in protect:
             try:
                 same = Path(other).exists() and os.path.samefile(other, p)
             except OSError:
                 same = False
-            if same:
+            if same:  # even with --force: nothing the user wrote is overwritten
                 raise UsageError(
-                    f"{what} would overwrite the input file; choose another name, or add --force"
+                    f"{what} would overwrite the input file; choose another name "
+                    "(bpcalc never replaces its input, even with --force)"
                 )
-        raise UsageError(f"{what} exists; choose another name, or add --force to replace it")
+        if not force:
+            raise UsageError(f"{what} exists; choose another name, or add --force to replace it")

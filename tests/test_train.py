@@ -310,15 +310,14 @@ def test_save_does_not_replace_an_existing_file_without_force(tmp_path, capsys):
     assert load_network(str(out)).name == "tiny"
 
 
-def test_save_never_overwrites_the_input_file_unless_forced(tmp_path, capsys):
+def test_save_never_overwrites_the_input_file_even_with_force(tmp_path, capsys):
     net = write(tmp_path, TINY)
-    code = run(["train", str(net), "-e", "1", "--save", str(net)])
-    _, err = capsys.readouterr()
-    assert code == 2
-    assert "would overwrite the input file" in err
-    assert net.read_text(encoding="utf-8") == TINY
-    assert run(["train", str(net), "-e", "1", "--save", str(net), "--force"]) == 0
-    assert net.read_text(encoding="utf-8").startswith("# Trained by bpcalc train")
+    for extra in ([], ["--force"]):
+        code = run(["train", str(net), "-e", "1", "--save", str(net), *extra])
+        _, err = capsys.readouterr()
+        assert code == 2
+        assert "would overwrite the input file" in err
+        assert net.read_text(encoding="utf-8") == TINY
 
 
 def test_train_help_has_examples(capsys):
