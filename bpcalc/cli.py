@@ -133,7 +133,7 @@ def step(
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(soft_wrap=False, highlight=False)
+    return Console(soft_wrap=False, highlight=False, emoji=False)
 
 
 def _warn_all(warnings: list[str]) -> None:
