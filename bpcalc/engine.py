@@ -303,6 +303,10 @@ def backward(
 def _param_grads_only(
     layer: Layer, dz: Array, cache: Any, params: Params
 ) -> tuple[None, dict[str, Array]]:
+    """The first layer's parameter gradients without its ∂L/∂x (nobody reads it in training)."""
+    param_grads = getattr(layer.op, "param_grads", None)
+    if param_grads is not None:  # ops that can skip the input gradient's product
+        return None, param_grads(dz, cache, params.get(layer.name, {}))
     _, pgrads = layer.op.backward(dz, cache, params.get(layer.name, {}))
     return None, pgrads
 
