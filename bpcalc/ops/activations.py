@@ -85,4 +85,6 @@ def backward(kind: str, da: Array, z: Array, a: Array, slope: float = 0.01) -> A
         flat_da = da.reshape(da.shape[0], -1)
         dz = flat_a * (flat_da - (flat_da * flat_a).sum(axis=-1, keepdims=True))
         return dz.reshape(z.shape)
+    if kind == "relu":  # ∂L/∂a · 1[z > 0], without building the 0/1 array in z's dtype first
+        return da * (z > 0)
     return da * derivative(kind, z, a, slope)
