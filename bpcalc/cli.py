@@ -35,6 +35,12 @@ class Format(str, Enum):
     json = "json"
 
 
+class Mode(str, Enum):
+    batch = "batch"
+    sgd = "sgd"
+    minibatch = "minibatch"
+
+
 class Stage(str, Enum):
     forward = "forward"
     loss = "loss"
@@ -68,6 +74,8 @@ STEP_EPILOG = """Examples:
   bpcalc step examples/example2.yaml --json | jq '.steps[0].values["grad.conv.kernel"]'
 
   bpcalc step net.yaml --stage backward --only 'grad.*.kernel' --decimals 6
+
+  bpcalc step examples/gd_variants.yaml --mode sgd --steps 8 --summary
 """
 
 
@@ -103,12 +111,36 @@ def step(
         list[str] | None,
         typer.Option("--only", help="Show only value names matching this glob (repeatable)."),
     ] = None,
+    mode: Annotated[
+        Mode | None,
+        typer.Option(
+            "--mode",
+            help="Samples per step, instead of the file's mode: batch (all), sgd (one), "
+            "minibatch (--batch-size).",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", "-b", min=1, help="Samples per step (implies --mode minibatch)."
+        ),
+    ] = None,
+    summary: Annotated[
+        bool,
+        typer.Option(
+            "--summary", help="Tables: only one row per step (its samples, loss before and after)."
+        ),
+    ] = False,
 ) -> None:
     """Run one forward / backward / update step and show every intermediate value."""
     from bpcalc import engine
     from bpcalc.spec.schema import load_network
 
     spec = load_network(network)
+    if mode is not None or batch_size is not None:
+        from bpcalc.spec.schema import with_batching
+
+        spec = with_batching(spec, mode.value if mode else None, batch_size)
     trace = engine.run(spec, steps=steps, round_each=round_each)
     _warn_all(trace.warnings)
     stages = {s.value for s in stage} if stage else None
@@ -127,7 +159,104 @@ def step(
         return
     from bpcalc.render import tables
 
-    tables.render(trace, _console(), decimals=decimals, full=full, keep=keep)
+    tables.render(trace, _console(), decimals=decimals, full=full, keep=keep, summary=summary)
+
+
+CHECK_EPILOG = """Examples:
+
+  bpcalc check examples/example2.yaml --template > answers.yaml
+
+  bpcalc check examples/example2.yaml answers.yaml
+
+  bpcalc check examples/example2.yaml answers.yaml --json
+
+  bpcalc check net.yaml answers.yaml --round-each 4
+
+  bpcalc check net.yaml answers.yaml --rtol 0.01
+
+An answer sheet maps value names to your numbers, whole values or single elements:
+
+  conv.z: [[0.12]]
+
+  grad.conv.kernel[0,1]: 0.268
+
+Exit status: 0 every answer right, 1 some answer wrong or carried forward, 2 invalid input.
+"""
+
+
+@app.command(epilog=CHECK_EPILOG)
+def check(
+    network: Annotated[str, typer.Argument(help="The network YAML file.")],
+    answers: Annotated[
+        str | None,
+        typer.Argument(help="Your answer sheet (YAML; '-' reads standard input)."),
+    ] = None,
+    template: Annotated[
+        bool,
+        typer.Option("--template", help="Print a blank answer sheet to standard output."),
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Write the report as JSON.")] = False,
+    rtol: Annotated[
+        float | None,
+        typer.Option("--rtol", min=0, help="Relative tolerance instead of the decimals rule."),
+    ] = None,
+    atol: Annotated[
+        float | None,
+        typer.Option("--atol", min=0, help="Absolute tolerance instead of the decimals rule."),
+    ] = None,
+    round_each: Annotated[
+        int | None,
+        typer.Option(
+            "--round-each",
+            min=0,
+            max=15,
+            help="Expected values follow hand rounding: every value rounded to N decimals.",
+        ),
+    ] = None,
+    decimals: Annotated[
+        int, typer.Option("--decimals", "-d", min=0, max=15, help="Decimals shown in tables.")
+    ] = 4,
+) -> int:
+    """Grade the answers you computed by hand: the first wrong step, errors carried
+    forward, and the likely mistake."""
+    from bpcalc import engine
+    from bpcalc.spec.schema import load_network
+
+    if template and answers is not None:
+        raise UsageError(
+            "--template prints a blank sheet to standard output and takes no answer file; "
+            f"run: bpcalc check {network} --template > answers.yaml"
+        )
+    if not template and answers is None:
+        raise UsageError(
+            "give the answer sheet to check (bpcalc check NETWORK ANSWERS), "
+            "or --template for a blank one"
+        )
+    spec = load_network(network)
+    trace = engine.run(spec, round_each=round_each)
+    if template:
+        from bpcalc.render.answer_sheet import template as blank
+
+        print(blank(trace, network), end="")
+        return ExitCode.OK
+    from bpcalc.check.diagnose import diagnose
+    from bpcalc.check.grade import grade
+    from bpcalc.check.sheet import load_sheet
+    from bpcalc.check.tolerance import Tolerance
+    from bpcalc.render import check_report
+
+    assert answers is not None
+    sheet = load_sheet(answers, trace.steps[0])
+    report = grade(spec, sheet, Tolerance(rtol, atol), trace.steps[0], round_each)
+    diagnose(spec, report, trace.steps[0])
+    _warn_all(trace.warnings + report.warnings)
+    if json_:
+        from bpcalc.render import json_doc
+
+        print(json_doc.dumps(check_report.document(report)))
+    else:
+        check_report.render(report, _console(), decimals=decimals)
+    return report.exit_code
 
 
 def _console() -> Any:

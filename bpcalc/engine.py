@@ -14,24 +14,31 @@ from typing import Any
 
 import numpy as np
 
-from bpcalc import losses, notation
+from bpcalc import batching, losses, notation
 from bpcalc import optim as optim_mod
+from bpcalc import regularization as reg_mod
 from bpcalc.errors import NumericError
 from bpcalc.ops import activations as act_ops
+from bpcalc.ops.batchnorm import BatchNorm
 from bpcalc.ops.conv2d import Conv2d
 from bpcalc.ops.dense import Dense
+from bpcalc.ops.dropout import Dropout
 from bpcalc.ops.pool import AvgPool2d, Flatten, MaxPool2d
 from bpcalc.spec.schema import (
     ActivationLayerSpec,
     ActivationSpec,
+    BatchNormSpec,
     Conv2dSpec,
     DenseSpec,
+    DropoutSpec,
     FlattenSpec,
     LayerSpec,
     NetworkSpec,
     PoolSpec,
+    RegSpec,
 )
 from bpcalc.trace import Record, StepTrace, Trace, element_name
+from bpcalc.variant import Variant
 
 Array = np.ndarray
 Params = dict[str, dict[str, Array]]  # layer name -> parameter name -> array (internal shape)
@@ -57,7 +64,7 @@ class Layer:
 
     @property
     def parametric(self) -> bool:
-        return isinstance(self.spec, (DenseSpec, Conv2dSpec))
+        return isinstance(self.spec, (DenseSpec, Conv2dSpec, BatchNormSpec))
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -92,6 +99,11 @@ def build_layer(spec: LayerSpec) -> Layer:
         return Layer(spec, Flatten(), None)
     if isinstance(spec, ActivationLayerSpec):
         return Layer(spec, None, spec.activation)
+    if isinstance(spec, DropoutSpec):
+        seed = 0 if spec.seed is None else spec.seed
+        return Layer(spec, Dropout(spec.p, spec.in_shape, spec.mask, seed), None)
+    if isinstance(spec, BatchNormSpec):
+        return Layer(spec, BatchNorm(spec.eps, spec.momentum), spec.activation)
     raise AssertionError(f"no op for {type(spec).__name__}")
 
 
@@ -99,8 +111,33 @@ def initial_params(spec: NetworkSpec, dtype: Any = np.float64) -> Params:
     return {
         layer.name: {k: np.array(v, dtype=dtype) for k, v in layer.params.items()}  # type: ignore[attr-defined]
         for layer in spec.layers
-        if isinstance(layer, (DenseSpec, Conv2dSpec))
+        if isinstance(layer, (DenseSpec, Conv2dSpec, BatchNormSpec))
     }
+
+
+def set_training(layers: list[Layer], training: bool) -> None:
+    """Training mode (the default) or evaluation: dropout off, batchnorm on its running stats."""
+    for layer in layers:
+        if hasattr(layer.op, "training"):
+            layer.op.training = training
+
+
+def carry_buffers(layers: list[Layer], fwd: ForwardResult, params: Params) -> None:
+    """Store the running statistics a training forward pass produced (batchnorm) in params,
+    in place: for loops that do not go through step_once."""
+    for i, layer in enumerate(layers):
+        buffers = getattr(layer.op, "buffers", None)
+        if buffers is not None:
+            for bname, (value, _) in buffers(fwd.caches[i][0]).items():
+                params[layer.name][bname] = value.astype(params[layer.name][bname].dtype)
+
+
+def begin_step(layers: list[Layer], samples: Array) -> None:
+    """Tell layers with per-step randomness (dropout) which dataset samples this step uses."""
+    for layer in layers:
+        start = getattr(layer.op, "begin_step", None)
+        if start is not None:
+            start(samples)
 
 
 # --- emitting values ----------------------------------------------------------------------
@@ -189,7 +226,9 @@ def forward(layers: list[Layer], params: Params, x: Array, emit: Emit = silent) 
                 v,
                 "forward",
                 name,
-                "the parameter this step starts from",
+                "the parameter this step starts from"
+                if k in layer.param_names
+                else "the running statistic this step starts from (not trained)",
                 layer.param_shown(k),
                 per_sample=False,
             )
@@ -198,6 +237,9 @@ def forward(layers: list[Layer], params: Params, x: Array, emit: Emit = silent) 
         shape = layer.out_shown()
         if layer.op is not None:
             z, cache = layer.op.forward(x, p)
+            for suffix, value, text, per in getattr(layer.op, "recorded", _nothing)(cache):
+                shown = shape if per else (layer.spec.in_shape[0],)  # per sample, or per feature
+                emit(f"{name}.{suffix}", value, "forward", name, text, shown, per_sample=per)
             if layer.parametric:
                 z = emit(f"{name}.z", z, "forward", name, notation.linear_formula(spec), shape)
         else:
@@ -215,6 +257,10 @@ def forward(layers: list[Layer], params: Params, x: Array, emit: Emit = silent) 
         z_out = z if layer.activation is not None else None
         x = a
     return ForwardResult(x, z_out, caches)
+
+
+def _nothing(cache: Any) -> list[Any]:
+    return []
 
 
 def loss_value(
@@ -240,10 +286,15 @@ def backward(
     emit: Emit = silent,
     warn: Callable[[str], None] | None = None,
     input_grad: bool = True,
+    variant: Variant | None = None,
 ) -> dict[str, dict[str, Array]]:
-    """Chain rule from the loss back to the input; returns ∂L/∂θ for every parameter."""
+    """Chain rule from the loss back to the input; returns ∂L/∂θ for every parameter.
+
+    `variant` (the checker's reproduced slips) is None for the correct maths."""
     n = y.shape[0]
     scale = losses.batch_scale(spec.loss.reduction, n)
+    if variant is not None:
+        scale *= variant.loss_factor
     kind = spec.loss.kind
     last = layers[-1]
     fused = losses.FUSED.get(kind) == spec.output_activation
@@ -264,9 +315,15 @@ def backward(
             layer.out_shown(),
         )
         if layer.activation is not None:
-            if fused and i == len(layers) - 1:
+            if variant is not None and name in variant.no_derivative:
+                dz, formula = da, "∂L/∂z = ∂L/∂a (the derivative left out)"
+            elif fused and i == len(layers) - 1:
                 dz = losses.fused_grad_z(kind, a, y) * scale
                 formula = losses.FUSED_FORMULAS[kind]
+            elif variant is not None:
+                act = layer.activation
+                dz = variant.activation_backward(name, act.kind, da, z, a, act.slope)
+                formula = notation.grad_z_formula(layer.activation)
             else:
                 dz = act_ops.backward(layer.activation.kind, da, z, a, layer.activation.slope)
                 formula = notation.grad_z_formula(layer.activation)
@@ -284,20 +341,61 @@ def backward(
             dx, pgrads = layer.op.backward(dz, cache, params.get(name, {}))
             in_formula = notation.grad_input_formula(lspec)
         grads[name] = {}
+        reg = spec.regularization.get(name)
         for pname in layer.param_names:
+            g, g_formula = pgrads[pname], notation.grad_param_formula(lspec, pname)
+            if reg_mod.applies(reg, pname):  # ∂L/∂θ = ∂L_data/∂θ + ∂penalty/∂θ
+                g, g_formula = _with_penalty(emit, layer, pname, g, g_formula, reg, params)
             grads[name][pname] = emit(
                 f"grad.{name}.{pname}",
-                pgrads[pname],
+                g,
                 "backward",
                 name,
-                notation.grad_param_formula(lspec, pname),
+                g_formula,
                 layer.param_shown(pname),
                 per_sample=False,
             )
+        if variant is not None and variant.backprop_params is not None and dx is not None:
+            if layer.parametric:
+                through = variant.backprop_params(name, params[name], grads[name])
+                dx, _ = layer.op.backward(dz, cache, through)
         if dx is not None:
             dx = emit(f"grad.{name}.input", dx, "backward", name, in_formula, layer.in_shown())
         da = dx
     return grads
+
+
+def _with_penalty(
+    emit: Emit,
+    layer: Layer,
+    pname: str,
+    g: Array,
+    formula: str,
+    reg: RegSpec,
+    params: Params,
+) -> tuple[Array, str]:
+    """Emit the data and penalty parts of a regularized parameter's gradient; return the sum."""
+    name, shown = layer.name, layer.param_shown(pname)
+    sym = notation.PARAM_SYMBOL.get(pname, "θ")
+    g = emit(
+        f"grad.{name}.{pname}.data",
+        g,
+        "backward",
+        name,
+        formula.replace("∂L/", "∂L_data/"),
+        shown,
+        per_sample=False,
+    )
+    pen = emit(
+        f"grad.{name}.{pname}.penalty",
+        reg_mod.grad(reg, params[name][pname]),
+        "backward",
+        name,
+        f"∂penalty/∂{sym} = {reg_mod.grad_formula(reg, sym)}",
+        shown,
+        per_sample=False,
+    )
+    return g + pen, f"∂L/∂{sym} = ∂L_data/∂{sym} + {reg_mod.grad_formula(reg, sym)}"
 
 
 def _param_grads_only(
@@ -331,8 +429,10 @@ def step_once(
     x: Array,
     y: Array,
     rec: Recorder,
+    variant: Variant | None = None,
 ) -> RunState:
     """One forward / loss / backward / update / loss-after step, every value into `rec`."""
+    factor = variant.loss_factor if variant is not None else 1.0
     params = state.params
     x = rec("input", x, "forward", None, "x, the network's input", _input_shown(spec))
     fwd = forward(layers, params, x, rec)
@@ -345,24 +445,28 @@ def step_once(
         + (" (one-hot of the class index)" if spec.target_classes is not None else ""),
         layers[-1].out_shown(),
     )
-    loss, _ = loss_value(
+    loss, per = loss_value(
         spec, fwd.out, fwd.z_out if _untouched(rec, layers[-1]) else None, y, rec.warn
     )
+    if spec.batched:
+        rec("loss.per_sample", per, "loss", None, notation.per_sample_loss_formula(spec), ())
+    if spec.regularization:  # L = L_data + penalty
+        loss = _record_penalty(spec, rec, loss, params)
     rec(
         "loss",
-        np.asarray(loss),
+        np.asarray(loss * factor),
         "loss",
         None,
-        losses.FORMULAS[spec.loss.kind],
+        notation.total_loss_formula(spec),
         (),
         per_sample=False,
     )
-    grads = backward(spec, layers, params, fwd, y, rec, rec.warn)
+    grads = backward(spec, layers, params, fwd, y, rec, rec.warn, variant=variant)
 
     t = state.t + 1
     new_params: Params = {}
     new_opt: dict[str, dict[str, dict[str, Array]]] = {}
-    for layer in layers:
+    for i, layer in enumerate(layers):
         if not layer.parametric:
             continue
         name = layer.name
@@ -386,7 +490,9 @@ def step_once(
                         value,
                         "update",
                         name,
-                        f"{slot} of the optimizer",
+                        getattr(optimizer, "slot_formulas", {}).get(
+                            slot, f"{slot} of the optimizer"
+                        ),
                         shape,
                         per_sample=False,
                     )
@@ -394,18 +500,55 @@ def step_once(
                 f"new.{name}.{pname}", new, "update", name, formula, shape, per_sample=False
             )
             new_opt[name][pname] = slot_state
+        buffers = getattr(layer.op, "buffers", None)  # batchnorm's running statistics
+        if buffers is not None:
+            for bname, (value, text) in buffers(fwd.caches[i][0]).items():
+                new_params[name][bname] = rec(
+                    f"new.{name}.{bname}",
+                    value,
+                    "update",
+                    name,
+                    text,
+                    layer.param_shown(bname),
+                    per_sample=False,
+                )
     after = forward(layers, new_params, x)
     loss_after, _ = loss_value(spec, after.out, after.z_out, y, rec.warn)
+    loss_after += reg_mod.penalty(spec.regularization, new_params)
     rec(
         "loss_after",
-        np.asarray(loss_after),
+        np.asarray(loss_after * factor),
         "after",
         None,
-        losses.FORMULAS[spec.loss.kind] + " with the updated parameters",
+        notation.total_loss_formula(spec) + " with the updated parameters",
         (),
         per_sample=False,
     )
     return RunState(new_params, new_opt, t)
+
+
+def _record_penalty(spec: NetworkSpec, rec: Recorder, loss: float, params: Params) -> float:
+    """Record loss.data and loss.penalty; return the total L = L_data + penalty."""
+    rec(
+        "loss.data",
+        np.asarray(loss),
+        "loss",
+        None,
+        notation.data_loss_formula(spec),
+        (),
+        per_sample=False,
+    )
+    pen = reg_mod.penalty(spec.regularization, params)
+    rec(
+        "loss.penalty",
+        np.asarray(pen),
+        "loss",
+        None,
+        reg_mod.penalty_formula(spec.regularization),
+        (),
+        per_sample=False,
+    )
+    return loss + pen
 
 
 def _input_shown(spec: NetworkSpec) -> tuple[int, ...]:
@@ -422,6 +565,25 @@ def _untouched(rec: Recorder, last: Layer) -> bool:
     )
 
 
+DATASET_LOSS = (
+    "L over all the samples with the updated parameters (evaluation mode: no dropout, "
+    "batchnorm on its running statistics)"
+)
+
+
+def dataset_loss(
+    spec: NetworkSpec, layers: list[Layer], params: Params, x: Array, y: Array
+) -> float:
+    """The loss (with any penalty) over the whole dataset, in evaluation mode."""
+    set_training(layers, False)
+    try:
+        fwd = forward(layers, params, x)
+        loss, _ = loss_value(spec, fwd.out, fwd.z_out, y)
+    finally:
+        set_training(layers, True)
+    return loss + reg_mod.penalty(spec.regularization, params)
+
+
 def run(
     spec: NetworkSpec,
     *,
@@ -429,8 +591,11 @@ def run(
     round_each: int | None = None,
     overrides: Mapping[str, Array] | None = None,
     dtype: Any = np.float64,
+    variant: Variant | None = None,
 ) -> Trace:
-    """Run `steps` full-batch steps and return the trace of all of them."""
+    """Run `steps` steps, each on the next batch of spec.batching, and return their trace.
+
+    variant: a deliberate slip for the answer checker (None: the correct maths)."""
     layers = [build_layer(s) for s in spec.layers]
     optimizer = optim_mod.build(spec.optimizer)
     state = RunState(initial_params(spec, dtype))
@@ -444,15 +609,32 @@ def run(
     )
     x = spec.inputs.astype(dtype)
     y = spec.targets.astype(dtype)
+    b = spec.batching  # each step takes the next batch: all, one or batch_size samples
+    order = batching.schedule(x.shape[0], b.mode, b.batch_size, b.shuffle, b.seed)
+    x_all, y_all = x, y
     warnings: list[str] = []
     for k in range(1, steps + 1):
-        st = StepTrace(step=k, samples=list(range(x.shape[0])) if spec.batched else None)
+        idx = next(order)
+        x, y = x_all[idx], y_all[idx]
+        begin_step(layers, idx)
+        st = StepTrace(step=k, samples=idx.tolist() if spec.batched else None)
         rec = Recorder(st, x.shape[0], spec.batched, round_each, overrides or {}, warnings)
         if round_each is not None:
             x_used = np.round(x, round_each)
         else:
             x_used = x
-        state = step_once(spec, layers, state, optimizer, x_used, y, rec)
+        state = step_once(spec, layers, state, optimizer, x_used, y, rec, variant)
+
+        if spec.batched and len(idx) < x_all.shape[0]:  # comparable across batch sizes
+            rec(
+                "dataset_loss_after",
+                np.asarray(dataset_loss(spec, layers, state.params, x_all, y_all)),
+                "after",
+                None,
+                DATASET_LOSS,
+                (),
+                per_sample=False,
+            )
         trace.steps.append(st)
     trace.warnings = warnings
     return trace

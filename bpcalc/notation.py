@@ -3,12 +3,15 @@ tables, the JSON, the explanations and the write-ups cannot disagree."""
 
 from __future__ import annotations
 
-from bpcalc import losses
+from bpcalc import batching, losses
+from bpcalc import regularization as reg_mod
 from bpcalc.spec.schema import (
     ActivationLayerSpec,
     ActivationSpec,
+    BatchNormSpec,
     Conv2dSpec,
     DenseSpec,
+    DropoutSpec,
     LayerSpec,
     NetworkSpec,
     PoolSpec,
@@ -29,7 +32,9 @@ ACT_DERIVATIVE = {
     "tanh": "tanh′(z) = 1 − a²",
     "softmax": "∂L/∂z_i = a_i (∂L/∂a_i − Σ_j a_j ∂L/∂a_j)",
 }
-PARAM_SYMBOL = {"weights": "W", "kernel": "K", "bias": "b"}
+PARAM_SYMBOL = {"weights": "W", "kernel": "K", "bias": "b", "gamma": "γ", "beta": "β"}
+BATCHNORM_FORMULA = "z = γ·x̂ + β, x̂ = (x − μ)/√(σ² + ε)"
+BATCHNORM_GRAD_INPUT = "∂L/∂x = γ/(m·√(σ² + ε)) · (m·∂L/∂z − Σ∂L/∂z − x̂·Σ(∂L/∂z·x̂))"
 
 
 def linear_formula(layer: LayerSpec) -> str:
@@ -43,6 +48,10 @@ def linear_formula(layer: LayerSpec) -> str:
         return f"a = {layer.kind}pool{_pair(layer.size)}(x), stride {_pair(layer.stride)}"
     if isinstance(layer, ActivationLayerSpec):
         return activation_formula(layer.activation).replace("(z)", "(x)")
+    if isinstance(layer, DropoutSpec):
+        return f"a = x ⊙ m / (1 − p), p = {layer.p:g} (inverted dropout)"
+    if isinstance(layer, BatchNormSpec):
+        return BATCHNORM_FORMULA
     return "a = flatten(x) (row-major)"
 
 
@@ -59,6 +68,8 @@ def grad_z_formula(act: ActivationSpec | None) -> str:
 
 
 def grad_param_formula(layer: LayerSpec, param: str) -> str:
+    if isinstance(layer, BatchNormSpec):
+        return "∂L/∂γ = Σ_batch ∂L/∂z · x̂" if param == "gamma" else "∂L/∂β = Σ_batch ∂L/∂z"
     if isinstance(layer, DenseSpec):
         if param == "weights":
             return "∂L/∂W = ∂L/∂z · xᵀ" if layer.layout == "out_in" else "∂L/∂W = xᵀ · ∂L/∂z"
@@ -84,6 +95,10 @@ def grad_input_formula(layer: LayerSpec) -> str:
         if act.kind == "softmax":
             return ACT_DERIVATIVE["softmax"].replace("∂L/∂z", "∂L/∂x")
         return f"∂L/∂x = ∂L/∂a ⊙ f′(x), {ACT_DERIVATIVE.get(act.kind, '')}"
+    if isinstance(layer, DropoutSpec):
+        return "∂L/∂x = ∂L/∂a ⊙ m / (1 − p)"
+    if isinstance(layer, BatchNormSpec):
+        return BATCHNORM_GRAD_INPUT
     return "∂L/∂x = reshape(∂L/∂a)"
 
 
@@ -102,6 +117,26 @@ def loss_description(spec: NetworkSpec) -> str:
         "binary_cross_entropy": "natural log, mean over the output elements",
     }[kind]
     return f"{losses.FORMULAS[kind]} ({kind}: {words})"
+
+
+def per_sample_loss_formula(spec: NetworkSpec) -> str:
+    return "ℓ_n = " + losses.FORMULAS[spec.loss.kind].removeprefix("L = ") + ", each sample"
+
+
+def data_loss_formula(spec: NetworkSpec) -> str:
+    """The loss of the data: per sample, then the batch reduction."""
+    if not spec.batched:
+        return losses.FORMULAS[spec.loss.kind]
+    per = losses.FORMULAS[spec.loss.kind].removeprefix("L = ")
+    if spec.loss.reduction == "mean":
+        return f"L = (1/N) Σ_n ℓ_n (mean over the batch), ℓ = {per}"
+    return f"L = Σ_n ℓ_n (sum over the batch), ℓ = {per}"
+
+
+def total_loss_formula(spec: NetworkSpec) -> str:
+    if spec.regularization:
+        return "L = L_data + penalty"
+    return data_loss_formula(spec)
 
 
 def conventions(
@@ -136,6 +171,25 @@ def conventions(
             text += f", stride {_pair(layer.stride)}, zero padding {_pair(layer.padding)}"
         elif isinstance(layer, PoolSpec) and layer.kind == "max":
             text = "max pooling: the gradient goes to each window's max (first one on a tie)"
+        elif isinstance(layer, DropoutSpec):
+            text = (
+                f"inverted dropout, p = {layer.p:g}: kept units are scaled by 1/(1 − p) during "
+                "training (as PyTorch), so nothing is rescaled at test time; "
+                + (
+                    "the mask is given"
+                    if layer.mask is not None
+                    else f"a unit is kept when u ≥ p, u from np.random.default_rng({layer.seed}), "
+                    "a new mask every step"
+                )
+            )
+        elif isinstance(layer, BatchNormSpec):
+            per = "feature" if len(layer.in_shape) == 1 else "channel (over N, H and W)"
+            text = (
+                f"batch normalization in training mode, per {per}: batch mean μ and biased "
+                f"variance σ² (as PyTorch), ε = {layer.eps:g}; running statistics "
+                f"(momentum {layer.momentum:g}, PyTorch's convention) use the unbiased variance "
+                "and are recorded, not used"
+            )
         else:
             continue
         if getattr(layer, "freeze", None):
@@ -143,6 +197,13 @@ def conventions(
         out[layer.name] = text
     if _uses(spec, "relu"):
         out["relu"] = "ReLU′(0) is taken as 0"
+    if spec.batched:
+        b = spec.batching
+        out["batches"] = batching.describe(
+            spec.inputs.shape[0], b.mode, b.batch_size, b.shuffle, b.seed
+        )
+    if spec.regularization:
+        out["regularization"] = reg_mod.describe(spec.regularization)
     out["update"] = rule
     out["dtype"] = f"{dtype} arithmetic"
     if round_each is not None:

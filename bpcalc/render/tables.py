@@ -24,13 +24,42 @@ def render(
     decimals: int = 4,
     full: bool = False,
     keep: Callable[[Record], bool] = lambda r: True,
+    summary: bool = False,
 ) -> None:
     console.print(header(trace))
+    if summary:
+        console.print(steps_summary(trace, decimals))
+        return
     for st in trace.steps:
         if len(trace.steps) > 1:
-            console.rule(f"Step {st.step}")
+            used = f" · samples {', '.join(map(str, st.samples))}" if st.samples else ""
+            console.rule(f"Step {st.step}{used}")
         for table in step_tables(st, decimals, full, keep):
             console.print(table)
+    if len(trace.steps) > 1 and "loss" in trace.steps[0] and keep(trace.steps[0].records["loss"]):
+        console.print(steps_summary(trace, decimals))
+
+
+def steps_summary(trace: Trace, decimals: int) -> Table:
+    """One row per step: the samples it used, the loss before and after its update."""
+    t = Table(title="Steps", title_justify="left")
+    t.add_column("step", justify="right")
+    if trace.batched:
+        t.add_column("samples")
+    t.add_column("loss", justify="right")
+    t.add_column("loss after", justify="right")
+    every = any("dataset_loss_after" in st for st in trace.steps)
+    if every:
+        t.add_column("loss after, all samples", justify="right")
+    for st in trace.steps:
+        used = [", ".join(map(str, st.samples or []))] if trace.batched else []
+        after = fmt(float(st["loss_after"]), decimals) if "loss_after" in st else ""
+        row = [str(st.step), *used, fmt(float(st["loss"]), decimals), after]
+        if every:
+            name = "dataset_loss_after" if "dataset_loss_after" in st else "loss_after"
+            row.append(fmt(float(st[name]), decimals) if name in st else "")
+        t.add_row(*row)
+    return t
 
 
 def header(trace: Trace) -> Group:
@@ -55,7 +84,7 @@ def step_tables(
         t.add_column("value", justify="right", no_wrap=True)
         t.add_column("formula", style="dim")
         for r in rows:
-            t.add_row(r.name, _shape(r), _value(r, decimals, full), r.formula)
+            t.add_row(r.name, _shape(r), _value(r, decimals, full, st.samples), r.formula)
         tables.append(t)
     update = [r for r in st.stage("update") if r.name.startswith("new.") and keep(r)]
     if update:
@@ -110,10 +139,13 @@ def step_tables(
     return tables
 
 
-def _value(r: Record, decimals: int, full: bool) -> str:
+def _value(r: Record, decimals: int, full: bool, samples: list[int] | None = None) -> str:
+    """Per-sample values are labelled with their dataset index (the step's batch may be a
+    mini-batch or a shuffled one)."""
     if r.per_sample:
+        labels = samples if samples and len(samples) == r.value.shape[0] else None
         return "\n".join(
-            f"sample {i}: "
+            f"sample {labels[i] if labels else i}: "
             + ("\n" if r.value[i].ndim >= 2 else "")
             + grid(r.value[i], decimals, full)
             for i in range(r.value.shape[0])

@@ -36,6 +36,8 @@ class SourceDoc:
     file: str
     locations: dict[PathKey, Location] = field(default_factory=dict)
     key_locations: dict[PathKey, Location] = field(default_factory=dict)
+    # every scalar exactly as written (YAML reads 0.120 as 0.12), when asked for
+    scalar_text: dict[PathKey, str] | None = None
 
     def root(self) -> Src:
         return Src(self, ())
@@ -126,8 +128,10 @@ def _mark(file: str, mark: Any) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
 
-def load_yaml_text(text: str, file: str = "<string>") -> SourceDoc:
-    """Parse YAML text; every failure is a SpecError with the place it happened."""
+def load_yaml_text(text: str, file: str = "<string>", *, keep_text: bool = False) -> SourceDoc:
+    """Parse YAML text; every failure is a SpecError with the place it happened.
+    keep_text: also keep each scalar as written, in doc.scalar_text (the answer checker
+    counts the decimals a student wrote)."""
     try:
         loader = _Loader(text)
         try:
@@ -147,7 +151,7 @@ def load_yaml_text(text: str, file: str = "<string>") -> SourceDoc:
         ) from None
     if node is None:
         raise SpecError("the file is empty; expected a YAML mapping", Location(file, 1, 1))
-    doc = SourceDoc(data=None, file=file)
+    doc = SourceDoc(data=None, file=file, scalar_text={} if keep_text else None)
     builder = _Builder(doc)
     doc.data = builder.build(node, (), 0)
     return doc
@@ -176,6 +180,8 @@ class _Builder:
         if len(path) < 6 or not isinstance(node, yaml.ScalarNode):
             self.doc.locations[path] = where
         if isinstance(node, yaml.ScalarNode):
+            if self.doc.scalar_text is not None:
+                self.doc.scalar_text[path] = node.value
             try:
                 return self.constructor.construct_object(node, deep=True)
             except yaml.YAMLError as exc:

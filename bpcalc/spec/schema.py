@@ -8,19 +8,30 @@ the output. The engine trusts these objects and re-checks nothing.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from bpcalc.errors import Location
+from bpcalc import batching
+from bpcalc.errors import Location, SpecError
 from bpcalc.spec import values as V
 from bpcalc.spec.load import SourceDoc, Src, load_yaml_file
 
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
 LOSSES = ("mse", "half_mse", "sse", "half_sse", "cross_entropy", "binary_cross_entropy")
 PARAMETRIC = ("dense", "conv2d")
-LAYER_TYPES = ("dense", "conv2d", "maxpool2d", "avgpool2d", "flatten", *ACTIVATIONS)
+LAYER_TYPES = (
+    "dense",
+    "conv2d",
+    "maxpool2d",
+    "avgpool2d",
+    "flatten",
+    "dropout",
+    "batchnorm",
+    *ACTIVATIONS,
+)
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -103,8 +114,41 @@ class LossSpec:
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    type: str = "sgd"
+    """The update rule and its hyper-parameters; defaults are PyTorch's (torch.optim)."""
+
+    type: str = "sgd"  # one of OPTIMIZERS
     lr: float = 0.01
+    momentum: float = 0.9  # momentum, nesterov: μ
+    dampening: float = 0.0  # momentum: v = μ·v + (1 − dampening)·g (PyTorch's SGD)
+    alpha: float = 0.99  # rmsprop: smoothing constant of the squared-gradient average
+    beta1: float = 0.9  # adam
+    beta2: float = 0.999  # adam
+    eps: float = 1e-8  # rmsprop, adam: added to the denominator
+
+
+@dataclass(frozen=True)
+class BatchingSpec:
+    """Which samples each step uses (see bpcalc.batching)."""
+
+    mode: str = "batch"  # batch | sgd | minibatch
+    batch_size: int | None = None  # minibatch only (sgd: 1; batch: all)
+    shuffle: bool = False
+    seed: int = 0  # for shuffle (and the default for dropout layers without their own seed)
+
+
+@dataclass(frozen=True)
+class RegSpec:
+    """Weight penalties: λ₂/2 · Σθ² (L2) and λ₁ · Σ|θ| (L1) over a layer's weights or kernel,
+    and over its bias too when include_bias is true."""
+
+    l2: float = 0.0
+    l1: float = 0.0
+    include_bias: bool = False
+    where: Location | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.l2 > 0 or self.l1 > 0
 
 
 @dataclass(frozen=True)
@@ -120,6 +164,9 @@ class NetworkSpec:
     loss: LossSpec
     optimizer: OptimizerSpec
     doc: SourceDoc | None = None
+    batching: BatchingSpec = BatchingSpec()
+    # layer name -> the penalty that applies to it (global or the layer's own); active ones only
+    regularization: dict[str, RegSpec] = field(default_factory=dict)
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -142,6 +189,11 @@ TOP_KEYS = (
     "loss",
     "learning_rate",
     "optimizer",
+    "batch_size",
+    "mode",
+    "shuffle",
+    "seed",
+    "regularization",
 )
 
 
@@ -171,6 +223,11 @@ def parse_network(doc: SourceDoc) -> NetworkSpec:
     loss = _parse_loss(root.child("loss"), layers[-1])
     optimizer = _parse_optimizer(root)
     targets, classes = _parse_targets(root, loss, layers[-1], inputs.shape[0], batched)
+    batching_spec = _parse_batching(root, inputs.shape[0])
+    check_batchnorm_batches(layers, batching_spec, inputs.shape[0])
+    _check_dropout_masks(layers, inputs.shape[0])
+    layers = _with_dropout_seeds(layers, batching_spec.seed)
+    regularization = _parse_regularization(root, layers_src, layers)
     return NetworkSpec(
         name=name,
         file=doc.file,
@@ -183,6 +240,8 @@ def parse_network(doc: SourceDoc) -> NetworkSpec:
         loss=loss,
         optimizer=optimizer,
         doc=doc,
+        batching=batching_spec,
+        regularization=regularization,
     )
 
 
@@ -282,6 +341,8 @@ def _parse_layers(src: Src, input_shape: tuple[int, ...], squeezed: bool) -> lis
 
 
 def _common(lsrc: Src, extra: tuple[str, ...]) -> None:
+    if lsrc.value.get("type") in PARAMETRIC:  # a layer's own penalty, read by _parse_regularization
+        extra = (*extra, "regularization")
     V.check_keys(
         lsrc,
         ("type", "name", *extra),
@@ -592,14 +653,13 @@ def _parse_loss(src: Src, last: LayerSpec) -> LossSpec:
 def _parse_optimizer(root: Src) -> OptimizerSpec:
     data = root.value
     if "optimizer" in data:
-        src = root.child("optimizer")
-        V.check_keys(src, ("type", "lr"), ("lr",), "the optimizer")
-        kind = (
-            V.choice(src.child("type"), "optimizer type", ("sgd",))
-            if "type" in src.value
-            else "sgd"
-        )
-        return OptimizerSpec(kind, V.positive_number(src.child("lr"), "the learning rate (lr)"))
+        if "learning_rate" in data:
+            raise root.child("learning_rate").error(
+                "give either learning_rate: (plain gradient descent) or optimizer: {type, lr, ...}, "
+                "not both",
+                at_key=True,
+            )
+        return _parse_optimizer_block(root.child("optimizer"))
     if "learning_rate" not in data:
         raise root.error(
             "the network is missing its learning_rate (for example learning_rate: 0.1)"
@@ -668,3 +728,345 @@ def _is_class_index(v: Any) -> bool:
 
 def _shown(layer: LayerSpec) -> tuple[int, ...]:
     return layer.out_shape[1:] if layer.squeezed_out else layer.out_shape
+
+
+# --- batches, optimizers, regularization, dropout, batchnorm ------------------------------
+
+
+@dataclass(frozen=True)
+class DropoutSpec(LayerSpec):
+    """Inverted dropout: a = x ⊙ mask / (1 − p); mask 1 = kept, 0 = dropped."""
+
+    p: float = 0.5  # probability of dropping a unit, 0 ≤ p < 1
+    mask: np.ndarray | None = None  # (M, *in_shape): M = 1 (every sample) or N (one per sample)
+    mask_where: Location | None = None
+    seed: int | None = None  # None: the network's top-level seed
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {}
+
+
+@dataclass(frozen=True)
+class BatchNormSpec(LayerSpec):
+    """Batch normalization in training mode, per feature (N, F) or per channel (N, C, H, W)."""
+
+    gamma: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,) or (C,)
+    beta: np.ndarray = field(default=None)  # type: ignore[assignment]
+    running_mean: np.ndarray = field(default=None)  # type: ignore[assignment]
+    running_var: np.ndarray = field(default=None)  # type: ignore[assignment]
+    eps: float = 1e-5
+    momentum: float = 0.1  # running = (1 − momentum)·running + momentum·batch statistic
+    activation: ActivationSpec | None = None
+    freeze: frozenset[str] = frozenset()
+
+    @property
+    def features(self) -> int:
+        return self.in_shape[0]
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The trained γ and β, then the running statistics (carried, not trained)."""
+        return {
+            "gamma": self.gamma,
+            "beta": self.beta,
+            "running_mean": self.running_mean,
+            "running_var": self.running_var,
+        }
+
+
+def _parse_dropout(
+    lsrc: Src, name: str, ltype: str, shape: tuple[int, ...], sq: bool, prev: str
+) -> DropoutSpec:
+    _common(lsrc, ("p", "mask", "seed"))
+    v = lsrc.value
+    if "p" not in v:
+        raise lsrc.error(
+            f"dropout layer {name!r} needs p, the probability of dropping a unit (e.g. p: 0.5); "
+            "kept units are scaled by 1/(1 − p)"
+        )
+    psrc = lsrc.child("p")
+    p = V.number(psrc, "p")
+    if not 0 <= p < 1:
+        raise psrc.error(
+            f"dropout layer {name!r}: p is the probability of dropping a unit and should be "
+            f"at least 0 and less than 1, found {p:g}"
+        )
+    mask = None
+    mask_where = None
+    if "mask" in v:
+        if "seed" in v:
+            raise lsrc.child("seed").error(
+                f"dropout layer {name!r} has a given mask, so there is nothing to draw with a seed",
+                at_key=True,
+            )
+        msrc = lsrc.child("mask")
+        m = V.array(msrc, f"{name}.mask")
+        bad = m[(m != 0) & (m != 1)]
+        if bad.size:
+            raise msrc.error(
+                f"a dropout mask holds 1 (kept) and 0 (dropped); found {bad[0]:g}. "
+                "The 1/(1 − p) scaling is applied for you"
+            )
+        shown = shape[1:] if sq else shape
+        if m.shape in (shown, shape):
+            mask = m.reshape((1, *shape))
+        elif m.shape[1:] in (shown, shape):
+            mask = m.reshape((m.shape[0], *shape))
+        else:
+            raise msrc.error(
+                f"dropout layer {name!r}: the mask has shape {V._fmt(m.shape)}, but {prev} gives "
+                f"shape {V._fmt(shown)}; give one mask of that shape (used for every sample) or "
+                "one per sample (a list with one per input)"
+            )
+        mask_where = msrc.loc
+    seed = int(V.positive_int(lsrc.child("seed"), "seed", minimum=0)) if "seed" in v else None
+    return DropoutSpec(
+        name=name,
+        type=ltype,
+        where=lsrc.loc,
+        in_shape=shape,
+        out_shape=shape,
+        squeezed_in=sq,
+        squeezed_out=sq,
+        p=p,
+        mask=mask,
+        mask_where=mask_where,
+        seed=seed,
+    )
+
+
+def _parse_batchnorm(
+    lsrc: Src, name: str, ltype: str, shape: tuple[int, ...], sq: bool, prev: str
+) -> BatchNormSpec:
+    _common(
+        lsrc,
+        (
+            "gamma",
+            "beta",
+            "eps",
+            "momentum",
+            "running_mean",
+            "running_var",
+            "activation",
+            "slope",
+            "freeze",
+        ),
+    )
+    if len(shape) not in (1, 3):
+        raise lsrc.error(
+            f"batchnorm layer {name!r} normalizes features (N, F) or image channels (N, C, H, W), "
+            f"but {prev} gives shape {V._fmt(shape)}"
+        )
+    f = shape[0]
+    what = "features" if len(shape) == 1 else "channels"
+    v = lsrc.value
+
+    def vec(key: str, default: float) -> np.ndarray:
+        if key not in v:
+            return np.full(f, default)
+        src = lsrc.child(key)
+        a = V.array(src, f"{name}.{key}", ndims=(0, 1)).reshape(-1)
+        if a.size == 1 and f > 1 and np.ndim(src.value) == 0:
+            a = np.full(f, a[0])  # one number for every feature
+        if a.size != f:
+            raise src.error(
+                f"batchnorm layer {name!r} normalizes {f} {what}, so {key} needs {f} "
+                f"values (or one number for all), found {a.size}"
+            )
+        if key == "running_var" and (a < 0).any():
+            raise src.error(f"{key} is a variance and cannot be negative, found {a.min():g}")
+        return a
+
+    eps = V.positive_number(lsrc.child("eps"), "eps") if "eps" in v else 1e-5
+    momentum = 0.1
+    if "momentum" in v:
+        msrc = lsrc.child("momentum")
+        momentum = V.number(msrc, "momentum")
+        if not 0 <= momentum <= 1:
+            raise msrc.error(
+                "batchnorm momentum is the weight of the batch statistic in the running "
+                f"average and should be between 0 and 1 (PyTorch's default is 0.1), found {momentum:g}"
+            )
+    return BatchNormSpec(
+        name=name,
+        type=ltype,
+        where=lsrc.loc,
+        in_shape=shape,
+        out_shape=shape,
+        squeezed_in=sq,
+        squeezed_out=sq,
+        gamma=vec("gamma", 1.0),
+        beta=vec("beta", 0.0),
+        running_mean=vec("running_mean", 0.0),
+        running_var=vec("running_var", 1.0),
+        eps=eps,
+        momentum=momentum,
+        activation=_activation(lsrc),
+        freeze=_freeze(lsrc, ("gamma", "beta")),
+    )
+
+
+_OPT_KEYS = {
+    "sgd": (),
+    "momentum": ("momentum", "dampening"),
+    "nesterov": ("momentum",),
+    "rmsprop": ("alpha", "eps"),
+    "adam": ("beta1", "beta2", "eps"),
+}
+
+
+def _parse_optimizer_block(src: Src) -> OptimizerSpec:
+    """optimizer: {type, lr, ...}: each type takes only its own hyper-parameters."""
+    every = sorted({k for keys in _OPT_KEYS.values() for k in keys})
+    V.check_keys(src, ("type", "lr", *every), ("lr",), "the optimizer")
+    v = src.value
+    kind = V.choice(src.child("type"), "optimizer type", OPTIMIZERS) if "type" in v else "sgd"
+    for key in v:
+        if key not in ("type", "lr") and key not in _OPT_KEYS[kind]:
+            takes = ", ".join(("lr", *_OPT_KEYS[kind]))
+            raise src.child(key).error(
+                f"{key} does not apply to the {kind} optimizer, which takes {takes}",
+                at_key=True,
+            )
+    values: dict[str, Any] = {"type": kind, "lr": V.positive_number(src.child("lr"), "lr")}
+    for key in _OPT_KEYS[kind]:
+        if key not in v:
+            continue
+        ksrc = src.child(key)
+        x = V.number(ksrc, key)
+        if key == "eps":
+            if x <= 0:
+                raise ksrc.error(f"eps should be greater than 0, found {x:g}")
+        elif not 0 <= x < 1:
+            raise ksrc.error(f"{key} should be at least 0 and less than 1, found {x:g}")
+        values[key] = x
+    return OptimizerSpec(**values)
+
+
+def _parse_batching(root: Src, n: int) -> BatchingSpec:
+    v = root.value
+    mode = (
+        V.choice(root.child("mode"), "mode (samples per step)", batching.MODES)
+        if "mode" in v
+        else None
+    )
+    size = V.positive_int(root.child("batch_size"), "batch_size") if "batch_size" in v else None
+    if mode is None:
+        mode = "minibatch" if size is not None else "batch"
+    found = batching.problem(n, mode, size)
+    if found is not None:
+        key, message = found
+        raise (root.child(key) if key in v else root).error(message)
+    shuffle = V.boolean(root.child("shuffle"), "shuffle") if "shuffle" in v else False
+    seed = V.positive_int(root.child("seed"), "seed", minimum=0) if "seed" in v else 0
+    return BatchingSpec(mode, size if mode == "minibatch" else None, shuffle, int(seed))
+
+
+def check_batchnorm_batches(layers: list[LayerSpec], spec: BatchingSpec, n: int) -> None:
+    """Batchnorm after a dense layer needs at least 2 samples in every batch (as in PyTorch):
+    one sample has variance 0 and no unbiased running variance."""
+    size = batching.batch_size_for(spec.mode, spec.batch_size, n)
+    smallest = n % size or size
+    for layer in layers:
+        if isinstance(layer, BatchNormSpec) and len(layer.in_shape) == 1 and smallest < 2:
+            why = (
+                "every step uses one sample"
+                if size == 1
+                else f"the last batch of each epoch has one sample ({n} samples, batch_size {size})"
+            )
+            raise SpecError(
+                f"batchnorm layer {layer.name!r} normalizes each feature over the batch, but "
+                f"{why}: its variance would be 0. Use batches of at least 2 samples",
+                layer.where,
+            )
+
+
+def _check_dropout_masks(layers: list[LayerSpec], n: int) -> None:
+    """A list of masks needs one per sample."""
+    for layer in layers:
+        if isinstance(layer, DropoutSpec) and layer.mask is not None and layer.mask.shape[0] > 1:
+            if layer.mask.shape[0] != n:
+                raise SpecError(
+                    f"dropout layer {layer.name!r} has {layer.mask.shape[0]} masks but there "
+                    f"are {n} samples; give one mask per sample, or one mask for all",
+                    layer.mask_where,
+                )
+
+
+def _parse_reg_block(src: Src, what: str) -> RegSpec:
+    V.check_keys(src, ("l2", "l1", "include_bias"), (), what)
+    v = src.value
+    out = {}
+    for key in ("l2", "l1"):
+        if key in v:
+            x = V.number(src.child(key), f"{key} (λ)")
+            if x < 0:
+                raise src.child(key).error(f"{key} (λ) cannot be negative, found {x:g}")
+            out[key] = x
+    inc = V.boolean(src.child("include_bias"), "include_bias") if "include_bias" in v else False
+    return RegSpec(out.get("l2", 0.0), out.get("l1", 0.0), inc, src.loc)
+
+
+def _parse_regularization(
+    root: Src, layers_src: Src, layers: list[LayerSpec]
+) -> dict[str, RegSpec]:
+    """The global `regularization:` applies to every dense and conv2d layer; a layer's own
+    `regularization:` replaces it for that layer (`regularization: {}` turns it off)."""
+    glob = (
+        _parse_reg_block(root.child("regularization"), "regularization")
+        if "regularization" in root.value
+        else RegSpec()
+    )
+    out: dict[str, RegSpec] = {}
+    for i, layer in enumerate(layers):
+        if layer.type not in PARAMETRIC:
+            continue
+        lsrc = layers_src.child(i)
+        reg = (
+            _parse_reg_block(lsrc.child("regularization"), f"layer {layer.name!r}'s regularization")
+            if "regularization" in lsrc.value
+            else glob
+        )
+        if reg.active:
+            out[layer.name] = reg
+    return out
+
+
+def _with_dropout_seeds(layers: list[LayerSpec], seed: int) -> list[LayerSpec]:
+    """Dropout layers without their own seed draw from the network's seed."""
+    return [
+        replace(layer, seed=seed)
+        if isinstance(layer, DropoutSpec) and layer.seed is None and layer.mask is None
+        else layer
+        for layer in layers
+    ]
+
+
+_LAYER_PARSERS["dropout"] = _parse_dropout
+_LAYER_PARSERS["batchnorm"] = _parse_batchnorm
+
+
+def with_batching(spec: NetworkSpec, mode: str | None, batch_size: int | None) -> NetworkSpec:
+    """The spec with the command line's --mode / --batch-size instead of the file's.
+
+    --batch-size alone means mode minibatch; --mode minibatch alone keeps the file's
+    batch_size. Raises UsageError when they do not fit the data.
+    """
+    from bpcalc.errors import UsageError
+
+    old = spec.batching
+    n = spec.inputs.shape[0]
+    if mode is None:
+        mode = "minibatch" if batch_size is not None else old.mode
+    if mode == "minibatch" and batch_size is None:
+        batch_size = old.batch_size
+    found = batching.problem(n, mode, batch_size)
+    if found is not None:
+        key, message = found
+        flag = "--batch-size" if key == "batch_size" else "--mode"
+        message = message.replace("batch_size", "--batch-size").replace("mode: ", "--mode ")
+        raise UsageError(f"{flag}: {message}")
+    new = replace(old, mode=mode, batch_size=batch_size if mode == "minibatch" else None)
+    check_batchnorm_batches(list(spec.layers), new, n)
+    return replace(spec, batching=new)

@@ -1,0 +1,462 @@
+"""Name the slip behind a wrong answer by reproducing it.
+
+For each usual slip, the engine reruns the step with that slip made on purpose (a modified
+spec, or a bpcalc.variant.Variant for what no spec expresses) and with the student's own
+answers substituted, so the slip only has to explain this one value. When the rerun gives
+the student's number, to the same tolerance the grading used, the slip is named. When no
+slip reproduces it, the report says so: we never guess.
+
+The catalogue (each applies only where it changes something):
+  half_missing / half_extra              the ½ of the squared error left out / added
+  outputs_mean / outputs_sum             mean over the K outputs instead of the sum / reverse
+  batch_sum / batch_mean                 sum over the batch instead of the mean / reverse
+  conv_flip                              the kernel flipped (convolution vs cross-correlation)
+  dense_transposed                       a square weight matrix used transposed
+  no_derivative                          an activation's derivative left out
+  relu_one_at_zero / relu_flipped        ReLU′(0) taken as 1 / ReLU′ on the wrong side of 0
+  sigmoid_as_sigma                       σ′ written as σ(z) instead of σ(z)(1 − σ(z))
+  update_plus / update_no_lr / update_lr_twice   θ + η·g / θ − g / θ − η²·g
+  updated_weights_in_backprop            the new weights used to back-propagate
+  log10 / log2                           cross-entropy with log base 10 or 2
+  other_class                            the one-hot target read for the other class
+and, from the numbers alone: answer_transposed (a matrix written transposed) and sign.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from bpcalc import optim as optim_mod
+from bpcalc.check.grade import (
+    CORRECT,
+    WRONG,
+    Diagnosis,
+    Graded,
+    Report,
+    agrees,
+    given_names,
+    overrides_of,
+    run_step,
+)
+from bpcalc.check.sheet import Answer
+from bpcalc.check.tolerance import Tolerance
+from bpcalc.spec.schema import Conv2dSpec, DenseSpec, NetworkSpec
+from bpcalc.trace import StepTrace
+from bpcalc.variant import Variant
+
+
+@dataclass(frozen=True)
+class Slip:
+    key: str
+    spec: NetworkSpec
+    variant: Variant | None
+    message: str
+
+
+def diagnose(spec: NetworkSpec, report: Report, exact: StepTrace) -> None:
+    """Fill in `diagnoses` for every ✗ answer of the report."""
+    wrong = [g for g in report.entries if g.verdict == WRONG]
+    if not wrong:
+        return
+    answers = [g.answer for g in report.entries]
+    overrides = overrides_of(answers, exact)
+    tol = report.tolerance
+    found: dict[int, list[Diagnosis]] = {id(g): [] for g in wrong}
+    right = [g for g in report.entries if g.verdict == CORRECT]
+    copied = given_names(spec)
+    n = len(exact.samples) if exact.samples is not None else int(spec.inputs.shape[0])
+    for slip in slips(spec, n):
+        # with the student's own earlier numbers substituted...
+        carried = run_step(
+            slip.spec, report.round_each, overrides, exact.samples, variant=slip.variant
+        )
+        # ...and from the exact ones (students often keep more digits than they write down);
+        # this one only counts when it agrees with every right answer before the value
+        clean = run_step(slip.spec, report.round_each, None, variant=slip.variant)
+        for g in wrong:
+            if g.answer.transposed:
+                continue
+            own = g.answer.name in copied  # substituted as given: only the clean run says
+            if (carried is not None and not own and _reproduces(g.answer, carried, tol)) or (
+                clean is not None
+                and _reproduces(g.answer, clean, tol)
+                and all(_reproduces(r.answer, clean, tol) for r in right if before(r, g))
+            ):
+                found[id(g)].append(Diagnosis(slip.key, slip.message))
+    for g in wrong:
+        g.diagnoses = _from_numbers(g, tol) + found[id(g)]
+        if not g.diagnoses:
+            g.diagnoses = [
+                Diagnosis(
+                    "none",
+                    "None of the usual slips gives your number; recompute it step by step "
+                    f"from {g.formula}",
+                )
+            ]
+
+
+def before(a: Graded, b: Graded) -> bool:
+    """Does a come before b in computation order? (report entries are in that order)"""
+    return a.order < b.order
+
+
+def _reproduces(a: Answer, st: StepTrace, tol: Tolerance) -> bool:
+    return bool(agrees(a, st[a.name], tol).all())
+
+
+def _from_numbers(g: Graded, tol: Tolerance) -> list[Diagnosis]:
+    a = g.answer
+    name = a.name
+    out = []
+    if a.transposed:
+        rows, cols = g.expected.shape
+        fits = bool(tol.agrees(a.value, g.expected, a.decimals).all())
+        out.append(
+            Diagnosis(
+                "answer_transposed",
+                f"You wrote {name} as a {cols} x {rows} matrix; it is {rows} x {cols}"
+                + (
+                    " (a gradient has the shape of its parameter)"
+                    if name.startswith("grad.")
+                    else ""
+                )
+                + (
+                    ": transposed back, your numbers are right."
+                    if fits
+                    else ". Transposed back, your numbers are still not right."
+                ),
+            )
+        )
+        return out
+    v = a.value
+    if v.ndim == 2 and v.shape[0] == v.shape[1] and v.shape[0] > 1:
+        e = g.expected
+        if not np.allclose(e, e.T) and tol.agrees(v.T, e, a.decimals.T).all():
+            out.append(
+                Diagnosis(
+                    "answer_transposed",
+                    f"Your {name} is the right matrix transposed (rows and columns swapped).",
+                )
+            )
+    e = g.expected
+    if np.abs(e[a.given]).max(initial=0.0) > 0 and tol.agrees(-v, e, a.decimals).all():
+        out.append(
+            Diagnosis(
+                "sign", "Your number has the right size but the wrong sign (+ and − swapped)."
+            )
+        )
+    return out
+
+
+def slips(spec: NetworkSpec, n: int = 1) -> list[Slip]:
+    """Every slip of the catalogue that can apply to this network (n: samples in the step)."""
+    out: list[Slip] = []
+    out += _loss_slips(spec, n)
+    out += _layer_slips(spec)
+    out += _update_slips(spec)
+    return out
+
+
+def _with_loss(spec: NetworkSpec, **changes: str) -> NetworkSpec:
+    return dataclasses.replace(spec, loss=dataclasses.replace(spec.loss, **changes))
+
+
+def _loss_slips(spec: NetworkSpec, n: int) -> list[Slip]:
+    kind = spec.loss.kind
+    k = int(np.prod(spec.output_shape))
+    out = []
+    halves = {"half_sse": "sse", "half_mse": "mse"}
+    if kind in halves:
+        out.append(
+            Slip(
+                "half_missing",
+                _with_loss(spec, kind=halves[kind]),
+                None,
+                "You left out the ½ of the squared error: this loss is ½ Σ (a − y)², so "
+                "∂L/∂a = a − y; without the ½ everything from the loss on is twice as big.",
+            )
+        )
+    if kind in ("sse", "mse"):
+        out.append(
+            Slip(
+                "half_extra",
+                _with_loss(spec, kind="half_" + kind),
+                None,
+                "You put a ½ in front of the squared error, but this loss has none: "
+                "L = Σ (a − y)², so ∂L/∂a = 2(a − y), not a − y.",
+            )
+        )
+    means = {"sse": "mse", "half_sse": "half_mse"}
+    if k > 1 and kind in means:
+        out.append(
+            Slip(
+                "outputs_mean",
+                _with_loss(spec, kind=means[kind]),
+                None,
+                f"You averaged over the {k} outputs (divided by {k}); this loss adds them up "
+                "without dividing.",
+            )
+        )
+    sums = {v: key for key, v in means.items()}
+    if k > 1 and kind in sums:
+        out.append(
+            Slip(
+                "outputs_sum",
+                _with_loss(spec, kind=sums[kind]),
+                None,
+                f"You added up the squared errors of the {k} outputs; this loss is their mean "
+                f"(divide by {k}), and so is its gradient.",
+            )
+        )
+    if n > 1:
+        if spec.loss.reduction == "mean":
+            out.append(
+                Slip(
+                    "batch_sum",
+                    _with_loss(spec, reduction="sum"),
+                    None,
+                    f"You summed over the {n} samples of the batch where the loss (and so "
+                    f"every gradient) is averaged: divide by {n}.",
+                )
+            )
+        else:
+            out.append(
+                Slip(
+                    "batch_mean",
+                    _with_loss(spec, reduction="mean"),
+                    None,
+                    f"You averaged over the {n} samples of the batch (divided by {n}), but "
+                    "this network's loss is the sum over the batch.",
+                )
+            )
+    if kind in ("cross_entropy", "binary_cross_entropy"):
+        for base, label in ((10.0, "log10"), (2.0, "log2")):
+            out.append(
+                Slip(
+                    label,
+                    spec,
+                    Variant(log_base=base),
+                    f"You used log base {base:g} ({label}) in the cross-entropy; it uses the "
+                    "natural logarithm ln (base e).",
+                )
+            )
+        other = _other_class(spec)
+        if other is not None:
+            out.append(other)
+    return out
+
+
+def _other_class(spec: NetworkSpec) -> Slip | None:
+    y = spec.targets
+    if spec.loss.kind == "binary_cross_entropy":
+        flipped = dataclasses.replace(spec, targets=1.0 - y)
+        return Slip(
+            "other_class",
+            flipped,
+            None,
+            "You used the target of the other class (y and 1 − y swapped).",
+        )
+    k = int(np.prod(spec.output_shape))
+    flat = y.reshape(y.shape[0], -1)
+    if k == 2:
+        swapped = flat[:, ::-1].reshape(y.shape)
+        return Slip(
+            "other_class",
+            dataclasses.replace(spec, targets=swapped),
+            None,
+            "You read the one-hot target for the other class: "
+            + _target_words(spec)
+            + "; the slip swaps the two entries.",
+        )
+    if spec.target_classes is not None and k > 2:
+        shifted = np.roll(flat, -1, axis=1).reshape(y.shape)
+        return Slip(
+            "other_class",
+            dataclasses.replace(spec, targets=shifted),
+            None,
+            "You read the one-hot target one class off (class c as c − 1, counting from 1?): "
+            + _target_words(spec)
+            + ".",
+        )
+    return None
+
+
+def _target_words(spec: NetworkSpec) -> str:
+    if spec.target_classes is not None:
+        cls = ", ".join(str(int(c)) for c in spec.target_classes)
+        onehot = "; ".join(
+            "[" + ", ".join(f"{v:g}" for v in row) + "]"
+            for row in spec.targets.reshape(spec.targets.shape[0], -1)
+        )
+        return f"the target is class {cls}, counting from 0, i.e. one-hot {onehot}"
+    return "the 1 of the one-hot target marks the correct class"
+
+
+def _replace_layer(spec: NetworkSpec, i: int, **changes: object) -> NetworkSpec:
+    layers = list(spec.layers)
+    layers[i] = dataclasses.replace(layers[i], **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(spec, layers=tuple(layers))
+
+
+def _layer_slips(spec: NetworkSpec) -> list[Slip]:
+    out = []
+    kinds = set()
+    for i, layer in enumerate(spec.layers):
+        name = layer.name
+        if isinstance(layer, Conv2dSpec):
+            out.append(
+                Slip(
+                    "conv_flip",
+                    _replace_layer(spec, i, flip=not layer.flip),
+                    None,
+                    f"In layer {name} you flipped the kernel (rotated it 180°: textbook "
+                    "convolution), but this network uses cross-correlation: the kernel slides "
+                    "unflipped, as in PyTorch."
+                    if not layer.flip
+                    else f"In layer {name} you slid the kernel without flipping it "
+                    "(cross-correlation), but this network uses textbook convolution: "
+                    "rotate the kernel 180° first.",
+                )
+            )
+        if isinstance(layer, DenseSpec):
+            w = layer.weights
+            if w.shape[0] == w.shape[1] and w.shape[0] > 1 and not np.allclose(w, w.T):
+                layout = "in_out" if layer.layout == "out_in" else "out_in"
+                how = (
+                    "one row per neuron: z = W·x + b"
+                    if layer.layout == "out_in"
+                    else "one column per neuron: z = x·W + b"
+                )
+                out.append(
+                    Slip(
+                        "dense_transposed",
+                        _replace_layer(spec, i, layout=layout),
+                        None,
+                        f"You used the weight matrix of layer {name} transposed (rows and "
+                        f"columns swapped); in this network W has {how}.",
+                    )
+                )
+        act = getattr(layer, "activation", None)
+        if act is not None:
+            kinds.add(act.kind)
+            word = {"softmax": "softmax", "sigmoid": "sigmoid σ", "tanh": "tanh"}.get(
+                act.kind, act.kind.replace("_", " ").replace("relu", "ReLU")
+            )
+            message = (
+                f"You took ∂L/∂z = ∂L/∂p in layer {name}, leaving out the softmax's derivative"
+                + (
+                    "; with cross-entropy, ∂L/∂z = p − y."
+                    if spec.loss.kind == "cross_entropy" and layer is spec.layers[-1]
+                    else ": ∂L/∂z_i = p_i (∂L/∂p_i − Σ_j p_j ∂L/∂p_j)."
+                )
+                if act.kind == "softmax"
+                else f"You forgot to multiply by the derivative of the {word} in layer {name}: "
+                "∂L/∂z = ∂L/∂a ⊙ f′(z), not ∂L/∂a."
+            )
+            out.append(
+                Slip("no_derivative", spec, Variant(no_derivative=frozenset({name})), message)
+            )
+    if "relu" in kinds:
+        out.append(
+            Slip(
+                "relu_one_at_zero",
+                spec,
+                Variant(relu_derivative="one_at_zero"),
+                "You took ReLU′(0) = 1; bpcalc (like PyTorch) takes the derivative at exactly "
+                "z = 0 as 0.",
+            )
+        )
+        out.append(
+            Slip(
+                "relu_flipped",
+                spec,
+                Variant(relu_derivative="flipped"),
+                "You took ReLU's derivative on the wrong side of 0: it is 1 where z > 0 "
+                "(the value passed through) and 0 where z < 0.",
+            )
+        )
+    if "sigmoid" in kinds:
+        out.append(
+            Slip(
+                "sigmoid_as_sigma",
+                spec,
+                Variant(sigmoid_derivative="sigma"),
+                "You wrote the sigmoid's derivative as σ(z); it is σ(z)(1 − σ(z)) = a(1 − a).",
+            )
+        )
+    return out
+
+
+def _update_slips(spec: NetworkSpec) -> list[Slip]:
+    lr = spec.optimizer.lr
+    opt = spec.optimizer
+
+    def with_lr(v: float) -> NetworkSpec:
+        return dataclasses.replace(spec, optimizer=dataclasses.replace(opt, lr=v))
+
+    sgd = opt.type == "sgd"
+    rule = "θ′ = θ − η·∂L/∂θ" if sgd else f"{opt.type}'s θ′ = θ − η·(its step direction)"
+    out = [
+        Slip(
+            "update_plus",
+            with_lr(-lr),
+            None,
+            f"You added the step instead of subtracting it: {rule} "
+            "(gradient descent goes against the gradient).",
+        )
+    ]
+    if lr != 1:
+        out.append(
+            Slip(
+                "update_no_lr",
+                with_lr(1.0),
+                None,
+                f"You left out the learning rate: {rule} with η = {lr:g}.",
+            )
+        )
+        out.append(
+            Slip(
+                "update_lr_twice",
+                with_lr(lr * lr),
+                None,
+                f"You applied the learning rate twice (η² = {lr * lr:g}); multiply by "
+                f"η = {lr:g} once: {rule}.",
+            )
+        )
+    parametric = [s for s in spec.layers if isinstance(s, (DenseSpec, Conv2dSpec))]
+    if parametric:
+        out.append(
+            Slip(
+                "updated_weights_in_backprop",
+                spec,
+                Variant(backprop_params=_updated(spec)),
+                "You back-propagated through weights you had already updated. ∂L/∂x of a "
+                "layer uses the weights of the forward pass; update all weights only after "
+                "the whole backward pass.",
+            )
+        )
+    return out
+
+
+def _updated(
+    spec: NetworkSpec,
+) -> Callable[[str, dict[str, np.ndarray], dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    opt = optim_mod.build(spec.optimizer)
+    frozen = {s.name: getattr(s, "freeze", frozenset()) for s in spec.layers}
+
+    def through(
+        layer: str, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """θ′ of the first step, for the parameters the update changes."""
+        return {
+            k: v
+            if k in frozen[layer] or k not in grads
+            else opt.update(v, grads[k], opt.init_state(v), 1)[0]
+            for k, v in params.items()
+        }
+
+    return through

@@ -1,0 +1,120 @@
+"""Batch normalization in training mode, per feature of (N, F) or per channel of (N, C, H, W).
+
+Over the m values of a feature in the batch (m = N, or N·H·W per channel):
+  μ = (1/m) Σ x          σ² = (1/m) Σ (x − μ)²   (biased, as PyTorch normalizes with)
+  x̂ = (x − μ) / √(σ² + ε)          z = γ · x̂ + β
+Backward, with g = ∂L/∂z:
+  ∂L/∂γ = Σ g · x̂      ∂L/∂β = Σ g
+  ∂L/∂x = γ / (m √(σ² + ε)) · (m·g − Σ g − x̂ · Σ (g · x̂))
+Running statistics (PyTorch's convention; they are not used in training mode):
+  running_mean ← (1 − momentum)·running_mean + momentum·μ
+  running_var  ← (1 − momentum)·running_var + momentum·σ²·m/(m − 1)   (unbiased σ²)
+Evaluation (`training = False`, for `train`'s test accuracy): μ and σ² are the running
+statistics, which then stay as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class BatchNormCache:
+    xhat: Array  # as x
+    inv_std: Array  # 1/√(σ² + ε), (F,) or (C,)
+    mean: Array  # μ, (F,) or (C,)
+    var: Array  # biased σ², (F,) or (C,)
+    count: int  # m, the values averaged per feature
+    running_mean: Array  # the running statistics this step starts from
+    running_var: Array
+    training: bool = True
+
+
+class BatchNorm:
+    """Parameters γ (gamma), β (beta) trained; running_mean, running_var carried."""
+
+    param_names: tuple[str, ...] = ("gamma", "beta")
+
+    def __init__(self, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        self.eps = eps
+        self.momentum = momentum
+        self.training = True
+
+    @staticmethod
+    def _axes(x: Array) -> tuple[int, ...]:
+        return (0,) if x.ndim == 2 else (0, 2, 3)
+
+    @staticmethod
+    def _b(v: Array, ndim: int) -> Array:
+        """(F,) -> broadcastable against (N, F) or (N, C, H, W)."""
+        return v if ndim == 2 else v.reshape(1, -1, 1, 1)
+
+    def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, BatchNormCache]:
+        """z = γ · (x − μ)/√(σ² + ε) + β. x: (N, F) or (N, C, H, W) -> z: same shape."""
+        axes = self._axes(x)
+        count = int(np.prod([x.shape[a] for a in axes]))
+        if self.training:
+            mean, var = x.mean(axis=axes), x.var(axis=axes)
+        else:
+            mean, var = params["running_mean"], params["running_var"]
+        inv_std = 1.0 / np.sqrt(var + self.eps)
+        xhat = (x - self._b(mean, x.ndim)) * self._b(inv_std, x.ndim)
+        z = self._b(params["gamma"], x.ndim) * xhat + self._b(params["beta"], x.ndim)
+        cache = BatchNormCache(
+            xhat,
+            inv_std,
+            mean,
+            var,
+            count,
+            params["running_mean"],
+            params["running_var"],
+            self.training,
+        )
+        return z, cache
+
+    def backward(
+        self, dout: Array, cache: BatchNormCache, params: dict[str, Array]
+    ) -> tuple[Array, dict[str, Array]]:
+        """∂L/∂γ = Σ g·x̂, ∂L/∂β = Σ g, ∂L/∂x = γ/(m√(σ²+ε)) · (m·g − Σg − x̂·Σ(g·x̂))."""
+        nd = dout.ndim
+        axes = self._axes(dout)
+        m = cache.count
+        dgamma = (dout * cache.xhat).sum(axis=axes)
+        dbeta = dout.sum(axis=axes)
+        if not cache.training:  # μ and σ² are constants: ∂L/∂x = γ·g/√(σ² + ε)
+            return self._b(params["gamma"] * cache.inv_std, nd) * dout, {
+                "gamma": dgamma,
+                "beta": dbeta,
+            }
+        dx = self._b(params["gamma"] * cache.inv_std / m, nd) * (
+            m * dout - self._b(dbeta, nd) - cache.xhat * self._b(dgamma, nd)
+        )
+        return dx, {"gamma": dgamma, "beta": dbeta}
+
+    def buffers(self, cache: BatchNormCache) -> dict[str, tuple[Array, str]]:
+        """The running statistics after this step, with their formulas."""
+        k = 0.0 if not cache.training else self.momentum
+        m = cache.count
+        unbiased = cache.var * m / (m - 1) if m > 1 else cache.var
+        return {
+            "running_mean": (
+                (1 - k) * cache.running_mean + k * cache.mean,
+                f"running_mean′ = (1 − {k:g})·running_mean + {k:g}·μ",
+            ),
+            "running_var": (
+                (1 - k) * cache.running_var + k * unbiased,
+                f"running_var′ = (1 − {k:g})·running_var + {k:g}·σ²·m/(m − 1), m = {m}",
+            ),
+        }
+
+    def recorded(self, cache: BatchNormCache) -> list[tuple[str, Array, str, bool]]:
+        """Extra values the engine records: (suffix, value, formula, per sample)."""
+        return [
+            ("mean", cache.mean, f"μ = (1/m) Σ x over the batch, m = {cache.count}", False),
+            ("var", cache.var, "σ² = (1/m) Σ (x − μ)² (biased)", False),
+            ("xhat", cache.xhat, f"x̂ = (x − μ) / √(σ² + ε), ε = {self.eps:g}", True),
+        ]
