@@ -172,6 +172,6 @@ def _torch_step(model: Any, torch: Any, nn: Any) -> Step:
         loss = loss_fn(model(xt), ct)
         loss.backward()
         opt.step()
-        return float(loss)
+        return loss.item()
 
     return step
