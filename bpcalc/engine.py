@@ -298,7 +298,10 @@ def backward(
     kind = spec.loss.kind
     last = layers[-1]
     fused = losses.FUSED.get(kind) == spec.output_activation
-    da = losses.grad_a(kind, fwd.out, y, warn, f"{last.name}.a") * scale
+    if fused and emit is silent and variant is None:  # training: ∂L/∂a is not needed
+        da = None
+    else:
+        da = losses.grad_a(kind, fwd.out, y, warn, f"{last.name}.a") * scale
     grads: dict[str, dict[str, Array]] = {}
     for i in range(len(layers) - 1, -1, -1):
         layer = layers[i]

@@ -191,3 +191,24 @@ def test_training_backward_without_the_input_gradient_gives_the_same_parameter_g
     for layer, pg in full.items():
         for pname, g in pg.items():
             np.testing.assert_array_equal(fast[layer][pname], g)
+
+
+def test_the_silent_training_pass_gives_the_recorded_pass_gradients() -> None:
+    # training (the silent emitter) skips ∂L/∂a of a softmax + cross-entropy output, whose
+    # ∂L/∂z comes from the fused formula p − y; the gradients must not change
+    spec = spec_from(CNN)
+    layers = [engine.build_layer(s) for s in spec.layers]
+    params = engine.initial_params(spec)
+    recorded: dict[str, np.ndarray] = {}
+
+    def emit(name: str, arr: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
+        recorded[name] = arr
+        return arr
+
+    fwd = engine.forward(layers, params, spec.inputs)
+    silent = engine.backward(spec, layers, params, fwd, spec.targets)
+    loud = engine.backward(spec, layers, params, fwd, spec.targets, emit)
+    assert "grad.fc.a" in recorded
+    for layer, pg in loud.items():
+        for pname, g in pg.items():
+            np.testing.assert_array_equal(silent[layer][pname], g)
