@@ -39,6 +39,7 @@ def bpcalc_step(net: Net, dtype: Any = np.float32) -> Step:
     def step(x: np.ndarray, y: np.ndarray, cls: np.ndarray) -> float:
         return trainer.train_step(x, y)
 
+    step.params = lambda: _flat_params(trainer.params)  # type: ignore[attr-defined]
     return step
 
 
@@ -60,7 +61,13 @@ def _engine_step(net: Net, dtype: Any) -> Step:
                 params[name][pname], _ = opt.update(params[name][pname], g, {}, 1)
         return loss
 
+    step.params = lambda: _flat_params(params)  # type: ignore[attr-defined]
     return step
+
+
+def _flat_params(params: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The current parameters as "<layer>.<param>" -> array (for the tests)."""
+    return {f"{layer}.{k}": v for layer, pv in params.items() for k, v in pv.items()}
 
 
 def numpy_mlp_step(net: Net, dtype: Any = np.float32) -> Step:
@@ -90,6 +97,7 @@ def numpy_mlp_step(net: Net, dtype: Any = np.float32) -> Step:
         b2[...] -= LR * db2
         return loss
 
+    step.params = lambda: p  # type: ignore[attr-defined]
     return step
 
 
