@@ -33,6 +33,8 @@ app = typer.Typer(
 class Format(str, Enum):
     table = "table"
     json = "json"
+    markdown = "markdown"
+    latex = "latex"
 
 
 class Mode(str, Enum):
@@ -76,6 +78,24 @@ STEP_EPILOG = """Examples:
   bpcalc step net.yaml --stage backward --only 'grad.*.kernel' --decimals 6
 
   bpcalc step examples/gd_variants.yaml --mode sgd --steps 8 --summary
+
+Show the work (formula, numbers, result) for every small value, or only what you name:
+
+  bpcalc step examples/example2.yaml --explain
+
+  bpcalc step examples/example2.yaml --explain 'grad.conv.kernel[0,1]' --explain fc.z
+
+  bpcalc step examples/example2.yaml --explain 'grad.*' --stage backward
+
+Round every intermediate value to 4 decimals, as on paper:
+
+  bpcalc step examples/example2.yaml --round-each 4 --explain
+
+Write-ups (these show the work by default; --explain none leaves it out):
+
+  bpcalc step examples/example2.yaml --format markdown > step.md
+
+  bpcalc step examples/example1.yaml --format latex > step.tex && pdflatex step.tex
 """
 
 
@@ -110,6 +130,16 @@ def step(
     only: Annotated[
         list[str] | None,
         typer.Option("--only", help="Show only value names matching this glob (repeatable)."),
+    ] = None,
+    explain: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--explain",
+            help="Show the work: formula, numbers substituted, result. --explain alone (or "
+            "'all'): every value of at most 16 elements (--full: all); a value name (conv.z), "
+            "one element (conv.z[0,0]) or a glob ('grad.*'); 'none': no work. Repeatable. "
+            "Markdown and LaTeX show all by default.",
+        ),
     ] = None,
     mode: Annotated[
         Mode | None,
@@ -151,15 +181,43 @@ def step(
         return not only or any(fnmatch.fnmatchcase(r.name, pat) for pat in only)
 
     fmt = Format.json if json_ else format
+    work = _explain(trace, explain, fmt, decimals, full, keep)
     if fmt is Format.json:
         from bpcalc.render import json_doc
 
         names = {r.name for st in trace.steps for r in st if keep(r)}
-        print(json_doc.dumps(json_doc.document(trace, names)))
+        print(json_doc.dumps(json_doc.document(trace, names, work)))
+        return
+    if fmt in (Format.markdown, Format.latex):
+        from bpcalc.render import latex, markdown
+
+        renderer = markdown if fmt is Format.markdown else latex
+        print(renderer.render(trace, decimals=decimals, full=full, keep=keep, work=work), end="")
         return
     from bpcalc.render import tables
 
-    tables.render(trace, _console(), decimals=decimals, full=full, keep=keep, summary=summary)
+    tables.render(
+        trace, _console(), decimals=decimals, full=full, keep=keep, summary=summary, work=work
+    )
+
+
+def _explain(
+    trace: Any, requests: list[str] | None, fmt: Format, decimals: int, full: bool, keep: Any
+) -> Any:
+    """The explanations asked for (write-ups explain everything small unless told 'none')."""
+    if requests is None:
+        if fmt not in (Format.markdown, Format.latex):
+            return None
+        requests = ["all"]
+    from bpcalc import explain
+
+    request = explain.parse_requests(requests, trace)
+    if request.empty:
+        return None
+    hidden = sorted(n for n in request.named() if not keep(trace.steps[0].records[n]))
+    if hidden:
+        _warn_all([f"{', '.join(hidden)} hidden by --stage/--only: not explained"])
+    return explain.explain_trace(trace, request, decimals, full, keep)
 
 
 CHECK_EPILOG = """Examples:
@@ -259,6 +317,173 @@ def check(
     return report.exit_code
 
 
+TRAIN_EPILOG = """Examples:
+
+\b
+  bpcalc train examples/digits/mlp.yaml
+  bpcalc train examples/digits/mlp.yaml -e 30 -b 64 --lr 0.05 --save trained.yaml
+  bpcalc train net.yaml -e 5 --test test.yaml --json | jq .test_accuracy
+  bpcalc train examples/mnist_784_128_10.yaml --dtype float64 --no-shuffle
+
+Defaults come from the network's train: section (epochs, batch_size, shuffle, seed, test),
+then the top-level batch_size:/seed: that bpcalc step uses, then: batch size 32, shuffled,
+seed 0, float32. --test takes a YAML file with inputs: and targets: (as in a network; file
+references allowed) or an .npz with arrays inputs and targets (or x and y), used as they are.
+"""
+
+
+class Dtype(str, Enum):
+    float32 = "float32"
+    float64 = "float64"
+
+
+@app.command(epilog=TRAIN_EPILOG)
+def train(
+    network: Annotated[
+        str, typer.Argument(help="The network YAML file ('-' reads standard input).")
+    ],
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", "-e", min=1, help="Passes over the training data.")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", "-b", min=1, help="Samples per update.")
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option("--lr", min=0.0, help="Learning rate, instead of the YAML's.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", min=0, help="Seed for shuffling the samples.")
+    ] = None,
+    shuffle: Annotated[
+        bool | None,
+        typer.Option("--shuffle/--no-shuffle", help="Reshuffle the samples every epoch."),
+    ] = None,
+    dtype: Annotated[
+        Dtype, typer.Option("--dtype", help="Floating-point type of the computation.")
+    ] = Dtype.float32,
+    test: Annotated[
+        str | None,
+        typer.Option("--test", help="Test data: a YAML file (inputs:, targets:) or an .npz."),
+    ] = None,
+    save: Annotated[
+        str | None,
+        typer.Option("--save", help="Write the trained network to this YAML file."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Let --save replace an existing file (even the input).")
+    ] = False,
+    json_: Annotated[
+        bool, typer.Option("--json", help="One JSON line per epoch on stdout instead of tables.")
+    ] = False,
+) -> None:
+    """Train the network for some epochs in mini-batches; show loss and accuracy per epoch."""
+    from bpcalc.train_cmd import run_train
+
+    run_train(
+        network,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        shuffle=shuffle,
+        dtype=dtype.value,
+        test=test,
+        save=save,
+        force=force,
+        json_out=json_,
+    )
+
+
+NEW_EPILOG = """Examples:
+
+\b
+  bpcalc new mlp --sizes 2,3,1
+  bpcalc new mlp --sizes 64,32,10 -o digits.yaml
+  bpcalc new mlp --sizes 4,8,2 --loss mse --activation tanh
+  bpcalc new cnn --input 1,8,8 --channels 4 --kernel 3 --classes 10 -o cnn.yaml
+
+The file runs at once (made-up example data): bpcalc step FILE, bpcalc train FILE.
+"""
+
+
+class Kind(str, Enum):
+    mlp = "mlp"
+    cnn = "cnn"
+
+
+def _ints(text: str, option: str, count: int | None = None) -> list[int]:
+    try:
+        values = [int(p) for p in text.replace(" ", "").split(",") if p]
+    except ValueError:
+        raise UsageError(
+            f"{option} should be whole numbers separated by commas, found {text!r}"
+        ) from None
+    if count is not None and len(values) != count:
+        raise UsageError(f"{option} should be {count} numbers separated by commas, found {text!r}")
+    return values
+
+
+@app.command(epilog=NEW_EPILOG)
+def new(
+    kind: Annotated[Kind, typer.Argument(help="mlp (dense layers) or cnn (conv, pool, dense).")],
+    sizes: Annotated[
+        str | None,
+        typer.Option("--sizes", help="mlp: layer sizes, input first, e.g. 784,128,10."),
+    ] = None,
+    activation: Annotated[
+        str, typer.Option("--activation", help="mlp: hidden activation (relu, tanh, ...).")
+    ] = "relu",
+    loss: Annotated[
+        str | None,
+        typer.Option(
+            "--loss", help="Loss; default cross_entropy (K>1 outputs) or binary_cross_entropy."
+        ),
+    ] = None,
+    input_shape: Annotated[str, typer.Option("--input", help="cnn: input image C,H,W.")] = "1,8,8",
+    channels: Annotated[int, typer.Option("--channels", help="cnn: convolution filters.")] = 4,
+    kernel: Annotated[int, typer.Option("--kernel", help="cnn: kernel size.")] = 3,
+    pool: Annotated[int, typer.Option("--pool", help="cnn: max-pool size (1: none).")] = 2,
+    classes: Annotated[int, typer.Option("--classes", help="cnn: output classes.")] = 10,
+    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Learning rate.")] = 0.1,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing -o file.")] = False,
+) -> None:
+    """Write a commented starter network YAML (a multi-layer perceptron or a small CNN)."""
+    from bpcalc import starter
+
+    if kind is Kind.mlp:
+        if sizes is None:
+            raise UsageError("bpcalc new mlp needs --sizes, e.g. --sizes 2,3,1 (input first)")
+        command = f"bpcalc new mlp --sizes {sizes}" + (f" --loss {loss}" if loss else "")
+        text = starter.mlp_yaml(
+            _ints(sizes, "--sizes"), activation=activation, loss=loss, lr=lr, command=command
+        )
+    else:
+        c, h, w = _ints(input_shape, "--input", 3)
+        command = (
+            f"bpcalc new cnn --input {c},{h},{w} --channels {channels} --kernel {kernel} "
+            f"--pool {pool} --classes {classes}"
+        )
+        text = starter.cnn_yaml(
+            (c, h, w),
+            channels=channels,
+            kernel=kernel,
+            pool=pool,
+            classes=classes,
+            lr=lr,
+            command=command,
+        )
+    if output is None:
+        sys.stdout.write(text)
+        return
+    from bpcalc.files import write_text_atomic
+
+    write_text_atomic(output, text, force=force, option="-o")
+    print(f"bpcalc: wrote {output}", file=sys.stderr)
+
+
 def _console() -> Any:
     from rich.console import Console
 
@@ -276,8 +501,22 @@ def main(argv: list[str] | None = None) -> int:
     sys.exit(code)
 
 
+def _bare_explain(argv: list[str]) -> list[str]:
+    """`--explain` with no value (last, or before another option or the network file) means
+    `--explain all`: typer options cannot take an optional value."""
+    out: list[str] = []
+    for i, tok in enumerate(argv):
+        out.append(tok)
+        if tok == "--explain":
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            if nxt is None or nxt.startswith("-") or nxt.endswith((".yaml", ".yml")):
+                out.append("all")
+    return out
+
+
 def run(argv: list[str] | None = None) -> int:
     debug = os.environ.get("BPCALC_DEBUG") == "1"
+    argv = _bare_explain(sys.argv[1:] if argv is None else list(argv))
     try:
         rv = app(args=argv, prog_name="bpcalc", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else ExitCode.OK

@@ -610,6 +610,7 @@ def run(
         dtype=np.dtype(dtype).name,
         round_each=round_each,
     )
+    trace.spec = spec
     x = spec.inputs.astype(dtype)
     y = spec.targets.astype(dtype)
     b = spec.batching  # each step takes the next batch: all, one or batch_size samples

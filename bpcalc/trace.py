@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,7 @@ class Trace:
     batched: bool = False
     dtype: str = "float64"
     round_each: int | None = None
+    spec: Any = None  # the NetworkSpec the run came from (layer configuration for explanations)
 
 
 _REF = re.compile(r"^(?P<name>[A-Za-z_][\w.]*?)(?:\[(?P<idx>[\d\s,]*)\])?$")

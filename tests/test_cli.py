@@ -136,3 +136,26 @@ def test_version_and_top_level_help(capsys):
     assert code == 0 and out.startswith("bpcalc ")
     code, out, _ = cli(capsys, "--help")
     assert code == 0 and "step" in out
+
+
+def test_a_large_batch_shows_its_first_samples_unless_full(capsys):
+    code, out, err = cli(capsys, "step", "examples/digits/mlp.yaml", "--only", "input")
+    assert code == 0, err
+    assert "sample 2:" in out and "sample 3:" not in out
+    assert "1494 more samples (--full shows them all)" in out
+    code, out, err = cli(capsys, "step", "examples/digits/mlp.yaml", "--only", "input", "--full")
+    assert "sample 1496:" in out and "more samples" not in out
+
+
+def test_a_long_vector_wraps_eight_numbers_a_line():
+    from bpcalc.render.numbers import grid
+
+    lines = grid(np.arange(20.0), 0).splitlines()
+    assert len(lines) == 3  # 8 + 8 + 4
+    assert len({len(line) for line in lines}) == 1  # every line as wide, for right alignment
+    assert lines[0].strip("⎡⎤ ").split()[:2] == ["0", "1"] and lines[2].strip("⎣⎦ ").split() == [
+        "16",
+        "17",
+        "18",
+        "19",
+    ]

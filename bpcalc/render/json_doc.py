@@ -9,20 +9,32 @@ from bpcalc import __version__
 from bpcalc.trace import Trace
 
 
-def document(trace: Trace, names: set[str] | None = None) -> dict[str, Any]:
+def document(
+    trace: Trace, names: set[str] | None = None, work: dict[int, list[Any]] | None = None
+) -> dict[str, Any]:
+    """work: the explanations (step -> bpcalc.explain.Explained list), shown under "work",
+    keyed by element name (conv.z[0,0]): symbolic, substituted, result, value, note."""
     steps = []
     for st in trace.steps:
         values = {r.name: r.value.tolist() for r in st if names is None or r.name in names}
         entry: dict[str, Any] = {"step": st.step, "values": values}
+        if work is not None:
+            entry["work"] = {w.name: w.as_dict() for e in work.get(st.step, []) for w in e.works}
+            skipped = [e.record.name for e in work.get(st.step, []) if e.skipped]
+            if skipped:
+                entry["work_skipped"] = skipped
         if st.samples is not None:
             entry["samples"] = st.samples
         steps.append(entry)
-    return {
+    doc = {
         "bpcalc": __version__,
         "network": trace.network,
         "conventions": trace.conventions,
         "steps": steps,
     }
+    if trace.round_each is not None:
+        doc["round_each"] = trace.round_each
+    return doc
 
 
 def dumps(doc: dict[str, Any]) -> str:

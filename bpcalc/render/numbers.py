@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 SUMMARY_THRESHOLD = 64  # tensors with more elements are summarised unless --full
+ROW_LENGTH = 8  # a vector longer than this wraps onto several lines
 
 
 def fmt(v: float, decimals: int) -> str:
@@ -28,24 +29,41 @@ def grid(value: np.ndarray, decimals: int, full: bool = False) -> str:
     if value.size > SUMMARY_THRESHOLD and not full:
         return summary(value, decimals)
     if value.ndim == 1:
-        return "[" + "  ".join(fmt(float(v), decimals) for v in value) + "]"
+        cells = [fmt(float(v), decimals) for v in value]
+        if len(cells) <= ROW_LENGTH:
+            return "[" + "  ".join(cells) + "]"
+        # a long vector wraps, ROW_LENGTH numbers a line, so tables stay within the terminal
+        width = max(len(c) for c in cells)
+        cells += [""] * (-len(cells) % ROW_LENGTH)  # pad the last row so every line is as wide
+        rows = [
+            "  ".join(c.rjust(width) for c in cells[i : i + ROW_LENGTH])
+            for i in range(0, len(cells), ROW_LENGTH)
+        ]
+        return _bracket(rows)
     if value.ndim == 2:
         cells = [[fmt(float(v), decimals) for v in row] for row in value]
         width = max(len(c) for row in cells for c in row)
         lines = ["  ".join(c.rjust(width) for c in row) for row in cells]
         if len(lines) == 1:
             return "[[" + lines[0] + "]]"
-        return "\n".join(
-            ("⎡" if i == 0 else "⎣" if i == len(lines) - 1 else "⎢")
-            + line
-            + ("⎤" if i == 0 else "⎦" if i == len(lines) - 1 else "⎥")
-            for i, line in enumerate(lines)
-        )
+        return _bracket(lines)
     parts = []
     for idx in np.ndindex(*value.shape[:-2]):
         label = "[" + ",".join(str(i) for i in idx) + ",:,:]"
         parts.append(label + "\n" + grid(value[idx], decimals, True))
     return "\n".join(parts)
+
+
+def _bracket(lines: list[str]) -> str:
+    """Lines of equal width between tall brackets (a trailing space would be trimmed and
+    break the right alignment of table cells)."""
+    last = len(lines) - 1
+    return "\n".join(
+        ("⎡" if i == 0 else "⎣" if i == last else "⎢")
+        + line
+        + ("⎤" if i == 0 else "⎦" if i == last else "⎥")
+        for i, line in enumerate(lines)
+    )
 
 
 def summary(value: np.ndarray, decimals: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -25,6 +26,7 @@ def render(
     full: bool = False,
     keep: Callable[[Record], bool] = lambda r: True,
     summary: bool = False,
+    work: dict[int, list[Any]] | None = None,
 ) -> None:
     console.print(header(trace))
     if summary:
@@ -36,6 +38,8 @@ def render(
             console.rule(f"Step {st.step}{used}")
         for table in step_tables(st, decimals, full, keep):
             console.print(table)
+        if work is not None:
+            print_work(console, work.get(st.step, []), symbols=st is trace.steps[0])
     if len(trace.steps) > 1 and "loss" in trace.steps[0] and keep(trace.steps[0].records["loss"]):
         console.print(steps_summary(trace, decimals))
 
@@ -60,6 +64,32 @@ def steps_summary(trace: Trace, decimals: int) -> Table:
             row.append(fmt(float(st[name]), decimals) if name in st else "")
         t.add_row(*row)
     return t
+
+
+def print_work(console: Console, explained: list[Any], symbols: bool = True) -> None:
+    """The work (bpcalc.explain.Explained per value) as plain lines, stage by stage."""
+    from bpcalc.explain import SYMBOLS
+    from bpcalc.explain.text import work_lines
+
+    stage = None
+    if explained and symbols:
+        console.print(Text(SYMBOLS, style="dim"), soft_wrap=True)
+    for e in explained:
+        if e.record.stage != stage:
+            stage = e.record.stage
+            console.print(Text(f"Work: {STAGE_TITLES[stage].lower()}", style="bold"))
+        if e.skipped:
+            console.print(
+                Text(
+                    f"{e.record.name}: {e.record.value.size} elements, not explained "
+                    f"(--explain {e.record.name}, one element, or --full)",
+                    style="dim",
+                )
+            )
+        for w in e.works:
+            for i, line in enumerate(work_lines(w)):
+                note = i > 0 and w.note and i == len(work_lines(w)) - 1
+                console.print(Text(line, style="dim" if note else ""), soft_wrap=True)
 
 
 def header(trace: Trace) -> Group:
@@ -139,17 +169,24 @@ def step_tables(
     return tables
 
 
+SAMPLES_SHOWN = 3  # per-sample values of larger batches show this many samples unless --full
+
+
 def _value(r: Record, decimals: int, full: bool, samples: list[int] | None = None) -> str:
     """Per-sample values are labelled with their dataset index (the step's batch may be a
-    mini-batch or a shuffled one)."""
+    mini-batch or a shuffled one); a large batch shows its first samples unless --full."""
     if r.per_sample:
-        labels = samples if samples and len(samples) == r.value.shape[0] else None
-        return "\n".join(
-            f"sample {labels[i] if labels else i}: "
-            + ("\n" if r.value[i].ndim >= 2 else "")
-            + grid(r.value[i], decimals, full)
-            for i in range(r.value.shape[0])
-        )
+        n = r.value.shape[0]
+        labels = samples if samples and len(samples) == n else None
+        shown = n if full or n <= SAMPLES_SHOWN + 1 else SAMPLES_SHOWN
+        lines = []
+        for i in range(shown):
+            g = grid(r.value[i], decimals, full)
+            sep = "\n" if "\n" in g else " "  # a grid of several lines starts on a line of its own
+            lines.append(f"sample {labels[i] if labels else i}:{sep}{g}")
+        if shown < n:
+            lines.append(f"… {n - shown} more samples (--full shows them all)")
+        return "\n".join(lines)
     return grid(r.value, decimals, full)
 
 

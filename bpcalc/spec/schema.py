@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from bpcalc import batching
+from bpcalc import data as _data
 from bpcalc.errors import Location, SpecError
+from bpcalc.spec import initializers as _init
 from bpcalc.spec import values as V
 from bpcalc.spec.load import SourceDoc, Src, load_yaml_file
 
@@ -167,6 +169,8 @@ class NetworkSpec:
     batching: BatchingSpec = BatchingSpec()
     # layer name -> the penalty that applies to it (global or the layer's own); active ones only
     regularization: dict[str, RegSpec] = field(default_factory=dict)
+    # bpcalc.spec.train_section.TrainSpec: `bpcalc train`'s defaults and test data
+    train: Any = None
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -194,6 +198,7 @@ TOP_KEYS = (
     "shuffle",
     "seed",
     "regularization",
+    "train",
 )
 
 
@@ -228,6 +233,7 @@ def parse_network(doc: SourceDoc) -> NetworkSpec:
     _check_dropout_masks(layers, inputs.shape[0])
     layers = _with_dropout_seeds(layers, batching_spec.seed)
     regularization = _parse_regularization(root, layers_src, layers)
+    train = _parse_train_section(root, layers, loss) if "train" in data else None
     return NetworkSpec(
         name=name,
         file=doc.file,
@@ -242,6 +248,7 @@ def parse_network(doc: SourceDoc) -> NetworkSpec:
         doc=doc,
         batching=batching_spec,
         regularization=regularization,
+        train=train,
     )
 
 
@@ -257,10 +264,14 @@ def _parse_inputs(root: Src) -> tuple[np.ndarray, bool, Src]:
         )
     if "input" in data:
         src = root.child("input")
+        if _data.is_reference(src.value):
+            return _data.load(src, "input", batched=False).values, False, src
         x = V.array(src, "input")
         return x[None, ...], False, src
     if "inputs" in data:
         src = root.child("inputs")
+        if _data.is_reference(src.value):
+            return _data.load(src, "inputs").values, True, src
         if not isinstance(src.value, list):
             raise src.error(f"inputs should be a list of samples, found {V.type_name(src.value)}")
         x = V.array(src, "inputs")
@@ -297,6 +308,7 @@ def _shape_input(
         per = "each sample" if batched else "input"
         raise src.error(
             f"{per} of a network that starts with dense should be a vector (a flat list); found shape {V._fmt(sample)}: add a flatten layer first"
+            + (" (or flatten: true in the data reference)" if _data.is_reference(src.value) else "")
         )
     return x, sample, False
 
@@ -389,9 +401,25 @@ def _vector_len(shape: tuple[int, ...]) -> int:
 def _parse_dense(
     lsrc: Src, name: str, ltype: str, shape: tuple[int, ...], sq: bool, prev: str
 ) -> DenseSpec:
-    _common(lsrc, ("weights", "bias", "activation", "slope", "freeze", "layout", "bias_shared"))
-    if "weights" not in lsrc.value:
-        raise lsrc.error(f"dense layer {name!r} is missing the required key 'weights'")
+    _common(
+        lsrc,
+        (
+            "weights",
+            "bias",
+            "activation",
+            "slope",
+            "freeze",
+            "layout",
+            "bias_shared",
+            "units",
+            "init",
+        ),
+    )
+    _init.check_exclusive(lsrc, name, "weights", ("units",))
+    if "weights" not in lsrc.value and "units" not in lsrc.value:
+        raise lsrc.error(
+            f"dense layer {name!r} needs weights: (values) or units: (a number of neurons, drawn by init:)"
+        )
     if len(shape) != 1:
         raise lsrc.error(
             f"dense layer {name!r} needs a vector input, but {prev} gives shape {V._fmt(shape)}: add a flatten layer before it"
@@ -403,7 +431,11 @@ def _parse_dense(
         else "out_in"
     )
     wsrc = lsrc.child("weights")
-    w = V.array(wsrc, f"{name}.weights", ndims=(0, 1, 2))
+    w = (
+        _init.dense_weights(lsrc, name, n_in, layout)
+        if "units" in lsrc.value
+        else V.array(wsrc, f"{name}.weights", ndims=(0, 1, 2))
+    )
     weights_shown = w.shape
     # A single number or a flat list is one neuron's weights (out_in) or one input's (in_out).
     if w.ndim < 2:
@@ -473,16 +505,23 @@ def conv_out(n: int, k: int, s: int, p: int) -> int:
 def _parse_conv(
     lsrc: Src, name: str, ltype: str, shape: tuple[int, ...], sq: bool, prev: str
 ) -> Conv2dSpec:
-    _common(lsrc, ("kernel", "bias", "stride", "padding", "flip", "activation", "slope", "freeze"))
-    if "kernel" not in lsrc.value:
-        raise lsrc.error(f"conv2d layer {name!r} is missing the required key 'kernel'")
+    _common(
+        lsrc,
+        ("kernel", "bias", "stride", "padding", "flip", "activation", "slope", "freeze")
+        + ("out_channels", "kernel_size", "init"),
+    )
+    _init.check_exclusive(lsrc, name, "kernel", ("out_channels", "kernel_size"))
     if len(shape) != 3:
         raise lsrc.error(
             f"conv2d layer {name!r} needs an image input (C, H, W), but {prev} gives shape {V._fmt(shape)}"
         )
     c, h, w = shape
     ksrc = lsrc.child("kernel")
-    k = V.array(ksrc, f"{name}.kernel", ndims=(2, 4))
+    k = (
+        V.array(ksrc, f"{name}.kernel", ndims=(2, 4))
+        if "kernel" in lsrc.value
+        else _init.conv_kernel(lsrc, name, c)
+    )
     kernel_2d = k.ndim == 2
     if kernel_2d:
         if c != 1:
@@ -681,6 +720,8 @@ def _parse_targets(
     if key not in data:
         raise root.error(f"the network is missing its {key}:")
     src = root.child(key)
+    if _data.is_reference(src.value):
+        return _data.targets_from_file(src, key, loss.kind, last.out_shape, last.name, n, batched)
     out_shape = last.out_shape
     k = _vector_len(out_shape)
     if batched:
@@ -1070,3 +1111,9 @@ def with_batching(spec: NetworkSpec, mode: str | None, batch_size: int | None) -
     new = replace(old, mode=mode, batch_size=batch_size if mode == "minibatch" else None)
     check_batchnorm_batches(list(spec.layers), new, n)
     return replace(spec, batching=new)
+
+
+def _parse_train_section(root: Src, layers: list[LayerSpec], loss: LossSpec) -> Any:
+    from bpcalc.spec.train_section import parse_train
+
+    return parse_train(root.child("train"), layers, loss)

@@ -1,0 +1,116 @@
+"""Explanations of the given values, of the gradient handed from one layer to the one
+before it, and of the plain gradient-descent update θ′ = θ − η·∂L/∂θ."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bpcalc.explain.registry import Item, register
+from bpcalc.explain.work import Ctx, Work, grad, make, pad_index, split
+from bpcalc.trace import element_name
+
+PARAM_LETTER = {
+    "weights": "w",
+    "kernel": "k",
+    "bias": "b",
+    "gamma": "γ",
+    "beta": "β",
+    "running_mean": "M",
+    "running_var": "V",
+}
+
+
+def param_letter(param: str) -> str:
+    return PARAM_LETTER.get(param, param)
+
+
+def _param_tensor(ctx: Ctx, layer: Any, param: str, name: str | None = None):  # noqa: ANN202
+    shape = tuple(layer.params[param].shape)
+    return ctx.tensor(name or f"{layer.name}.{param}", param_letter(param), shape, per_sample=False)
+
+
+@register("given", "input", "target", "param")
+def given(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
+    name = item.record.name
+    if item.kind == "param":
+        t = _param_tensor(ctx, item.layer, item.param)
+        sym = t.s(pad_index(index, len(t.internal)))
+        return make(ctx, name, index, sym, "", "", sym)
+    if item.kind == "input":
+        shape = tuple(ctx.spec.layers[0].in_shape)
+        t = ctx.tensor(name, "x", shape)
+        note = ""
+    else:
+        shape = tuple(ctx.spec.layers[-1].out_shape)
+        t = ctx.tensor(name, "y", shape)
+        note = ""
+        classes = ctx.spec.target_classes
+        if classes is not None:
+            n, _ = split(item.record.per_sample, index, len(shape))
+            note = f"one-hot of class {int(classes[ctx.dataset_index(n)])}"
+    _, idx = split(item.record.per_sample, index, len(shape))
+    sym = t.s(idx)
+    return make(ctx, name, index, sym, "", note, sym)
+
+
+@register("grad_a", "next")
+def grad_from_next(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
+    """∂L/∂a of a layer is ∂L/∂x of the next one: the output of one is the input of the next."""
+    nxt = ctx.spec.layers[item.pos + 1]
+    dx = ctx.tensor(f"grad.{nxt.name}.input", "x", tuple(nxt.in_shape))
+    n, idx = split(item.record.per_sample, index, len(nxt.in_shape))
+    a = ctx.tensor(f"{item.layer.name}.a", "a", tuple(item.layer.out_shape))
+    return make(
+        ctx,
+        item.record.name,
+        index,
+        grad(dx.s(idx)),
+        ctx.f.num(dx.v(idx, n)),
+        f"{item.layer.name}'s output is the input x of {nxt.name}: "
+        f"{element_name(f'grad.{nxt.name}.input', index)}",
+        grad(a.s(idx)),
+    )
+
+
+@register("update", "sgd")
+def sgd_update(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
+    """θ′ = θ − η·∂L/∂θ, element by element."""
+    layer, param = item.layer, item.param
+    theta = _param_tensor(ctx, layer, param)
+    g = _param_tensor(ctx, layer, param, f"grad.{layer.name}.{param}")
+    idx = pad_index(index, len(theta.internal))
+    ts = theta.s(idx)
+    if param in getattr(layer, "freeze", frozenset()):
+        return make(
+            ctx,
+            item.record.name,
+            index,
+            ts,
+            ctx.f.num(theta.v(idx)),
+            f"{layer.name}.{param} is frozen: not updated",
+            ts + "′",
+        )
+    eta = ctx.f.const(ctx.spec.optimizer.lr)
+    return make(
+        ctx,
+        item.record.name,
+        index,
+        f"{ts} − η·{grad(ts)}",
+        f"{ctx.f.num(theta.v(idx))} − {eta} × {ctx.f.num(g.v(idx))}",
+        "",
+        ts + "′",
+    )
+
+
+@register("after", "loss_after")
+def loss_after(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
+    """The loss of a fresh forward pass with the updated parameters (not traced value by value)."""
+    return make(
+        ctx,
+        item.record.name,
+        index,
+        item.record.formula,
+        "",
+        "a forward pass with the updated parameters; its values are in the next step of --steps 2",
+        "L′",
+    )

@@ -1,0 +1,233 @@
+"""Training loops for `bpcalc train`: the engine's forward/backward with the silent emitter.
+
+Nothing is recorded: a step keeps only the current batch's caches, so memory does not grow with
+the number of steps or epochs. The maths are exactly `bpcalc step`'s (same ops, same losses,
+same optimizers), in the dtype asked for (float32 by default for training).
+
+    trainer = Trainer(spec, np.float32)
+    loss = trainer.train_step(xb, yb)          # one update on a batch, returns its loss
+    loss, accuracy = trainer.evaluate(x, y)    # no update; accuracy is None for regression
+
+Loss conventions: `train_step` returns the data loss as the network's `loss.reduction` defines
+it (mean over the batch by default; a regularization penalty is in the gradients, not in this
+number). The per-epoch figures (`fit`, `evaluate`) are always the
+mean per-sample loss, so epochs with a smaller last batch compare fairly.
+Accuracy: arg-max of the output against the class (cross_entropy, or one-hot targets with
+any loss); for binary_cross_entropy every output rounded at 0.5 must equal its target;
+otherwise there is none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bpcalc import engine
+from bpcalc import optim as optim_mod
+from bpcalc.errors import NumericError
+from bpcalc.spec.schema import NetworkSpec
+
+Array = np.ndarray
+
+
+def accuracy_kind(spec: NetworkSpec, targets: Array | None = None) -> str | None:
+    """ "argmax", "threshold" or None (no accuracy for this loss and these targets)."""
+    if spec.loss.kind == "cross_entropy":
+        return "argmax"
+    if spec.loss.kind == "binary_cross_entropy":
+        return "threshold"
+    y = spec.targets if targets is None else targets
+    flat = y.reshape(y.shape[0], -1)
+    if flat.shape[1] > 1 and np.isin(flat, (0.0, 1.0)).all() and (flat.sum(axis=1) == 1).all():
+        return "argmax"
+    return None
+
+
+def count_correct(kind: str | None, out: Array, y: Array) -> int:
+    """How many samples of the batch the network gets right (see the module docstring)."""
+    if kind is None:
+        return 0
+    o, t = out.reshape(out.shape[0], -1), y.reshape(y.shape[0], -1)
+    if kind == "argmax":
+        return int((o.argmax(axis=1) == t.argmax(axis=1)).sum())
+    return int(((o >= 0.5) == (t >= 0.5)).all(axis=1).sum())
+
+
+class Trainer:
+    """Parameters, optimizer state and the step counter of one training run.
+
+    Interface used by the benchmark (issue 7): Trainer(spec, dtype).train_step(xb, yb) -> loss,
+    xb: (B, *input_shape), yb: (B, *output_shape), both already of `dtype`.
+    """
+
+    def __init__(
+        self,
+        spec: NetworkSpec,
+        dtype: Any = np.float32,
+        *,
+        lr: float | None = None,
+        optimizer: optim_mod.Optimizer | None = None,
+    ) -> None:
+        self.spec = spec
+        self.dtype = np.dtype(dtype)
+        self.layers = [engine.build_layer(s) for s in spec.layers]
+        self.params: engine.Params = engine.initial_params(spec, self.dtype)
+        opt_spec = spec.optimizer if lr is None else dataclasses.replace(spec.optimizer, lr=lr)
+        self.optimizer = optimizer if optimizer is not None else optim_mod.build(opt_spec)
+        self.opt_state: dict[str, dict[str, dict[str, Array]]] = {}
+        self.t = 0
+        self.frozen = {
+            layer.name: frozenset(getattr(layer.spec, "freeze", ())) for layer in self.layers
+        }
+        self.accuracy = accuracy_kind(spec)
+        # layers with a training/evaluation mode (dropout, batchnorm) and with running
+        # statistics to carry from step to step (batchnorm): the engine's hooks for them
+        self._modal = any(hasattr(layer.op, "training") for layer in self.layers)
+        self._buffered = any(hasattr(layer.op, "buffers") for layer in self.layers)
+
+    def train_step(self, xb: Array, yb: Array) -> float:
+        """Forward, loss, backward, update on one batch; returns the loss before the update."""
+        return self.step_with_output(xb, yb)[0]
+
+    def step_with_output(self, xb: Array, yb: Array) -> tuple[float, Array]:
+        """train_step that also hands back the batch's output (for the running accuracy)."""
+        spec, layers, params = self.spec, self.layers, self.params
+        fwd = engine.forward(layers, params, xb)
+        loss, _ = engine.loss_value(spec, fwd.out, fwd.z_out, yb)
+        grads = engine.backward(spec, layers, params, fwd, yb, input_grad=False)
+        if self._buffered:
+            engine.carry_buffers(layers, fwd, params)
+        self.t += 1
+        t, opt, state = self.t, self.optimizer, self.opt_state
+        for name, pgrads in grads.items():
+            frozen = self.frozen[name]
+            lstate = state.setdefault(name, {})
+            for pname, g in pgrads.items():
+                if pname in frozen:
+                    continue
+                theta = params[name][pname]
+                prev = lstate.get(pname)
+                if prev is None:
+                    prev = opt.init_state(theta)
+                new, lstate[pname] = opt.update(theta, g, prev, t)
+                params[name][pname] = new.astype(self.dtype, copy=False)
+        return loss, fwd.out
+
+    def predict(self, x: Array, batch_size: int = 1024) -> Array:
+        """The network's output for every sample, in batches, in evaluation mode (no update)."""
+        x = x.astype(self.dtype, copy=False)
+        with self._evaluation():
+            outs = [
+                engine.forward(self.layers, self.params, x[i : i + batch_size]).out
+                for i in range(0, x.shape[0], batch_size)
+            ]
+        return np.concatenate(outs)
+
+    @contextlib.contextmanager
+    def _evaluation(self) -> Iterator[None]:
+        """Dropout off and batchnorm on its running statistics, for predictions and tests."""
+        if not self._modal:
+            yield
+            return
+        engine.set_training(self.layers, False)
+        try:
+            yield
+        finally:
+            engine.set_training(self.layers, True)
+
+    def evaluate(self, x: Array, y: Array, batch_size: int = 1024) -> tuple[float, float | None]:
+        """(mean per-sample loss, accuracy or None) over all of x, y; no update; evaluation
+        mode (no dropout, batchnorm on its running statistics)."""
+        x = x.astype(self.dtype, copy=False)
+        y = y.astype(self.dtype, copy=False)
+        n = x.shape[0]
+        total, correct = 0.0, 0
+        with self._evaluation():
+            for i in range(0, n, batch_size):
+                xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+                fwd = engine.forward(self.layers, self.params, xb)
+                _, per = engine.loss_value(self.spec, fwd.out, fwd.z_out, yb)
+                total += float(per.sum())
+                correct += count_correct(self.accuracy, fwd.out, yb)
+        return total / n, (correct / n if self.accuracy is not None else None)
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    epoch: int
+    train_loss: float  # mean per-sample loss over the epoch's batches (before each update)
+    train_accuracy: float | None  # over the same batches, as they came
+    test_loss: float | None
+    test_accuracy: float | None
+    seconds: float  # wall time of the epoch, test evaluation included
+
+
+def fit(
+    trainer: Trainer,
+    x: Array,
+    y: Array,
+    *,
+    epochs: int,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    test: tuple[Array, Array] | None = None,
+    on_batch: Callable[[int, int, float], None] | None = None,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+) -> list[EpochResult]:
+    """Train for `epochs` passes over x, y in batches; returns one EpochResult per epoch.
+
+    shuffle: a new order every epoch from numpy.random.default_rng(seed); the last batch of an
+    epoch may be smaller. on_batch(epoch, batch index, loss), on_epoch(result): progress hooks.
+    """
+    dtype = trainer.dtype
+    x = x.astype(dtype, copy=False)
+    y = y.astype(dtype, copy=False)
+    if test is not None:
+        test = (test[0].astype(dtype, copy=False), test[1].astype(dtype, copy=False))
+    n = x.shape[0]
+    rng = np.random.default_rng(seed)
+    mean = trainer.spec.loss.reduction == "mean"
+    results: list[EpochResult] = []
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        order = rng.permutation(n) if shuffle else None
+        total, correct = 0.0, 0
+        for b, i in enumerate(range(0, n, batch_size)):
+            if order is None:
+                xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+            else:
+                idx = order[i : i + batch_size]
+                xb, yb = x[idx], y[idx]
+            loss, out = trainer.step_with_output(xb, yb)
+            if not math.isfinite(loss):
+                raise NumericError(
+                    f"the loss became {loss} at epoch {epoch}, batch {b + 1} (step {trainer.t}); "
+                    "the numbers overflowed: try a smaller learning rate (--lr) or scaled inputs"
+                )
+            total += loss * xb.shape[0] if mean else loss
+            correct += count_correct(trainer.accuracy, out, yb)
+            if on_batch is not None:
+                on_batch(epoch, b, loss)
+        test_loss = test_acc = None
+        if test is not None:
+            test_loss, test_acc = trainer.evaluate(*test)
+        result = EpochResult(
+            epoch,
+            total / n,
+            correct / n if trainer.accuracy is not None else None,
+            test_loss,
+            test_acc,
+            time.perf_counter() - start,
+        )
+        results.append(result)
+        if on_epoch is not None:
+            on_epoch(result)
+    return results
