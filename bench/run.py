@@ -333,6 +333,11 @@ def main() -> int:
             "run with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` to measure the native kernel"
         )
     header.append(f"bpcalc training step: {loops.bpcalc_trainer_kind()}")
+    if os.getloadavg()[0] >= 0.5:
+        header.append(
+            "note: other work is running (load average above); the figures are noisy, and "
+            "multi-threaded BLAS and OpenMP suffer most: `--threads 1 --clock cpu` is steadier"
+        )
     print("\n".join(header), flush=True)
 
     rows: list[Row] = []
