@@ -41,8 +41,8 @@ _parser.add_argument(
 )
 _parser.add_argument(
     "--only",
-    default="startup,mlp,cnn,memory",
-    help="comma-separated sections: startup, mlp, cnn, memory",
+    default="startup,mlp,cnn,train,memory",
+    help="comma-separated sections: startup, mlp, cnn, train, memory",
 )
 ARGS = _parser.parse_args() if __name__ == "__main__" else _parser.parse_args([])
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -290,6 +290,87 @@ def memory(samples: int) -> list[Row]:
     return [Row(what, measured, ratio, "<= 1.10", meets(ratio, "<= 1.10"))]
 
 
+# --- the whole train command --------------------------------------------------------------
+
+
+def _epoch_data(d: Path, samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Synthetic MNIST-shaped samples, saved for `bpcalc train` and returned for the loops."""
+    rng = np.random.default_rng(2)
+    x = rng.random((samples, 784), dtype=np.float32)
+    cls = rng.integers(0, 10, samples)
+    np.savez(d / "data.npz", x=x, y=cls)
+    (d / "mem.yaml").write_text(MEM_YAML)
+    y = np.zeros((samples, 10), dtype=np.float32)
+    y[np.arange(samples), cls] = 1.0
+    return x, y, cls
+
+
+def _loop_epochs(step: Step, data: tuple, epochs: int, batch: int = 64) -> list[float]:
+    """steps/s of each epoch of a training loop: a new order each epoch, batches by fancy
+    indexing (copies), as `bpcalc train` does. Elapsed time, as the command reports it."""
+    x, y, cls = data
+    n = x.shape[0]
+    rng = np.random.default_rng(0)
+    rates = []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        order = rng.permutation(n)
+        count = 0
+        for i in range(0, n, batch):
+            idx = order[i : i + batch]
+            step(x[idx], y[idx], cls[idx])
+            count += 1
+        rates.append(count / (time.perf_counter() - t))
+    return rates
+
+
+def train_command(rounds: int, torch_note: str | None) -> list[Row]:
+    """`bpcalc train` itself (its --json epoch times) against the loops' epochs."""
+    import json
+
+    bp = _bpcalc_cmd()
+    what = "MLP via the bpcalc train command: epochs vs the {} (steps/s)"
+    targets = [("numpy", "NumPy loop", ">= 0.90"), ("torch", "PyTorch loop", ">= 1.00")]
+    probe = subprocess.run([*bp, "train", "--help"], capture_output=True, cwd=ROOT)
+    if probe.returncode != 0:
+        return [
+            Row(what.format(name), "", None, t, None, "skipped: no train command")
+            for _, name, t in targets
+        ]
+    note = "elapsed time per epoch, whatever --clock says (the command reports elapsed time)"
+    net = nets.mlp()
+    makers: dict[str, Callable[[], Step]] = {"numpy": lambda: loops.numpy_mlp_step(net)}
+    if torch_note is None:
+        makers["torch"] = lambda: loops.torch_mlp_step(net)
+    rate: dict[str, list[float]] = {"bpcalc": [], **{k: [] for k in makers}}
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        data = _epoch_data(d, 3200)
+        steps = {k: make() for k, make in makers.items()}
+        cmd = [*bp, "train", "mem.yaml", "--batch-size", "64", "--epochs", "4", "--json"]
+        for _ in range(rounds):
+            out = subprocess.run(cmd, cwd=d, env=_child_env(), capture_output=True, text=True)
+            if out.returncode != 0:
+                raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{out.stderr}")
+            epochs = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+            rate["bpcalc"].append(
+                statistics.median(-(-e["samples"] // 64) / e["seconds"] for e in epochs[1:])
+            )
+            for k, step in steps.items():
+                rate[k].append(statistics.median(_loop_epochs(step, data, 4)[1:]))
+    rows = []
+    for key, name, target in targets:
+        if key not in rate:
+            rows.append(Row(what.format(name), "", None, target, None, "skipped: no PyTorch"))
+            continue
+        ratio = statistics.median(b / o for b, o in zip(rate["bpcalc"], rate[key], strict=True))
+        measured = (
+            f"{statistics.median(rate['bpcalc']):.0f} vs {statistics.median(rate[key]):.0f} steps/s"
+        )
+        rows.append(Row(what.format(name), measured, ratio, target, meets(ratio, target), note))
+    return rows
+
+
 # --- the report ---------------------------------------------------------------------------
 
 
@@ -347,6 +428,8 @@ def main() -> int:
         rows += training("mlp", rounds, 40 if ARGS.quick else 100, torch_note)
     if "cnn" in only:
         rows += training("cnn", rounds, 10 if ARGS.quick else 25, torch_note)
+    if "train" in only:
+        rows += train_command(3 if ARGS.quick else 7, torch_note)
     if "memory" in only:
         rows += memory(3200)
 
