@@ -39,7 +39,7 @@ class Dense:
         """
         x = cache.x
         dw = dz.T @ x if self.layout == "out_in" else x.T @ dz
-        db = dz.sum(axis=0)
+        db = np.add.reduce(dz, axis=0)
         if self.bias_shared:
             db = np.atleast_1d(db.sum())
         return {"weights": dw, "bias": db}
