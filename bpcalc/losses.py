@@ -74,7 +74,7 @@ def per_sample(
         return scale * sq
     if kind == "cross_entropy":
         logp = log_softmax(_flat(z)) if z is not None else _clamped_log(a, name, warn, y > 0)
-        return -(y * logp).sum(axis=1)
+        return -np.add.reduce(y * logp, axis=1)
     if kind == "binary_cross_entropy":
         if z is not None:
             zf = _flat(z)
@@ -134,7 +134,7 @@ def fused_grad_z(kind: str, p: Array, y: Array) -> Array:
     shape = p.shape
     p, y = _flat(p), _flat(y)
     if kind == "cross_entropy":
-        g = p * y.sum(axis=1, keepdims=True) - y
+        g = p * np.add.reduce(y, axis=1, keepdims=True) - y
     elif kind == "binary_cross_entropy":
         g = (p - y) / p.shape[1]
     else:
