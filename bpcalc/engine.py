@@ -345,7 +345,10 @@ def backward(
         scale *= variant.loss_factor
     kind = spec.loss.kind
     fused = losses.FUSED.get(kind) == spec.output_activation
-    da = losses.grad_a(kind, fwd.out, y, warn, _output_element(spec)) * scale
+    if fused and emit is silent and variant is None:  # training: ∂L/∂a is not needed
+        da = None
+    else:
+        da = losses.grad_a(kind, fwd.out, y, warn, _output_element(spec)) * scale
     grads: dict[str, dict[str, Array]] = {}
     for i in range(len(layers) - 1, -1, -1):
         layer = layers[i]
@@ -448,6 +451,10 @@ def _with_penalty(
 def _param_grads_only(
     layer: Layer, dz: Array, cache: Any, params: Params
 ) -> tuple[None, dict[str, Array]]:
+    """The first layer's parameter gradients without its ∂L/∂x (nobody reads it in training)."""
+    param_grads = getattr(layer.op, "param_grads", None)
+    if param_grads is not None:  # ops that can skip the input gradient's product
+        return None, param_grads(dz, cache, params.get(layer.name, {}))
     _, pgrads = layer.op.backward(dz, cache, params.get(layer.name, {}))
     return None, pgrads
 

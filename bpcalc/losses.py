@@ -88,7 +88,7 @@ def per_sample(
         return scale * sq
     if kind == "cross_entropy":
         logp = log_softmax(_flat(z)) if z is not None else _clamped_log(a, name, warn, y > 0)
-        return -(y * logp).sum(axis=1)
+        return -np.add.reduce(y * logp, axis=1)
     if kind == "binary_cross_entropy":
         if z is not None:
             zf = _flat(z)
@@ -106,7 +106,8 @@ def batch_scale(reduction: str, n: int) -> float:
 
 
 def reduce(reduction: str, losses: Array) -> float:
-    return float(losses.mean() if reduction == "mean" else losses.sum())
+    total = np.add.reduce(losses)  # what .mean() and .sum() do, without their Python wrappers
+    return float(total / losses.shape[0] if reduction == "mean" else total)
 
 
 def grad_a(kind: str, a: Array, y: Array, warn: Warn | None = None, name: Name = "a") -> Array:
@@ -149,7 +150,7 @@ def fused_grad_z(kind: str, p: Array, y: Array) -> Array:
     shape = p.shape
     p, y = _flat(p), _flat(y)
     if kind == "cross_entropy":
-        g = p * y.sum(axis=1, keepdims=True) - y
+        g = p * np.add.reduce(y, axis=1, keepdims=True) - y
     elif kind == "binary_cross_entropy":
         g = (p - y) / p.shape[1]
     else:

@@ -31,14 +31,16 @@ def sigmoid(z: Array) -> Array:
 
 def softmax(z: Array) -> Array:
     """softmax over the last axis, shifted by the max so e^z never overflows. z: (N, K)."""
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    e = np.exp(z - np.maximum.reduce(z, axis=-1, keepdims=True))
+    e /= np.add.reduce(e, axis=-1, keepdims=True)  # ufunc reductions: no Python wrapper per call
+    return e
 
 
 def log_softmax(z: Array) -> Array:
     """log softmax(z) = z − max − log Σ e^(z − max); finite even where softmax underflows to 0."""
-    shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    shifted = z - np.maximum.reduce(z, axis=-1, keepdims=True)
+    shifted -= np.log(np.add.reduce(np.exp(shifted), axis=-1, keepdims=True))
+    return shifted
 
 
 def log_sigmoid(z: Array) -> Array:
@@ -85,4 +87,6 @@ def backward(kind: str, da: Array, z: Array, a: Array, slope: float = 0.01) -> A
         flat_da = da.reshape(da.shape[0], -1)
         dz = flat_a * (flat_da - (flat_da * flat_a).sum(axis=-1, keepdims=True))
         return dz.reshape(z.shape)
+    if kind == "relu":  # ∂L/∂a · 1[z > 0], without building the 0/1 array in z's dtype first
+        return da * (z > 0)
     return da * derivative(kind, z, a, slope)

@@ -3,9 +3,12 @@
 z[n, o, h, w] = Σ_c Σ_i Σ_j x_pad[n, c, h·s_h + i, w·s_w + j] · K[o, c, i, j] + b[o]
 (with `flip`, K[o, c, kh−1−i, kw−1−j] in place of K[o, c, i, j]).
 
-The forward pass is one matrix product over a strided view of the padded input (im2col
-without the copy until the product needs it); the plain loop that reads like the formula is
-in tests/reference.py and the tests compare the two.
+The forward pass is one matrix product per sample over the input's patches (im2col): the
+patch matrix cols[n] (C·kh·kw, Ho·Wo) is filled by kh·kw strided slices of the padded input,
+one per kernel tap, and z[n] = K (O, C·kh·kw) @ cols[n] comes out already in (N, O, Ho, Wo)
+order. The backward pass reuses cols for ∂L/∂K and scatters ∂L/∂x back through the same
+slices. The plain loop that reads like the formula is in tests/reference.py and the tests
+compare the two.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 Array = np.ndarray
 
@@ -21,7 +23,7 @@ Array = np.ndarray
 @dataclass(frozen=True)
 class Conv2dCache:
     x_shape: tuple[int, ...]  # (N, C, H, W) before padding
-    windows: Array  # (N, Ho, Wo, C, kh, kw) view of the padded input
+    cols: Array  # (N, C·kh·kw, Ho·Wo): the padded input under each output position
 
 
 class Conv2d:
@@ -35,48 +37,70 @@ class Conv2d:
     def _effective(self, kernel: Array) -> Array:
         return kernel[:, :, ::-1, ::-1] if self.flip else kernel
 
-    def windows(self, x: Array, kh: int, kw: int) -> Array:
-        """(N, C, H, W) -> (N, Ho, Wo, C, kh, kw): the input patch under each output position."""
+    def _taps(self, kh: int, kw: int, ho: int, wo: int) -> list[tuple[int, int, slice, slice]]:
+        """(i, j, rows, cols) for each kernel tap: the padded input's positions that tap sees."""
+        sh, sw = self.stride
+        return [
+            (i, j, slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw))
+            for i in range(kh)
+            for j in range(kw)
+        ]
+
+    def _out_size(self, h: int, w: int, kh: int, kw: int) -> tuple[int, int]:
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+
+    def im2col(self, x: Array, kh: int, kw: int) -> Array:
+        """(N, C, H, W) -> cols (N, C·kh·kw, Ho·Wo), rows in (c, i, j) order like K.reshape(O, -1)."""
+        n, c, h, w = x.shape
         ph, pw = self.padding
         if ph or pw:
             x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        sh, sw = self.stride
-        win = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
-        return win.transpose(0, 2, 3, 1, 4, 5)
+        ho, wo = self._out_size(h, w, kh, kw)
+        cols = np.empty((n, c, kh, kw, ho, wo), dtype=x.dtype)
+        for i, j, rows, cs in self._taps(kh, kw, ho, wo):
+            cols[:, :, i, j] = x[:, :, rows, cs]
+        return cols.reshape(n, c * kh * kw, ho * wo)
 
     def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, Conv2dCache]:
         """x: (N, C, H, W), kernel: (O, C, kh, kw), bias: (O,) -> z: (N, O, Ho, Wo)."""
         k = self._effective(params["kernel"])
         o, c, kh, kw = k.shape
-        win = self.windows(x, kh, kw)
-        n, ho, wo = win.shape[:3]
-        cols = win.reshape(n * ho * wo, c * kh * kw)
-        z = cols @ k.reshape(o, -1).T + params["bias"]
-        return z.reshape(n, ho, wo, o).transpose(0, 3, 1, 2), Conv2dCache(x.shape, win)
+        n, _, h, w = x.shape
+        ho, wo = self._out_size(h, w, kh, kw)
+        cols = self.im2col(x, kh, kw)
+        z = np.matmul(k.reshape(o, -1), cols)  # (N, O, Ho·Wo)
+        z += params["bias"][:, None]
+        return z.reshape(n, o, ho, wo), Conv2dCache(x.shape, cols)
+
+    def param_grads(
+        self, dz: Array, cache: Conv2dCache, params: dict[str, Array]
+    ) -> dict[str, Array]:
+        """∂L/∂K[o,c,i,j] = Σ_{n,h,w} ∂L/∂z[n,o,h,w] · x_pad[n,c,h·s+i,w·s+j] = Σ_n dz[n] @ cols[n]ᵀ;
+        ∂L/∂b[o] = Σ_{n,h,w} ∂L/∂z[n,o,h,w]."""
+        o, c, kh, kw = params["kernel"].shape
+        n = dz.shape[0]
+        dz3 = dz.reshape(n, o, -1)
+        dk = np.matmul(dz3, cache.cols.transpose(0, 2, 1)).sum(axis=0).reshape(o, c, kh, kw)
+        if self.flip:
+            dk = np.ascontiguousarray(dk[:, :, ::-1, ::-1])
+        return {"kernel": dk, "bias": dz3.sum(axis=(0, 2))}
 
     def backward(
         self, dz: Array, cache: Conv2dCache, params: dict[str, Array]
     ) -> tuple[Array, dict[str, Array]]:
-        """∂L/∂K[o,c,i,j] = Σ_{n,h,w} ∂L/∂z[n,o,h,w] · x_pad[n,c,h·s+i,w·s+j]; ∂L/∂b[o] = Σ ∂L/∂z[n,o,·,·];
-        ∂L/∂x scatters ∂L/∂z[n,o,h,w] · K[o,c,i,j] back onto the input positions each kernel tap saw.
-        """
+        """The parameter gradients (see param_grads) and ∂L/∂x, which scatters
+        ∂L/∂z[n,o,h,w] · K[o,c,i,j] back onto the input position each kernel tap saw."""
+        grads = self.param_grads(dz, cache, params)
         k = self._effective(params["kernel"])
         o, c, kh, kw = k.shape
-        win = cache.windows
-        n, ho, wo = win.shape[:3]
-        dz_rows = dz.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)
-        dk = (dz_rows.T @ win.reshape(n * ho * wo, c * kh * kw)).reshape(o, c, kh, kw)
-        if self.flip:
-            dk = dk[:, :, ::-1, ::-1]
-        db = dz.sum(axis=(0, 2, 3))
-        dcols = (dz_rows @ k.reshape(o, -1)).reshape(n, ho, wo, c, kh, kw)
-        _, _, h, w = cache.x_shape
+        n, _, h, w = cache.x_shape
+        ho, wo = dz.shape[2:]
         ph, pw = self.padding
-        sh, sw = self.stride
+        dcols = np.matmul(k.reshape(o, -1).T, dz.reshape(n, o, -1))  # (N, C·kh·kw, Ho·Wo)
+        dcols = dcols.reshape(n, c, kh, kw, ho, wo)
         dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dz.dtype)
-        dcols = dcols.transpose(0, 3, 1, 2, 4, 5)  # (N, C, Ho, Wo, kh, kw)
-        for i in range(kh):
-            for j in range(kw):
-                dxp[:, :, i : i + sh * ho : sh, j : j + sw * wo : sw] += dcols[..., i, j]
+        for i, j, rows, cs in self._taps(kh, kw, ho, wo):
+            dxp[:, :, rows, cs] += dcols[:, :, i, j]
         dx = dxp[:, :, ph : ph + h, pw : pw + w]
-        return np.ascontiguousarray(dx), {"kernel": np.ascontiguousarray(dk), "bias": db}
+        return np.ascontiguousarray(dx), grads

@@ -30,22 +30,24 @@ class Dense:
         z += params["bias"]  # broadcasts (out,) or the shared (1,)
         return z, DenseCache(x)
 
-    def backward(
+    def param_grads(
         self, dz: Array, cache: DenseCache, params: dict[str, Array]
-    ) -> tuple[Array, dict[str, Array]]:
-        """∂L/∂W = ∂L/∂z · xᵀ (summed over the batch), ∂L/∂b = Σ_n ∂L/∂z, ∂L/∂x = Wᵀ · ∂L/∂z.
+    ) -> dict[str, Array]:
+        """∂L/∂W = ∂L/∂z · xᵀ (summed over the batch), ∂L/∂b = Σ_n ∂L/∂z.
 
         A shared bias also sums over the neurons, since it feeds every one of them.
         """
-        w = params["weights"]
         x = cache.x
-        if self.layout == "out_in":
-            dw = dz.T @ x
-            dx = dz @ w
-        else:
-            dw = x.T @ dz
-            dx = dz @ w.T
-        db = dz.sum(axis=0)
+        dw = dz.T @ x if self.layout == "out_in" else x.T @ dz
+        db = np.add.reduce(dz, axis=0)
         if self.bias_shared:
             db = np.atleast_1d(db.sum())
-        return dx, {"weights": dw, "bias": db}
+        return {"weights": dw, "bias": db}
+
+    def backward(
+        self, dz: Array, cache: DenseCache, params: dict[str, Array]
+    ) -> tuple[Array, dict[str, Array]]:
+        """The parameter gradients (see param_grads) and ∂L/∂x = Wᵀ · ∂L/∂z."""
+        w = params["weights"]
+        dx = dz @ w if self.layout == "out_in" else dz @ w.T
+        return dx, self.param_grads(dz, cache, params)

@@ -9,20 +9,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 Array = np.ndarray
 
 
-def _windows(x: Array, size: tuple[int, int], stride: tuple[int, int]) -> Array:
-    """(N, C, H, W) -> (N, C, Ho, Wo, kh, kw)."""
-    return sliding_window_view(x, size, axis=(2, 3))[:, :, :: stride[0], :: stride[1]]
+def _taps(
+    size: tuple[int, int], stride: tuple[int, int], ho: int, wo: int
+) -> list[tuple[slice, slice]]:
+    """(rows, cols) for each position (i, j) in the window, in row-major order: x[:, :, rows, cols]
+    holds element (i, j) of every window, shaped (N, C, Ho, Wo)."""
+    (kh, kw), (sh, sw) = size, stride
+    return [
+        (slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw))
+        for i in range(kh)
+        for j in range(kw)
+    ]
+
+
+def _out_size(
+    x_shape: tuple[int, ...], size: tuple[int, int], stride: tuple[int, int]
+) -> tuple[int, int]:
+    h, w = x_shape[2:]
+    return (h - size[0]) // stride[0] + 1, (w - size[1]) // stride[1] + 1
 
 
 @dataclass(frozen=True)
 class MaxPoolCache:
-    x_shape: tuple[int, ...]
-    argmax: Array  # (N, C, Ho, Wo): flat index inside the window of the element that won
+    x: Array  # (N, C, H, W), the input (a reference, not a copy)
+    out: Array  # (N, C, Ho, Wo), each window's maximum
 
 
 @dataclass(frozen=True)
@@ -31,6 +45,9 @@ class AvgPoolCache:
 
 
 class MaxPool2d:
+    """Windows are visited through kh·kw strided slices, one per position in the window, so
+    each pass is a whole-array operation (no argmax over a generic window view)."""
+
     param_names: tuple[str, ...] = ()
 
     def __init__(self, size: tuple[int, int], stride: tuple[int, int]) -> None:
@@ -39,26 +56,27 @@ class MaxPool2d:
 
     def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, MaxPoolCache]:
         """a[n,c,h,w] = max over the window at (h·s_h, w·s_w)."""
-        win = _windows(x, self.size, self.stride)
-        flat = win.reshape(*win.shape[:4], -1)
-        arg = flat.argmax(axis=-1)
-        out = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
-        return out, MaxPoolCache(x.shape, arg)
+        ho, wo = _out_size(x.shape, self.size, self.stride)
+        taps = _taps(self.size, self.stride, ho, wo)
+        rows, cols = taps[0]
+        out = x[:, :, rows, cols].copy()
+        for rows, cols in taps[1:]:
+            np.maximum(out, x[:, :, rows, cols], out=out)
+        return out, MaxPoolCache(x, out)
 
     def backward(
         self, dout: Array, cache: MaxPoolCache, params: dict[str, Array]
     ) -> tuple[Array, dict[str, Array]]:
-        """∂L/∂x is ∂L/∂a at the winning element of each window, 0 elsewhere (summed where windows overlap)."""
-        kh, kw = self.size
-        sh, sw = self.stride
-        dx = np.zeros(cache.x_shape, dtype=dout.dtype)
-        n, c, ho, wo = dout.shape
-        di, dj = np.divmod(cache.argmax, kw)
-        rows = di + (np.arange(ho) * sh)[None, None, :, None]
-        cols = dj + (np.arange(wo) * sw)[None, None, None, :]
-        nn = np.arange(n)[:, None, None, None]
-        cc = np.arange(c)[None, :, None, None]
-        np.add.at(dx, (nn, cc, rows, cols), dout)
+        """∂L/∂x is ∂L/∂a at the winning element of each window, 0 elsewhere (summed where windows
+        overlap). The winner is the first element, in row-major order, equal to the maximum."""
+        x, out = cache.x, cache.out
+        ho, wo = out.shape[2:]
+        dx = np.zeros(x.shape, dtype=dout.dtype)
+        open_ = np.ones(out.shape, dtype=bool)  # windows whose winner is not found yet
+        for rows, cols in _taps(self.size, self.stride, ho, wo):
+            won = (x[:, :, rows, cols] == out) & open_
+            open_ &= ~won
+            dx[:, :, rows, cols] += dout * won
         return dx, {}
 
 
@@ -70,21 +88,26 @@ class AvgPool2d:
         self.stride = stride
 
     def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, AvgPoolCache]:
-        """a[n,c,h,w] = mean of the window at (h·s_h, w·s_w)."""
-        return _windows(x, self.size, self.stride).mean(axis=(-2, -1)), AvgPoolCache(x.shape)
+        """a[n,c,h,w] = mean of the window at (h·s_h, w·s_w): the sum of kh·kw strided slices."""
+        ho, wo = _out_size(x.shape, self.size, self.stride)
+        taps = _taps(self.size, self.stride, ho, wo)
+        rows, cols = taps[0]
+        out = x[:, :, rows, cols].copy()
+        for rows, cols in taps[1:]:
+            out += x[:, :, rows, cols]
+        out /= len(taps)
+        return out, AvgPoolCache(x.shape)
 
     def backward(
         self, dout: Array, cache: AvgPoolCache, params: dict[str, Array]
     ) -> tuple[Array, dict[str, Array]]:
         """Each element of a window gets ∂L/∂a / (kh·kw)."""
         kh, kw = self.size
-        sh, sw = self.stride
         dx = np.zeros(cache.x_shape, dtype=dout.dtype)
         ho, wo = dout.shape[2:]
         share = dout / (kh * kw)
-        for i in range(kh):
-            for j in range(kw):
-                dx[:, :, i : i + sh * ho : sh, j : j + sw * wo : sw] += share
+        for rows, cols in _taps(self.size, self.stride, ho, wo):
+            dx[:, :, rows, cols] += share
         return dx, {}
 
 

@@ -1,0 +1,453 @@
+"""bpcalc's performance targets (issue 7), each measured side by side in one run.
+
+    uv run python bench/run.py                 # everything, about two minutes
+    uv run python bench/run.py --quick         # fewer rounds, for a first look
+    uv run python bench/run.py --only mlp,cnn --threads 1
+
+Every comparison alternates its contenders round by round (the order rotating), so a slower
+or busier moment hits all of them alike; a ratio is the median of the per-round ratios.
+The table lists times, ratios and the target each ratio must meet; the exit code is 1 when a
+target is missed, 0 when all measured targets are met. PyTorch is optional: without it the
+rows that compare with it are skipped and say so (see README, "Benchmarks", for the CPU build).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+# Thread counts must be fixed before NumPy (OpenBLAS) or PyTorch start their pools.
+_parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+)
+_parser.add_argument("--quick", action="store_true", help="fewer rounds (noisier)")
+_parser.add_argument(
+    "--threads",
+    type=int,
+    default=os.cpu_count() or 1,
+    help="threads for NumPy's BLAS and PyTorch alike (default: all cores)",
+)
+_parser.add_argument(
+    "--clock",
+    choices=("wall", "cpu"),
+    default="wall",
+    help="wall: elapsed time (default); cpu: CPU time of the process (of the child for\n"
+    "start-up), steadier on a machine busy with other work",
+)
+_parser.add_argument(
+    "--bpcalc",
+    help="the bpcalc command for start-up and memory (default: the one beside this Python)",
+)
+_parser.add_argument(
+    "--only",
+    default="startup,mlp,cnn,train,memory",
+    help="comma-separated sections: startup, mlp, cnn, train, memory",
+)
+ARGS = _parser.parse_args() if __name__ == "__main__" else _parser.parse_args([])
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = str(ARGS.threads)
+
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import loops  # noqa: E402
+import nets  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CLOCK = time.process_time if ARGS.clock == "cpu" else time.perf_counter
+
+
+@dataclass
+class Row:
+    what: str
+    measured: str  # the figures behind the ratio
+    ratio: float | None  # None: skipped
+    target: str  # e.g. ">= 1.00"
+    ok: bool | None  # None: skipped
+    note: str = ""
+
+
+def meets(ratio: float, target: str) -> bool:
+    op, value = target.split()
+    return (
+        ratio >= float(value)
+        if op == ">="
+        else ratio <= float(value)
+        if op == "<="
+        else ratio < float(value)
+    )
+
+
+# --- start-up -----------------------------------------------------------------------------
+
+
+def _bpcalc_cmd() -> list[str]:
+    if ARGS.bpcalc:
+        return [ARGS.bpcalc]
+    script = Path(sys.executable).with_name("bpcalc")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("bpcalc")
+    return [found] if found else [sys.executable, "-c", "from bpcalc.cli import main; main()"]
+
+
+def _child_env() -> dict[str, str]:
+    """As after an install: Python may keep its bytecode cache (some shells here turn it off)."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def startup(rounds: int) -> list[Row]:
+    bp = _bpcalc_cmd()
+    cmds = {
+        "floor": [sys.executable, "-c", "import numpy, rich, typer, yaml"],
+        "step": [*bp, "step", "examples/example1.yaml"],
+        "help": [*bp, "--help"],
+        "version": [*bp, "--version"],
+    }
+    env = _child_env()
+
+    def once(cmd: list[str]) -> float:
+        t = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench: {' '.join(cmd)} failed ({proc.returncode})")
+        return usage.ru_utime + usage.ru_stime if ARGS.clock == "cpu" else wall
+
+    for cmd in cmds.values():  # warm-up: bytecode cache and disk cache
+        once(cmd)
+        once(cmd)
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    names = list(cmds)
+    for r in range(rounds):
+        for k in names[r % len(names) :] + names[: r % len(names)]:
+            times[k].append(once(cmds[k]))
+    floor = times["floor"]
+    rows = []
+    for k, label, target in (
+        ("step", "start-up: bpcalc step examples/example1.yaml", "<= 1.25"),
+        ("help", "start-up: bpcalc --help", "< 1.00"),
+        ("version", "start-up: bpcalc --version", "< 1.00"),
+    ):
+        ratio = statistics.median(t / f for t, f in zip(times[k], floor, strict=True))
+        measured = f"{_ms(times[k])} vs import floor {_ms(floor)}"
+        rows.append(Row(label, measured, ratio, target, meets(ratio, target)))
+    return rows
+
+
+def _ms(ts: list[float]) -> str:
+    return f"{statistics.median(ts) * 1000:.0f} ms"
+
+
+# --- training steps -----------------------------------------------------------------------
+
+Step = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
+
+
+def race(steps: dict[str, Step], data: list, rounds: int, per_round: int) -> dict[str, list[float]]:
+    """steps/s of each contender per round, contenders alternating, order rotating."""
+    for step in steps.values():  # warm-up: caches, thread pools, lazy initialisation
+        for i in range(5):
+            step(*data[i % len(data)])
+    rate: dict[str, list[float]] = {k: [] for k in steps}
+    names = list(steps)
+    for r in range(rounds):
+        for k in names[r % len(names) :] + names[: r % len(names)]:
+            step = steps[k]
+            t = CLOCK()
+            for i in range(per_round):
+                step(*data[i % len(data)])
+            rate[k].append(per_round / (CLOCK() - t))
+    return rate
+
+
+def same_losses(makers: dict[str, Callable[[], Step]], data: list) -> str:
+    """Fresh contenders, three steps each: they must agree (same maths, same start)."""
+    losses = {k: [make()(*data[i]) for i in range(3)] for k, make in makers.items()}
+    first = next(iter(losses.values()))
+    for k, v in losses.items():
+        if not np.allclose(v, first, rtol=1e-4, atol=1e-5):
+            raise SystemExit(f"bench: {k} disagrees on the first losses: {losses}")
+    return "same first 3 losses: " + ", ".join(f"{v:.5f}" for v in first)
+
+
+def training(kind: str, rounds: int, per_round: int, torch_note: str | None) -> list[Row]:
+    net = nets.mlp() if kind == "mlp" else nets.cnn()
+    shape = (784,) if kind == "mlp" else (1, 28, 28)
+    data = nets.batches(shape)
+    makers: dict[str, Callable[[], Step]] = {"bpcalc": lambda: loops.bpcalc_step(net)}
+    if kind == "mlp":
+        makers["numpy"] = lambda: loops.numpy_mlp_step(net)
+    if torch_note is None:
+        makers["torch"] = (
+            (lambda: loops.torch_mlp_step(net))
+            if kind == "mlp"
+            else (lambda: loops.torch_cnn_step(net))
+        )
+    check = same_losses(makers, data)
+    rate = race({k: make() for k, make in makers.items()}, data, rounds, per_round)
+    label = "MLP 784-128-10" if kind == "mlp" else "CNN conv8 3x3-relu-maxpool2-dense10"
+    rows = []
+    others = [("torch", "PyTorch", ">= 1.00" if kind == "mlp" else ">= 0.50")]
+    if kind == "mlp":
+        others.insert(0, ("numpy", "the NumPy loop", ">= 0.90"))
+    for key, name, target in others:
+        what = f"{label}: bpcalc vs {name} (steps/s, batch 64, float32)"
+        if key not in rate:
+            rows.append(
+                Row(what, "", None, target, None, f"skipped: PyTorch not importable ({torch_note})")
+            )
+            continue
+        ratio = statistics.median(b / o for b, o in zip(rate["bpcalc"], rate[key], strict=True))
+        measured = (
+            f"{statistics.median(rate['bpcalc']):.0f} vs {statistics.median(rate[key]):.0f} steps/s"
+        )
+        rows.append(Row(what, measured, ratio, target, meets(ratio, target), check))
+    return rows
+
+
+# --- memory -------------------------------------------------------------------------------
+
+MEM_YAML = """\
+name: bench memory (784-128-10 on synthetic MNIST-shaped data)
+inputs: {file: data.npz, key: x}
+targets: {file: data.npz, key: y}
+layers:
+  - name: hidden
+    type: dense
+    units: 128
+    init: {type: normal, std: 0.01, seed: 0}
+    activation: relu
+  - name: out
+    type: dense
+    units: 10
+    init: {type: normal, std: 0.01, seed: 1}
+    activation: softmax
+loss: cross_entropy
+learning_rate: 0.1
+"""
+
+
+# A small Python between the benchmark and the measured command: on Linux a child's ru_maxrss
+# starts from its parent's resident size at fork (kept across exec), so the command is started
+# from this ~10 MB process rather than from the benchmark with PyTorch loaded.
+_PEAK_RSS = """
+import resource, subprocess, sys
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def peak_rss_kib(cmd: list[str], cwd: Path) -> int:
+    """The command's peak resident set size (ru_maxrss, KiB on Linux)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, *cmd],
+        cwd=cwd,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+    )
+    code, kib = proc.stdout.split()
+    if code != "0":
+        raise SystemExit(f"bench: {' '.join(cmd)} failed ({code}):\n{proc.stderr}")
+    return int(kib)
+
+
+def memory(samples: int) -> list[Row]:
+    bp = _bpcalc_cmd()
+    what = "memory: bpcalc train, peak RSS of 20 epochs vs 1 epoch"
+    probe = subprocess.run([*bp, "train", "--help"], capture_output=True, cwd=ROOT)
+    if probe.returncode != 0:
+        return [Row(what, "", None, "<= 1.10", None, "skipped: this bpcalc has no train command")]
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        rng = np.random.default_rng(2)
+        np.savez(
+            d / "data.npz",
+            x=rng.random((samples, 784), dtype=np.float32),
+            y=rng.integers(0, 10, samples),
+        )
+        (d / "mem.yaml").write_text(MEM_YAML)
+        base = [*bp, "train", "mem.yaml", "--batch-size", "64", "--epochs"]
+        one = peak_rss_kib([*base, "1"], d)
+        twenty = peak_rss_kib([*base, "20"], d)
+    ratio = twenty / one
+    measured = f"{twenty / 1024:.0f} MiB vs {one / 1024:.0f} MiB ({samples} samples)"
+    return [Row(what, measured, ratio, "<= 1.10", meets(ratio, "<= 1.10"))]
+
+
+# --- the whole train command --------------------------------------------------------------
+
+
+def _epoch_data(d: Path, samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Synthetic MNIST-shaped samples, saved for `bpcalc train` and returned for the loops."""
+    rng = np.random.default_rng(2)
+    x = rng.random((samples, 784), dtype=np.float32)
+    cls = rng.integers(0, 10, samples)
+    np.savez(d / "data.npz", x=x, y=cls)
+    (d / "mem.yaml").write_text(MEM_YAML)
+    y = np.zeros((samples, 10), dtype=np.float32)
+    y[np.arange(samples), cls] = 1.0
+    return x, y, cls
+
+
+def _loop_epochs(step: Step, data: tuple, epochs: int, batch: int = 64) -> list[float]:
+    """steps/s of each epoch of a training loop: a new order each epoch, batches by fancy
+    indexing (copies), as `bpcalc train` does. Elapsed time, as the command reports it."""
+    x, y, cls = data
+    n = x.shape[0]
+    rng = np.random.default_rng(0)
+    rates = []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        order = rng.permutation(n)
+        count = 0
+        for i in range(0, n, batch):
+            idx = order[i : i + batch]
+            step(x[idx], y[idx], cls[idx])
+            count += 1
+        rates.append(count / (time.perf_counter() - t))
+    return rates
+
+
+def train_command(rounds: int, torch_note: str | None) -> list[Row]:
+    """`bpcalc train` itself (its --json epoch times) against the loops' epochs."""
+    import json
+
+    bp = _bpcalc_cmd()
+    what = "MLP via the bpcalc train command: epochs vs the {} (steps/s)"
+    targets = [("numpy", "NumPy loop", ">= 0.90"), ("torch", "PyTorch loop", ">= 1.00")]
+    probe = subprocess.run([*bp, "train", "--help"], capture_output=True, cwd=ROOT)
+    if probe.returncode != 0:
+        return [
+            Row(what.format(name), "", None, t, None, "skipped: no train command")
+            for _, name, t in targets
+        ]
+    note = "elapsed time per epoch, whatever --clock says (the command reports elapsed time)"
+    net = nets.mlp()
+    makers: dict[str, Callable[[], Step]] = {"numpy": lambda: loops.numpy_mlp_step(net)}
+    if torch_note is None:
+        makers["torch"] = lambda: loops.torch_mlp_step(net)
+    rate: dict[str, list[float]] = {"bpcalc": [], **{k: [] for k in makers}}
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        data = _epoch_data(d, 3200)
+        steps = {k: make() for k, make in makers.items()}
+        cmd = [*bp, "train", "mem.yaml", "--batch-size", "64", "--epochs", "4", "--json"]
+        for _ in range(rounds):
+            out = subprocess.run(cmd, cwd=d, env=_child_env(), capture_output=True, text=True)
+            if out.returncode != 0:
+                raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{out.stderr}")
+            epochs = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+            rate["bpcalc"].append(
+                statistics.median(-(-e["samples"] // 64) / e["seconds"] for e in epochs[1:])
+            )
+            for k, step in steps.items():
+                rate[k].append(statistics.median(_loop_epochs(step, data, 4)[1:]))
+    rows = []
+    for key, name, target in targets:
+        if key not in rate:
+            rows.append(Row(what.format(name), "", None, target, None, "skipped: no PyTorch"))
+            continue
+        ratio = statistics.median(b / o for b, o in zip(rate["bpcalc"], rate[key], strict=True))
+        measured = (
+            f"{statistics.median(rate['bpcalc']):.0f} vs {statistics.median(rate[key]):.0f} steps/s"
+        )
+        rows.append(Row(what.format(name), measured, ratio, target, meets(ratio, target), note))
+    return rows
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def blas_info() -> str:
+    """Which OpenBLAS kernel and how many threads NumPy runs (from its bundled library)."""
+    import ctypes
+    import glob
+
+    libs = glob.glob(os.path.join(os.path.dirname(np.__file__) + ".libs", "libscipy_openblas*"))
+    if not libs:
+        return "NumPy BLAS: unknown"
+    lib = ctypes.CDLL(libs[0])
+    try:
+        lib.scipy_openblas_get_corename64_.restype = ctypes.c_char_p
+        core = lib.scipy_openblas_get_corename64_().decode()
+        threads = lib.scipy_openblas_get_num_threads64_()
+    except AttributeError:
+        return "NumPy BLAS: OpenBLAS"
+    return f"NumPy {np.__version__}, OpenBLAS kernel {core}, {threads} threads"
+
+
+def main() -> int:
+    only = {s.strip() for s in ARGS.only.split(",")}
+    rounds = 5 if ARGS.quick else 15
+    torch_note = loops.torch_available()
+    header = [
+        f"threads: {ARGS.threads} (OMP/OpenBLAS/MKL_NUM_THREADS, torch.set_num_threads); "
+        f"clock: {ARGS.clock}; load average before: {os.getloadavg()[0]:.2f}",
+        blas_info(),
+    ]
+    if torch_note is None:
+        import torch
+
+        torch.set_num_threads(ARGS.threads)
+        header.append(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
+    else:
+        header.append(f"PyTorch: not importable ({torch_note}); its rows are skipped")
+    if "OPENBLAS_CORETYPE" in os.environ:
+        header.append(
+            f"note: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} is set and slows NumPy; "
+            "run with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` to measure the native kernel"
+        )
+    header.append(f"bpcalc training step: {loops.bpcalc_trainer_kind()}")
+    if os.getloadavg()[0] >= 0.5:
+        header.append(
+            "note: other work is running (load average above); the figures are noisy, and "
+            "multi-threaded BLAS and OpenMP suffer most: `--threads 1 --clock cpu` is steadier"
+        )
+    print("\n".join(header), flush=True)
+
+    rows: list[Row] = []
+    if "startup" in only:
+        rows += startup(11 if ARGS.quick else 31)
+    if "mlp" in only:
+        rows += training("mlp", rounds, 40 if ARGS.quick else 100, torch_note)
+    if "cnn" in only:
+        rows += training("cnn", rounds, 10 if ARGS.quick else 25, torch_note)
+    if "train" in only:
+        rows += train_command(3 if ARGS.quick else 7, torch_note)
+    if "memory" in only:
+        rows += memory(3200)
+
+    print()
+    w = max(len(r.what) for r in rows)
+    print(f"{'comparison':<{w}}  {'measured (medians)':<34}  {'ratio':>6}  {'target':>8}  result")
+    for r in rows:
+        ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
+        result = "ok" if r.ok else "MISSED" if r.ok is not None else "skipped"
+        print(f"{r.what:<{w}}  {r.measured:<34}  {ratio:>6}  {r.target:>8}  {result}")
+        if r.note:
+            print(f"{'':<{w}}  {r.note}")
+    missed = [r for r in rows if r.ok is False]
+    print(
+        f"\n{len(rows) - len(missed)} of {len(rows)} rows met their target or were skipped; {len(missed)} missed."
+    )
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
