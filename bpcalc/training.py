@@ -217,6 +217,9 @@ def fit(
     n = x.shape[0]
     rng = np.random.default_rng(seed)
     mean = trainer.spec.loss.reduction == "mean"
+    kind = trainer.accuracy
+    # each sample's class, once for all epochs, rather than an arg-max of its target per batch
+    classes = y.reshape(n, -1).argmax(axis=1) if kind == "argmax" else None
     results: list[EpochResult] = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
@@ -224,7 +227,8 @@ def fit(
         total, correct = 0.0, 0
         for b, i in enumerate(range(0, n, batch_size)):
             if order is None:
-                xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+                idx = slice(i, i + batch_size)
+                xb, yb = x[idx], y[idx]
             else:
                 idx = order[i : i + batch_size]
                 xb, yb = x[idx], y[idx]
@@ -237,7 +241,11 @@ def fit(
                     value="loss",
                 )
             total += loss * xb.shape[0] if mean else loss
-            correct += count_correct(trainer.accuracy, out, yb)
+            if classes is not None:  # count_correct's arg-max rule
+                hits = out.reshape(out.shape[0], -1).argmax(axis=1) == classes[idx]
+                correct += int(np.count_nonzero(hits))
+            else:
+                correct += count_correct(kind, out, yb)
             if on_batch is not None:
                 on_batch(epoch, b, loss)
         test_loss = test_acc = None

@@ -162,3 +162,26 @@ def test_plain_sgd_updates_the_trainers_parameters_in_place():
     # a = (0.5·1 − 0.25·2 + 0.1, 0.5·0.5 + 0.25·1 + 0.1) = (0.1, 0.6); ∂L/∂a = (a − y)/N
     # = (−0.45, 0.3); ∂L/∂W = Σ_n ∂L/∂a_n x_n = (−0.45 + 0.15, −0.9 − 0.3) = (−0.3, −1.2)
     np.testing.assert_allclose(w, [[0.5 + 0.03, -0.25 + 0.12]], rtol=1e-12)
+
+
+def test_fit_counts_the_running_accuracy_as_count_correct_does_batch_by_batch():
+    text = """inputs: [[1.0, 0.5], [-1.0, -0.5], [0.5, 1.0], [-0.5, -1.0], [0.2, -0.1]]
+targets: [1, 0, 2, 0, 1]
+layers:
+  - {name: hidden, type: dense, units: 3, init: {type: normal, std: 0.9, seed: 0}, activation: tanh}
+  - {name: out, type: dense, units: 3, init: {type: normal, std: 0.9, seed: 1}, activation: softmax}
+loss: cross_entropy
+learning_rate: 0.5
+"""
+    spec = parse_network(load_yaml_text(text, "net.yaml"))
+    fitted, by_hand = training.Trainer(spec), training.Trainer(spec)
+    results = training.fit(fitted, spec.inputs, spec.targets, epochs=3, batch_size=2, seed=5)
+    x, y = spec.inputs.astype(np.float32), spec.targets.astype(np.float32)
+    rng = np.random.default_rng(5)  # fit's shuffling: one permutation per epoch
+    for r in results:
+        order, correct = rng.permutation(5), 0
+        for i in range(0, 5, 2):
+            idx = order[i : i + 2]
+            _, out = by_hand.step_with_output(x[idx], y[idx])
+            correct += training.count_correct("argmax", out, y[idx])
+        assert r.train_accuracy == correct / 5
