@@ -1,8 +1,10 @@
-"""Training loops for `bpcalc train`: the engine's forward/backward with the silent emitter.
+"""Training loops for `bpcalc train`: the engine's maths through bpcalc.trainpass, which skips
+the trace's bookkeeping (names, formulas, the emitter) that nobody reads in training.
 
 Nothing is recorded: a step keeps only the current batch's caches, so memory does not grow with
 the number of steps or epochs. The maths are exactly `bpcalc step`'s (same ops, same losses,
-same optimizers), in the dtype asked for (float32 by default for training).
+same optimizers, the same bits: tests/test_trainpass.py), in the dtype asked for (float32 by
+default for training). Plain SGD updates the parameter arrays in place.
 
     trainer = Trainer(spec, np.float32)
     loss = trainer.train_step(xb, yb)          # one update on a batch, returns its loss
