@@ -26,6 +26,7 @@ ACT_SYMBOL = {
     "softmax": "softmax(z)",
 }
 ACT_DERIVATIVE = {
+    "identity": "identity′(z) = 1",
     "relu": "ReLU′(z) = 1 if z > 0 else 0",
     "leaky_relu": "LeakyReLU′(z) = 1 if z > 0 else slope",
     "sigmoid": "σ′(z) = a(1 − a)",

@@ -63,6 +63,10 @@ def dense_networks(draw: Any) -> dict[str, Any]:
             layers.append(layer)  # the output activation as a layer of its own
             layers.append({"type": act})
             continue
+        if not last and draw(st.booleans()):  # the activation as a layer of its own
+            layers.append(layer)
+            layers.append({"type": act, **({"slope": 0.1} if act == "leaky_relu" else {})})
+            continue
         layer["activation"] = act
         if act == "leaky_relu":
             layer["slope"] = 0.1
