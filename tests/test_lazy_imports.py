@@ -18,6 +18,7 @@ NOT_FOR_STEP = (
     "bpcalc.train_cmd",
     "bpcalc.data",
     "bpcalc.variant",
+    "bpcalc.optim_stateful",
     "bpcalc.ops.dense",
     "bpcalc.ops.pool",
     "bpcalc.ops.dropout",
