@@ -383,7 +383,10 @@ def train(
         typer.Option("--save", help="Write the trained network to this YAML file."),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Let --save replace an existing file (even the input).")
+        bool,
+        typer.Option(
+            "--force", help="Let --save replace an existing file (never the input network)."
+        ),
     ] = False,
     json_: Annotated[
         bool, typer.Option("--json", help="One JSON line per epoch on stdout instead of tables.")
