@@ -88,7 +88,7 @@ def per_sample(
         return scale * sq
     if kind == "cross_entropy":
         logp = log_softmax(_flat(z)) if z is not None else _clamped_log(a, name, warn, y > 0)
-        return -np.add.reduce(y * logp, axis=1)
+        return cross_entropy_from_log(logp, y)
     if kind == "binary_cross_entropy":
         if z is not None:
             zf = _flat(z)
@@ -98,6 +98,11 @@ def per_sample(
             log1mp = _clamped_log(1.0 - a, name, warn, y < 1, "1 − ")
         return -(y * logp + (1 - y) * log1mp).sum(axis=1) / k
     raise AssertionError(kind)
+
+
+def cross_entropy_from_log(logp: Array, y: Array) -> Array:
+    """ℓ_n = −Σ_k y_nk · ln p_nk from the log-probabilities. logp, y: (N, K)."""
+    return -np.add.reduce(y * logp, axis=1)
 
 
 def batch_scale(reduction: str, n: int) -> float:

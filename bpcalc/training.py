@@ -1,8 +1,10 @@
-"""Training loops for `bpcalc train`: the engine's forward/backward with the silent emitter.
+"""Training loops for `bpcalc train`: the engine's maths through bpcalc.trainpass, which skips
+the trace's bookkeeping (names, formulas, the emitter) that nobody reads in training.
 
 Nothing is recorded: a step keeps only the current batch's caches, so memory does not grow with
 the number of steps or epochs. The maths are exactly `bpcalc step`'s (same ops, same losses,
-same optimizers), in the dtype asked for (float32 by default for training).
+same optimizers, the same bits: tests/test_trainpass.py), in the dtype asked for (float32 by
+default for training). Plain SGD updates the parameter arrays in place.
 
     trainer = Trainer(spec, np.float32)
     loss = trainer.train_step(xb, yb)          # one update on a batch, returns its loss
@@ -33,6 +35,7 @@ from bpcalc import engine
 from bpcalc import optim as optim_mod
 from bpcalc.errors import NumericError
 from bpcalc.spec.schema import NetworkSpec
+from bpcalc.trainpass import TrainPass
 
 Array = np.ndarray
 
@@ -91,6 +94,19 @@ class Trainer:
         # statistics to carry from step to step (batchnorm): the engine's hooks for them
         self._modal = any(hasattr(layer.op, "training") for layer in self.layers)
         self._buffered = any(hasattr(layer.op, "buffers") for layer in self.layers)
+        self._pass = TrainPass(spec, self.layers)
+        # the parameters the optimizer updates: (layer, parameter), frozen ones left out
+        self._trained = [
+            (layer.name, p)
+            for layer in self.layers
+            if layer.parametric
+            for p in layer.param_names
+            if p not in self.frozen[layer.name]
+        ]
+        # plain SGD updates in place (θ −= η·g): the same numbers as SGD.update's θ − η·g
+        # without two new arrays per parameter; nothing outside keeps the old θ in training
+        sgd = type(self.optimizer) is optim_mod.SGD and type(self.optimizer.lr) is float
+        self._sgd_lr = self.optimizer.lr if sgd else None
 
     def train_step(self, xb: Array, yb: Array) -> float:
         """Forward, loss, backward, update on one batch; returns the loss before the update."""
@@ -98,26 +114,34 @@ class Trainer:
 
     def step_with_output(self, xb: Array, yb: Array) -> tuple[float, Array]:
         """train_step that also hands back the batch's output (for the running accuracy)."""
-        spec, layers, params = self.spec, self.layers, self.params
-        fwd = engine.forward(layers, params, xb)
-        loss, _ = engine.loss_value(spec, fwd.out, fwd.z_out, yb)
-        grads = engine.backward(spec, layers, params, fwd, yb, input_grad=False)
+        params = self.params
+        loss, fwd, grads = self._pass.run(params, xb, yb)
         if self._buffered:
-            engine.carry_buffers(layers, fwd, params)
+            engine.carry_buffers(self.layers, fwd, params)
         self.t += 1
+        lr = self._sgd_lr
+        if lr is not None:
+            for name, pname in self._trained:
+                theta, g = params[name][pname], grads[name][pname]
+                if (
+                    g.dtype == theta.dtype == self.dtype
+                    and g.shape == theta.shape
+                    and g.flags.writeable
+                    and theta.flags.writeable
+                ):
+                    np.subtract(theta, np.multiply(g, lr, out=g), out=theta)
+                else:
+                    params[name][pname] = (theta - lr * g).astype(self.dtype, copy=False)
+            return loss, fwd.out
         t, opt, state = self.t, self.optimizer, self.opt_state
-        for name, pgrads in grads.items():
-            frozen = self.frozen[name]
+        for name, pname in self._trained:
             lstate = state.setdefault(name, {})
-            for pname, g in pgrads.items():
-                if pname in frozen:
-                    continue
-                theta = params[name][pname]
-                prev = lstate.get(pname)
-                if prev is None:
-                    prev = opt.init_state(theta)
-                new, lstate[pname] = opt.update(theta, g, prev, t)
-                params[name][pname] = new.astype(self.dtype, copy=False)
+            theta = params[name][pname]
+            prev = lstate.get(pname)
+            if prev is None:
+                prev = opt.init_state(theta)
+            new, lstate[pname] = opt.update(theta, grads[name][pname], prev, t)
+            params[name][pname] = new.astype(self.dtype, copy=False)
         return loss, fwd.out
 
     def predict(self, x: Array, batch_size: int = 1024) -> Array:
@@ -195,6 +219,9 @@ def fit(
     n = x.shape[0]
     rng = np.random.default_rng(seed)
     mean = trainer.spec.loss.reduction == "mean"
+    kind = trainer.accuracy
+    # each sample's class, once for all epochs, rather than an arg-max of its target per batch
+    classes = y.reshape(n, -1).argmax(axis=1) if kind == "argmax" else None
     results: list[EpochResult] = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
@@ -202,7 +229,8 @@ def fit(
         total, correct = 0.0, 0
         for b, i in enumerate(range(0, n, batch_size)):
             if order is None:
-                xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+                idx = slice(i, i + batch_size)
+                xb, yb = x[idx], y[idx]
             else:
                 idx = order[i : i + batch_size]
                 xb, yb = x[idx], y[idx]
@@ -215,7 +243,11 @@ def fit(
                     value="loss",
                 )
             total += loss * xb.shape[0] if mean else loss
-            correct += count_correct(trainer.accuracy, out, yb)
+            if classes is not None:  # count_correct's arg-max rule
+                hits = out.reshape(out.shape[0], -1).argmax(axis=1) == classes[idx]
+                correct += int(np.count_nonzero(hits))
+            else:
+                correct += count_correct(kind, out, yb)
             if on_batch is not None:
                 on_batch(epoch, b, loss)
         test_loss = test_acc = None

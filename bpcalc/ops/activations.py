@@ -43,6 +43,19 @@ def log_softmax(z: Array) -> Array:
     return shifted
 
 
+def softmax_and_log(z: Array) -> tuple[Array, Array]:
+    """(softmax(z), log_softmax(z)) from one shifted exponential, for training with softmax
+    and cross-entropy. The same operations on the same numbers as the two functions above,
+    so the same bits; only the shift, e^(z − max) and its sum are not computed twice. z: (N, K).
+    """
+    shifted = z - np.maximum.reduce(z, axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    total = np.add.reduce(e, axis=-1, keepdims=True)
+    shifted -= np.log(total)
+    e /= total
+    return e, shifted
+
+
 def log_sigmoid(z: Array) -> Array:
     """log σ(z) = −softplus(−z), stable for z = ±1000."""
     return -np.logaddexp(0.0, -z)
