@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,11 +19,6 @@ from bpcalc import optim as optim_mod
 from bpcalc import regularization as reg_mod
 from bpcalc.errors import Location, NumericError
 from bpcalc.ops import activations as act_ops
-from bpcalc.ops.batchnorm import BatchNorm
-from bpcalc.ops.conv2d import Conv2d
-from bpcalc.ops.dense import Dense
-from bpcalc.ops.dropout import Dropout
-from bpcalc.ops.pool import AvgPool2d, Flatten, MaxPool2d
 from bpcalc.spec.schema import (
     ActivationLayerSpec,
     ActivationSpec,
@@ -38,7 +33,9 @@ from bpcalc.spec.schema import (
     RegSpec,
 )
 from bpcalc.trace import Record, StepTrace, Trace, element_name
-from bpcalc.variant import Variant
+
+if TYPE_CHECKING:  # only the checker builds a Variant: `bpcalc step` need not import it
+    from bpcalc.variant import Variant
 
 Array = np.ndarray
 Params = dict[str, dict[str, Array]]  # layer name -> parameter name -> array (internal shape)
@@ -88,21 +85,35 @@ class Layer:
 
 
 def build_layer(spec: LayerSpec) -> Layer:
+    # Each op module is imported when a layer of its kind is built: a start-up cost (module
+    # and dataclass creation, ~1 ms each) only the networks that use it pay (issue 7).
     if isinstance(spec, DenseSpec):
+        from bpcalc.ops.dense import Dense
+
         return Layer(spec, Dense(spec.layout, spec.bias_shared), spec.activation)
     if isinstance(spec, Conv2dSpec):
+        from bpcalc.ops.conv2d import Conv2d
+
         return Layer(spec, Conv2d(spec.stride, spec.padding, spec.flip), spec.activation)
     if isinstance(spec, PoolSpec):
+        from bpcalc.ops.pool import AvgPool2d, MaxPool2d
+
         op = MaxPool2d if spec.kind == "max" else AvgPool2d
         return Layer(spec, op(spec.size, spec.stride), None)
     if isinstance(spec, FlattenSpec):
+        from bpcalc.ops.pool import Flatten
+
         return Layer(spec, Flatten(), None)
     if isinstance(spec, ActivationLayerSpec):
         return Layer(spec, None, spec.activation)
     if isinstance(spec, DropoutSpec):
+        from bpcalc.ops.dropout import Dropout
+
         seed = 0 if spec.seed is None else spec.seed
         return Layer(spec, Dropout(spec.p, spec.in_shape, spec.mask, seed), None)
     if isinstance(spec, BatchNormSpec):
+        from bpcalc.ops.batchnorm import BatchNorm
+
         return Layer(spec, BatchNorm(spec.eps, spec.momentum), spec.activation)
     raise AssertionError(f"no op for {type(spec).__name__}")
 

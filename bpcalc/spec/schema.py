@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from bpcalc import batching
-from bpcalc import data as _data
 from bpcalc.errors import Location, SpecError
 from bpcalc.spec import initializers as _init
 from bpcalc.spec import values as V
@@ -256,6 +255,12 @@ def _default_title(file: str) -> str:
     return file.rsplit("/", 1)[-1].rsplit(".", 1)[0]
 
 
+def _is_data_reference(value: Any) -> bool:
+    """bpcalc.data.is_reference, without importing bpcalc.data (its readers and dataclass
+    cost start-up time) for the networks that write their numbers inline (issue 7)."""
+    return isinstance(value, dict) and "file" in value
+
+
 def _parse_inputs(root: Src) -> tuple[np.ndarray, bool, Src]:
     data = root.value
     if "input" in data and "inputs" in data:
@@ -264,13 +269,17 @@ def _parse_inputs(root: Src) -> tuple[np.ndarray, bool, Src]:
         )
     if "input" in data:
         src = root.child("input")
-        if _data.is_reference(src.value):
+        if _is_data_reference(src.value):
+            from bpcalc import data as _data
+
             return _data.load(src, "input", batched=False).values, False, src
         x = V.array(src, "input")
         return x[None, ...], False, src
     if "inputs" in data:
         src = root.child("inputs")
-        if _data.is_reference(src.value):
+        if _is_data_reference(src.value):
+            from bpcalc import data as _data
+
             return _data.load(src, "inputs").values, True, src
         if not isinstance(src.value, list):
             raise src.error(f"inputs should be a list of samples, found {V.type_name(src.value)}")
@@ -308,7 +317,7 @@ def _shape_input(
         per = "each sample" if batched else "input"
         raise src.error(
             f"{per} of a network that starts with dense should be a vector (a flat list); found shape {V._fmt(sample)}: add a flatten layer first"
-            + (" (or flatten: true in the data reference)" if _data.is_reference(src.value) else "")
+            + (" (or flatten: true in the data reference)" if _is_data_reference(src.value) else "")
         )
     return x, sample, False
 
@@ -720,7 +729,9 @@ def _parse_targets(
     if key not in data:
         raise root.error(f"the network is missing its {key}:")
     src = root.child(key)
-    if _data.is_reference(src.value):
+    if _is_data_reference(src.value):
+        from bpcalc import data as _data
+
         return _data.targets_from_file(src, key, loss.kind, last.out_shape, last.name, n, batched)
     out_shape = last.out_shape
     k = _vector_len(out_shape)

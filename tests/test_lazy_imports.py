@@ -1,0 +1,78 @@
+"""Start-up (issue 7): each command imports only what it uses. No timings here: these tests
+check which modules a run leaves in sys.modules, in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+# Modules `bpcalc step` on a conv-only network with inline numbers never needs: the checker,
+# the explanations, training, data files, the other ops, the other output formats.
+NOT_FOR_STEP = (
+    "bpcalc.check",
+    "bpcalc.explain",
+    "bpcalc.training",
+    "bpcalc.train_cmd",
+    "bpcalc.data",
+    "bpcalc.variant",
+    "bpcalc.optim_stateful",
+    "bpcalc.ops.dense",
+    "bpcalc.ops.pool",
+    "bpcalc.ops.dropout",
+    "bpcalc.ops.batchnorm",
+    "bpcalc.render.json_doc",
+    "bpcalc.render.markdown",
+    "bpcalc.render.latex",
+)
+
+_PROBE = """
+import contextlib, io, json, sys
+from bpcalc.cli import run
+with contextlib.redirect_stdout(io.StringIO()):
+    code = run(sys.argv[1:])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def _modules_after(*argv: str) -> set[str]:
+    """The modules imported by one in-process run of `bpcalc argv...` in a fresh Python."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["code"] == 0, proc.stderr
+    return set(out["modules"])
+
+
+def _loaded(modules: set[str], package: str) -> list[str]:
+    return sorted(m for m in modules if m == package or m.startswith(package + "."))
+
+
+def test_step_on_example1_imports_only_the_modules_it_uses() -> None:
+    modules = _modules_after("step", "examples/example1.yaml")
+    assert "bpcalc.ops.conv2d" in modules  # the probe sees what the run imported
+    assert "rich.table" in modules
+    for package in NOT_FOR_STEP:
+        assert _loaded(modules, package) == [], package
+
+
+def test_step_imports_each_op_when_a_layer_of_its_kind_is_built() -> None:
+    # example2 is conv -> relu -> flatten -> dense: dense and flatten (in ops.pool) are
+    # imported, dropout and batchnorm are not
+    modules = _modules_after("step", "examples/example2.yaml", "--json")
+    assert "bpcalc.ops.dense" in modules
+    assert "bpcalc.ops.pool" in modules
+    assert "bpcalc.ops.dropout" not in modules
+    assert "bpcalc.ops.batchnorm" not in modules
+    assert "rich.table" not in modules  # JSON output does not need rich's tables
+
+
+@pytest.mark.parametrize("option", ["--help", "--version"])
+def test_help_and_version_import_neither_numpy_nor_rich_nor_the_engine(option: str) -> None:
+    modules = _modules_after(option)
+    for package in ("numpy", "rich.console", "yaml", "bpcalc.engine", "bpcalc.spec"):
+        assert _loaded(modules, package) == [], package
