@@ -496,7 +496,7 @@ def new(
     if output is None:
         sys.stdout.write(text)
         return
-    from bpcalc.files import write_text_atomic
+    from bpcalc.fileio import write_text_atomic
 
     write_text_atomic(output, text, force=force, option="-o")
     print(f"bpcalc: wrote {output}", file=sys.stderr)

@@ -33,7 +33,7 @@ def run_train(
     from bpcalc.spec.train_section import TrainSpec, load_dataset_file
 
     if save is not None:  # refuse before training, not after minutes of it
-        from bpcalc.files import check_target
+        from bpcalc.fileio import check_target
 
         check_target(save, force=force, protect=[network], option="--save")
     spec = load_network(network)
@@ -112,7 +112,7 @@ def run_train(
     if not json_out:
         _render(results, about, f"{epochs} epochs in {total:.2f} s")
     if save is not None:
-        from bpcalc.files import write_text_atomic
+        from bpcalc.fileio import write_text_atomic
         from bpcalc.spec.write import network_yaml
 
         last = results[-1]
