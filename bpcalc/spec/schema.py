@@ -361,6 +361,29 @@ def _parse_layers(src: Src, input_shape: tuple[int, ...], squeezed: bool) -> lis
     return out
 
 
+def _frame(
+    lsrc: Src,
+    name: str,
+    ltype: str,
+    shape: tuple[int, ...],
+    sq: bool,
+    out_shape: tuple[int, ...] | None = None,
+    squeezed_out: bool | None = None,
+) -> dict[str, Any]:
+    """The fields every LayerSpec has: where it stands, what goes in and comes out. By default
+    the output has the input's shape, and an image shown without its channel axis stays so."""
+    out = shape if out_shape is None else out_shape
+    return {
+        "name": name,
+        "type": ltype,
+        "where": lsrc.loc,
+        "in_shape": shape,
+        "out_shape": out,
+        "squeezed_in": sq,
+        "squeezed_out": sq if squeezed_out is None else squeezed_out,
+    }
+
+
 def _common(lsrc: Src, extra: tuple[str, ...]) -> None:
     if lsrc.value.get("type") in PARAMETRIC:  # a layer's own penalty, read by _parse_regularization
         extra = (*extra, "regularization")
@@ -491,11 +514,7 @@ def _parse_dense(
     if weights_shown == () and n_out != 1:
         weights_shown = w.shape
     return DenseSpec(
-        name=name,
-        type=ltype,
-        where=lsrc.loc,
-        in_shape=shape,
-        out_shape=(n_out,),
+        **_frame(lsrc, name, ltype, shape, sq, (n_out,)),
         weights=w,
         bias=b,
         layout=layout,
@@ -564,13 +583,7 @@ def _parse_conv(
     flip = V.boolean(lsrc.child("flip"), "flip") if "flip" in lsrc.value else False
     ho, wo = conv_out(h, kh, stride[0], padding[0]), conv_out(w, kw, stride[1], padding[1])
     return Conv2dSpec(
-        name=name,
-        type=ltype,
-        where=lsrc.loc,
-        in_shape=shape,
-        out_shape=(o, ho, wo),
-        squeezed_in=sq,
-        squeezed_out=kernel_2d,
+        **_frame(lsrc, name, ltype, shape, sq, (o, ho, wo), squeezed_out=kernel_2d),
         kernel=k,
         bias=b,
         kernel_2d=kernel_2d,
@@ -611,13 +624,14 @@ def _parse_pool(
                 f"({(n - k) % s} left over); choose a size and stride that cover it exactly"
             )
     return PoolSpec(
-        name=name,
-        type=ltype,
-        where=lsrc.loc,
-        in_shape=shape,
-        out_shape=(c, conv_out(h, size[0], stride[0], 0), conv_out(w, size[1], stride[1], 0)),
-        squeezed_in=sq,
-        squeezed_out=sq,
+        **_frame(
+            lsrc,
+            name,
+            ltype,
+            shape,
+            sq,
+            (c, conv_out(h, size[0], stride[0], 0), conv_out(w, size[1], stride[1], 0)),
+        ),
         size=size,
         stride=stride,
     )
@@ -628,12 +642,7 @@ def _parse_flatten(
 ) -> FlattenSpec:
     _common(lsrc, ())
     return FlattenSpec(
-        name=name,
-        type=ltype,
-        where=lsrc.loc,
-        in_shape=shape,
-        out_shape=(_vector_len(shape),),
-        squeezed_in=sq,
+        **_frame(lsrc, name, ltype, shape, sq, (_vector_len(shape),), squeezed_out=False),
     )
 
 
@@ -647,13 +656,7 @@ def _parse_activation_layer(
             f"softmax layer {name!r} needs a vector input, but {prev} gives shape {V._fmt(shape)}"
         )
     return ActivationLayerSpec(
-        name=name,
-        type=ltype,
-        where=lsrc.loc,
-        in_shape=shape,
-        out_shape=shape,
-        squeezed_in=sq,
-        squeezed_out=sq,
+        **_frame(lsrc, name, ltype, shape, sq),
         activation=ActivationSpec(ltype, slope),
     )
 
@@ -874,13 +877,7 @@ def _parse_dropout(
         mask_where = msrc.loc
     seed = int(V.positive_int(lsrc.child("seed"), "seed", minimum=0)) if "seed" in v else None
     return DropoutSpec(
-        name=name,
-        type=ltype,
-        where=lsrc.loc,
-        in_shape=shape,
-        out_shape=shape,
-        squeezed_in=sq,
-        squeezed_out=sq,
+        **_frame(lsrc, name, ltype, shape, sq),
         p=p,
         mask=mask,
         mask_where=mask_where,
@@ -941,13 +938,7 @@ def _parse_batchnorm(
                 f"average and should be between 0 and 1 (PyTorch's default is 0.1), found {momentum:g}"
             )
     return BatchNormSpec(
-        name=name,
-        type=ltype,
-        where=lsrc.loc,
-        in_shape=shape,
-        out_shape=shape,
-        squeezed_in=sq,
-        squeezed_out=sq,
+        **_frame(lsrc, name, ltype, shape, sq),
         gamma=vec("gamma", 1.0),
         beta=vec("beta", 0.0),
         running_mean=vec("running_mean", 0.0),
