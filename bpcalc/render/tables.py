@@ -9,13 +9,9 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from bpcalc import notation
 from bpcalc.render.numbers import fmt, grid
+from bpcalc.render.writeup import loss_change, shape_text, update_rows
 from bpcalc.trace import STAGE_TITLES, Record, StepTrace, Trace
-
-
-def _shape(r: Record) -> str:
-    return "scalar" if not r.shape else " x ".join(str(s) for s in r.shape)
 
 
 def render(
@@ -114,27 +110,23 @@ def step_tables(
         t.add_column("value", justify="right", no_wrap=True)
         t.add_column("formula", style="dim")
         for r in rows:
-            t.add_row(r.name, _shape(r), _value(r, decimals, full, st.samples), r.formula)
+            t.add_row(r.name, shape_text(r), _value(r, decimals, full, st.samples), r.formula)
         tables.append(t)
-    update = [r for r in st.stage("update") if r.name.startswith("new.") and keep(r)]
-    if update:
+    updates = update_rows(st, keep)
+    if updates:
         t = Table(title="Update", title_justify="left", show_lines=True)
         t.add_column("parameter", style="cyan", no_wrap=True)
         t.add_column("old", justify="right", no_wrap=True)
         t.add_column("gradient", justify="right", no_wrap=True)
         t.add_column("new", justify="right", no_wrap=True)
         t.add_column("rule", style="dim")
-        olds = _old_params(st)
-        for r in update:
-            pname = r.name[len("new.") :]
-            old = olds.get(pname)
-            g = st.records.get(f"grad.{pname}")
+        for u in updates:
             t.add_row(
-                pname,
-                grid(old, decimals, full) if old is not None else "",
-                grid(g.value, decimals, full) if g is not None else "",
-                grid(r.value, decimals, full),
-                r.formula,
+                u.param,
+                grid(u.old, decimals, full) if u.old is not None else "",
+                grid(u.grad, decimals, full) if u.grad is not None else "",
+                grid(u.new, decimals, full),
+                u.rule,
             )
         tables.append(t)
         states = [r for r in st.stage("update") if r.name.startswith("state.") and keep(r)]
@@ -147,19 +139,11 @@ def step_tables(
                 t.add_row(r.name, _value(r, decimals, full), r.formula)
             tables.append(t)
     if "loss_after" in st and keep(st.records["loss_after"]):
-        before, after = float(st["loss"]), float(st["loss_after"])
+        before, after, change, verdict = loss_change(st)
         t = Table(title=STAGE_TITLES["after"], title_justify="left")
         t.add_column("loss before", justify="right")
         t.add_column("loss after", justify="right")
         t.add_column("change", justify="right")
-        change = after - before
-        verdict = (
-            "the step helped"
-            if change < 0
-            else "the step did not help"
-            if change > 0
-            else "no change"
-        )
         t.add_row(
             fmt(before, decimals),
             fmt(after, decimals),
@@ -188,16 +172,3 @@ def _value(r: Record, decimals: int, full: bool, samples: list[int] | None = Non
             lines.append(f"… {n - shown} more samples (--full shows them all)")
         return "\n".join(lines)
     return grid(r.value, decimals, full)
-
-
-def _old_params(st: StepTrace) -> dict[str, object]:
-    """The parameters this step started from, recorded in the forward stage as <layer>.<param>."""
-    return {
-        r.name[len("new.") :]: st[r.name[len("new.") :]]
-        for r in st.stage("update")
-        if r.name.startswith("new.") and r.name[len("new.") :] in st
-    }
-
-
-def symbol_of(name: str) -> str:
-    return notation.symbol(name)
