@@ -53,7 +53,8 @@ class DataFileError(Exception):
 
 @dataclass(frozen=True)
 class Loaded:
-    """values: float64 (N, ...) with the batch axis first; classes: (N,) ints when one_hot made them."""
+    """values: (N, ...) with the batch axis first, in the dtype asked for (float64 unless told);
+    classes: (N,) ints when one_hot made them."""
 
     values: np.ndarray
     classes: np.ndarray | None = None
@@ -93,8 +94,13 @@ def detect_format(path: Path) -> str | None:
     return None
 
 
-def load(src: Src, what: str, *, batched: bool = True) -> Loaded:
-    """Read the data reference at `src`. batched=False: the file is one sample (`input:`)."""
+def load(src: Src, what: str, *, batched: bool = True, dtype: Any = np.float64) -> Loaded:
+    """Read the data reference at `src`. batched=False: the file is one sample (`input:`).
+
+    dtype: what the values become, scaling and normalizing included. float64 for `bpcalc step`
+    (exact homework numbers); `bpcalc train` reads straight into its training dtype, so a
+    60000 x 784 MNIST file makes one 188 MB float32 array, not a 376 MB float64 one and then
+    a float32 copy."""
     V.check_keys(src, DATA_KEYS, ("file",), f"the data reference of {what}")
     opts = src.value
     path = resolve(src)
@@ -158,13 +164,20 @@ def load(src: Src, what: str, *, batched: bool = True) -> Loaded:
     classes = None
     if "one_hot" in opts:
         arr, classes = _one_hot(src.child("one_hot"), arr)
-    values = arr.astype(np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise fsrc.error(
-            f"{path.name}: element {list(idx)} is {values[idx]}; expected finite numbers"
-        )
+    with np.errstate(over="ignore"):  # a value too large for the dtype: reported just below
+        values = arr.astype(dtype)
+    if arr.dtype.kind == "f":  # whole numbers are always finite (float32 reaches 3.4e38)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            if np.isfinite(arr[idx]):  # only narrower than the file: bpcalc train's float32
+                raise fsrc.error(
+                    f"{path.name}: element {list(idx)} is {arr[idx]}, too large for "
+                    f"{np.dtype(dtype).name}; scale the data, or train with --dtype float64"
+                )
+            raise fsrc.error(
+                f"{path.name}: element {list(idx)} is {arr[idx]}; expected finite numbers"
+            )
     if "scale" in opts:
         values /= V.positive_number(src.child("scale"), "scale")
     if "normalize" in opts:
@@ -427,12 +440,13 @@ def targets_from_file(
     out_name: str,
     n: int,
     batched: bool,
+    dtype: Any = np.float64,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Targets (N, *out_shape) and the class indices (N,) when they are labels.
+    """Targets (N, *out_shape) of `dtype` and the class indices (N,) when they are labels.
 
     A 1-D file of whole numbers for a cross_entropy network with K > 1 outputs is read as class
     indices (as `target: 3` inline); `one_hot: K` says so explicitly."""
-    loaded = load(src, key, batched=batched)
+    loaded = load(src, key, batched=batched, dtype=dtype)
     y, classes = loaded.values, loaded.classes
     k = math.prod(out_shape)
     if y.shape[0] != n:
@@ -453,7 +467,7 @@ def targets_from_file(
                 f"class index {labels[i]} of sample {i} does not fit the output, which has {k} "
                 f"classes (0 to {k - 1})"
             )
-        return np.eye(k)[labels].reshape(n, *out_shape), labels
+        return np.eye(k, dtype=dtype)[labels].reshape(n, *out_shape), labels
     if flat.shape[1] != k:
         raise src.error(
             f"each target in the file has {flat.shape[1]} value{'s' if flat.shape[1] != 1 else ''} "

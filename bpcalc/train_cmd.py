@@ -36,7 +36,8 @@ def run_train(
         from bpcalc.fileio import check_target
 
         check_target(save, force=force, protect=[network], option="--save")
-    spec = load_network(network)
+    # file data straight into the training dtype: one array per data set, no float64 copy
+    spec = load_network(network, data_dtype=np.dtype(dtype))
     section: TrainSpec = spec.train or TrainSpec()
     epochs = epochs or section.epochs
     if epochs is None:
@@ -54,7 +55,7 @@ def run_train(
         raise UsageError("--lr should be greater than 0")
     test_set = section.test
     if test is not None:
-        test_set = load_dataset_file(test, list(spec.layers), spec.loss)
+        test_set = load_dataset_file(test, list(spec.layers), spec.loss, np.dtype(dtype))
 
     trainer = training.Trainer(spec, np.dtype(dtype), lr=lr)
     rate = lr if lr is not None else spec.optimizer.lr

@@ -338,3 +338,34 @@ learning_rate: 0.1
     assert engine.run(spec).steps[0]["conv2d1.z"].tolist() == [[5.0]]
     with pytest.raises(SpecError, match="limit: applies to a list of samples"):
         load_network(str(write(tmp_path, text.replace("img.npy}", "img.npy, limit: 1}"))))
+
+
+# --- the dtype data is read into --------------------------------------------------------------
+
+
+def test_train_reads_file_data_straight_into_its_dtype_with_the_same_numbers(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 4), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x=pixels, y=np.array([0, 1, 2, 1, 0], dtype=np.uint8))
+    p = write(
+        tmp_path,
+        "inputs: {file: d.npz, key: x, scale: 255, normalize: {mean: 0.5, std: 0.25}}\n"
+        "targets: {file: d.npz, key: y}\n" + MLP_TAIL,
+    )
+    exact = load_network(str(p))
+    single = load_network(str(p), data_dtype=np.float32)
+    assert exact.inputs.dtype == np.float64 and exact.targets.dtype == np.float64
+    assert single.inputs.dtype == np.float32 and single.targets.dtype == np.float32
+    # the same arithmetic in float32: within a rounding of the float64 numbers
+    np.testing.assert_allclose(single.inputs, exact.inputs, rtol=2e-7, atol=2e-7)
+    np.testing.assert_array_equal(single.targets, exact.targets)
+    assert single.target_classes.tolist() == [0, 1, 2, 1, 0]
+
+
+def test_a_file_value_too_large_for_float32_is_an_error_at_the_file_key(tmp_path):
+    np.save(tmp_path / "x.npy", np.array([[1.0, 2.0], [3.0, 1e300]]))
+    p = write(tmp_path, "inputs: {file: x.npy}\ntargets: [0, 1]\n" + MLP_TAIL)
+    assert load_network(str(p)).inputs[1, 1] == 1e300  # float64, as bpcalc step reads it
+    with pytest.raises(SpecError) as e:
+        load_network(str(p), data_dtype=np.float32)
+    assert e.value.where is not None and e.value.where.line == 1
+    assert "element [1, 1] is 1e+300, too large for float32" in e.value.message

@@ -463,3 +463,28 @@ def test_ctrl_c_shows_the_finished_epochs_and_exits_130(tmp_path, capsys, monkey
     out, err = capsys.readouterr()
     assert code == 130, err
     assert "interrupted after 2 of 10 epochs" in out  # 2 steps per epoch: epochs 1 and 2 finished
+
+
+def test_train_keeps_one_copy_of_file_data_in_its_dtype_not_a_float64_one(tmp_path, capsys):
+    n = 20_000  # 20000 x 100 pixels: 2 MB as uint8, 8 MB as float32, 16 MB as float64
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "d.npz",
+        x=rng.integers(0, 256, (n, 100), dtype=np.uint8),
+        y=rng.integers(0, 3, n),
+    )
+    text = (
+        "inputs: {file: d.npz, key: x, scale: 255}\ntargets: {file: d.npz, key: y}\n"
+        "layers:\n  - {name: out, type: dense, units: 3, init: {type: normal, std: 0.1, seed: 5},"
+        " activation: softmax}\nloss: cross_entropy\nlearning_rate: 0.1\n"
+    )
+    net = write(tmp_path, text)
+    tracemalloc.start()
+    try:
+        code = run(["train", str(net), "-e", "1", "-b", "500", "--json"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 0, capsys.readouterr().err
+    # the uint8 file and one float32 array (10 MB), never the float64 one (16 MB) on top
+    assert peak < 14 * 2**20, f"peak {peak / 2**20:.1f} MiB"

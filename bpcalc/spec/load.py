@@ -11,7 +11,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -83,10 +83,24 @@ class Src:
         return SpecError(message, self.key_loc if at_key else self.loc)
 
 
+def _read_limited(fh: BinaryIO) -> bytes:
+    """At most MAX_BYTES + 1 bytes, a chunk at a time: one read(MAX_BYTES + 1) would allocate
+    32 MiB for every file, however small."""
+    chunks: list[bytes] = []
+    total = 0
+    while total <= MAX_BYTES:
+        chunk = fh.read(min(1 << 20, MAX_BYTES + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
 def read_source(path: str) -> tuple[str, str]:
     """Read a file (or standard input for "-") as UTF-8 text; returns (display name, text)."""
     if path == "-":
-        raw = sys.stdin.buffer.read(MAX_BYTES + 1)
+        raw = _read_limited(sys.stdin.buffer)
         name = "<stdin>"
     else:
         p = Path(path)
@@ -98,7 +112,7 @@ def read_source(path: str) -> tuple[str, str]:
             if p.is_dir():
                 raise SpecError("this is a directory; expected a YAML file", where)
             with p.open("rb") as fh:
-                raw = fh.read(MAX_BYTES + 1)
+                raw = _read_limited(fh)
         except (OSError, ValueError) as exc:  # name too long, embedded NUL, permissions, I/O
             reason = getattr(exc, "strerror", None) or str(exc)
             raise SpecError(f"cannot read the file: {reason}", where) from None

@@ -201,19 +201,22 @@ TOP_KEYS = (
 )
 
 
-def load_network(path: str) -> NetworkSpec:
+def load_network(path: str, *, data_dtype: Any = np.float64) -> NetworkSpec:
     """Read and validate a network YAML file (or "-" for standard input)."""
     doc = load_yaml_file(path)
-    return parse_network(doc)
+    return parse_network(doc, data_dtype=data_dtype)
 
 
-def parse_network(doc: SourceDoc) -> NetworkSpec:
+def parse_network(doc: SourceDoc, *, data_dtype: Any = np.float64) -> NetworkSpec:
+    """The network's typed, checked spec. data_dtype: what data read from files becomes
+    (bpcalc.data.load): float64 for `bpcalc step`, the training dtype for `bpcalc train`;
+    numbers written in the YAML are float64 either way."""
     root = doc.root()
     V.check_keys(root, TOP_KEYS, ("layers", "loss"), "the network")
     data = root.value
     name = V.text(root.child("name"), "name") if "name" in data else _default_title(doc.file)
 
-    inputs, batched, in_src = _parse_inputs(root)
+    inputs, batched, in_src = _parse_inputs(root, data_dtype)
     layers_src = root.child("layers")
     if not isinstance(layers_src.value, list) or not layers_src.value:
         raise layers_src.error(
@@ -226,13 +229,13 @@ def parse_network(doc: SourceDoc) -> NetworkSpec:
 
     loss = _parse_loss(root.child("loss"), layers[-1])
     optimizer = _parse_optimizer(root)
-    targets, classes = _parse_targets(root, loss, layers[-1], inputs.shape[0], batched)
+    targets, classes = _parse_targets(root, loss, layers[-1], inputs.shape[0], batched, data_dtype)
     batching_spec = _parse_batching(root, inputs.shape[0])
     check_batchnorm_batches(layers, batching_spec, inputs.shape[0])
     _check_dropout_masks(layers, inputs.shape[0])
     layers = _with_dropout_seeds(layers, batching_spec.seed)
     regularization = _parse_regularization(root, layers_src, layers)
-    train = _parse_train_section(root, layers, loss) if "train" in data else None
+    train = _parse_train_section(root, layers, loss, data_dtype) if "train" in data else None
     return NetworkSpec(
         name=name,
         file=doc.file,
@@ -261,7 +264,7 @@ def _is_data_reference(value: Any) -> bool:
     return isinstance(value, dict) and "file" in value
 
 
-def _parse_inputs(root: Src) -> tuple[np.ndarray, bool, Src]:
+def _parse_inputs(root: Src, data_dtype: Any = np.float64) -> tuple[np.ndarray, bool, Src]:
     data = root.value
     if "input" in data and "inputs" in data:
         raise root.child("inputs").error(
@@ -272,7 +275,7 @@ def _parse_inputs(root: Src) -> tuple[np.ndarray, bool, Src]:
         if _is_data_reference(src.value):
             from bpcalc import data as _data
 
-            return _data.load(src, "input", batched=False).values, False, src
+            return _data.load(src, "input", batched=False, dtype=data_dtype).values, False, src
         x = V.array(src, "input")
         return x[None, ...], False, src
     if "inputs" in data:
@@ -280,7 +283,7 @@ def _parse_inputs(root: Src) -> tuple[np.ndarray, bool, Src]:
         if _is_data_reference(src.value):
             from bpcalc import data as _data
 
-            return _data.load(src, "inputs").values, True, src
+            return _data.load(src, "inputs", dtype=data_dtype).values, True, src
         if not isinstance(src.value, list):
             raise src.error(f"inputs should be a list of samples, found {V.type_name(src.value)}")
         x = V.array(src, "inputs")
@@ -719,7 +722,7 @@ def _parse_optimizer(root: Src) -> OptimizerSpec:
 
 
 def _parse_targets(
-    root: Src, loss: LossSpec, last: LayerSpec, n: int, batched: bool
+    root: Src, loss: LossSpec, last: LayerSpec, n: int, batched: bool, data_dtype: Any = np.float64
 ) -> tuple[np.ndarray, np.ndarray | None]:
     data = root.value
     key = "targets" if batched else "target"
@@ -735,7 +738,9 @@ def _parse_targets(
     if _is_data_reference(src.value):
         from bpcalc import data as _data
 
-        return _data.targets_from_file(src, key, loss.kind, last.out_shape, last.name, n, batched)
+        return _data.targets_from_file(
+            src, key, loss.kind, last.out_shape, last.name, n, batched, data_dtype
+        )
     out_shape = last.out_shape
     k = _vector_len(out_shape)
     if batched:
@@ -1119,7 +1124,9 @@ def with_batching(spec: NetworkSpec, mode: str | None, batch_size: int | None) -
     return replace(spec, batching=new)
 
 
-def _parse_train_section(root: Src, layers: list[LayerSpec], loss: LossSpec) -> Any:
+def _parse_train_section(
+    root: Src, layers: list[LayerSpec], loss: LossSpec, data_dtype: Any
+) -> Any:
     from bpcalc.spec.train_section import parse_train
 
-    return parse_train(root.child("train"), layers, loss)
+    return parse_train(root.child("train"), layers, loss, data_dtype)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class TrainSpec:
     test: DataSet | None = None
 
 
-def parse_train(src: Src, layers: list, loss: object) -> TrainSpec:
+def parse_train(src: Src, layers: list, loss: object, data_dtype: Any = np.float64) -> TrainSpec:
     V.check_keys(src, TRAIN_KEYS, (), "the train section")
     v = src.value
     epochs = V.positive_int(src.child("epochs"), "epochs") if "epochs" in v else None
@@ -55,16 +56,23 @@ def parse_train(src: Src, layers: list, loss: object) -> TrainSpec:
         seed = int(V.number(src.child("seed"), "seed", integer=True))
         if seed < 0:
             raise src.child("seed").error(f"seed should be 0 or more, found {seed}")
-    test = parse_dataset(src.child("test"), layers, loss, "the test data") if "test" in v else None
+    test = (
+        parse_dataset(src.child("test"), layers, loss, "the test data", data_dtype)
+        if "test" in v
+        else None
+    )
     return TrainSpec(epochs, batch, shuffle, seed, test)
 
 
-def parse_dataset(src: Src, layers: list, loss: object, what: str) -> DataSet:
-    """`{inputs: ..., targets: ...}` (inline lists or file references) checked against the network."""
+def parse_dataset(
+    src: Src, layers: list, loss: object, what: str, data_dtype: Any = np.float64
+) -> DataSet:
+    """`{inputs: ..., targets: ...}` (inline lists or file references) checked against the network;
+    data from files becomes data_dtype (see schema.parse_network)."""
     from bpcalc.spec import schema
 
     V.check_keys(src, ("inputs", "targets"), ("inputs", "targets"), what)
-    x, _, in_src = schema._parse_inputs(src)
+    x, _, in_src = schema._parse_inputs(src, data_dtype)
     first = layers[0]
     x, shape, _ = schema._shape_input(x, first.type, in_src, True)
     if tuple(shape) != tuple(first.in_shape):
@@ -72,11 +80,13 @@ def parse_dataset(src: Src, layers: list, loss: object, what: str) -> DataSet:
             f"each sample of {what} has shape {V._fmt(tuple(shape))} but the network's input has "
             f"shape {V._fmt(tuple(first.in_shape))}"
         )
-    y, classes = schema._parse_targets(src, loss, layers[-1], x.shape[0], True)  # type: ignore[arg-type]
+    y, classes = schema._parse_targets(src, loss, layers[-1], x.shape[0], True, data_dtype)  # type: ignore[arg-type]
     return DataSet(x, y, classes, src.loc)
 
 
-def load_dataset_file(path: str, layers: list, loss: object) -> DataSet:
+def load_dataset_file(
+    path: str, layers: list, loss: object, data_dtype: Any = np.float64
+) -> DataSet:
     """`bpcalc train --test FILE`: a YAML file with `inputs:` and `targets:` (paths relative to
     it), or an .npz with arrays `inputs` and `targets` (or `x` and `y`) used as they are."""
     from bpcalc.errors import SpecError
@@ -108,8 +118,8 @@ def load_dataset_file(path: str, layers: list, loss: object) -> DataSet:
         ref = f"{{inputs: {{file: {p.name}, key: {pair[0]}}}, targets: {{file: {p.name}, key: {pair[1]}}}}}"
         doc = load_yaml_text(ref, str(p.parent / "(--test)"))
         try:
-            return parse_dataset(doc.root(), layers, loss, f"the test data in {path}")
+            return parse_dataset(doc.root(), layers, loss, f"the test data in {path}", data_dtype)
         except SpecError as exc:
             raise SpecError(exc.message, where) from None
     doc = load_yaml_file(path)
-    return parse_dataset(doc.root(), layers, loss, f"the test data in {path}")
+    return parse_dataset(doc.root(), layers, loss, f"the test data in {path}", data_dtype)
