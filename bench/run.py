@@ -165,6 +165,19 @@ def startup(rounds: int, tmp: Path) -> list[Row]:
             else ""
         )
         rows.append(Row(label, measured, ratio, target, ok, note))
+    # bpcalc's own share: everything a step does beyond drawing its tables with rich
+    ratio = statistics.median(t / r for t, r in zip(times["step"], times["rich"], strict=True))
+    rows.insert(
+        2,
+        Row(
+            "start-up reference: bpcalc step vs rich alone",
+            f"{_ms(times['step'])} vs {_ms(times['rich'])}",
+            ratio,
+            REFERENCE,
+            None,
+            "what bpcalc adds to the tables: its imports, reading the YAML, the maths",
+        ),
+    )
     return rows
 
 
