@@ -117,6 +117,7 @@ def startup(rounds: int, tmp: Path) -> list[Row]:
     cmds = {
         "floor": [sys.executable, "-c", "import numpy, rich, typer, yaml"],
         "step": [*bp, "step", "examples/example1.yaml"],
+        "json": [*bp, "step", "examples/example1.yaml", "--json"],
         "rich": [
             sys.executable,
             str(Path(__file__).with_name("rich_tables.py")),
@@ -152,18 +153,19 @@ def startup(rounds: int, tmp: Path) -> list[Row]:
     for k, label, target in (
         ("step", "start-up: bpcalc step examples/example1.yaml", "<= 1.25"),
         ("rich", "start-up reference: rich alone drawing the same tables", REFERENCE),
+        ("json", "start-up reference: bpcalc step examples/example1.yaml --json", REFERENCE),
         ("help", "start-up: bpcalc --help", "< 1.00"),
         ("version", "start-up: bpcalc --version", "< 1.00"),
     ):
         ratio = statistics.median(t / f for t, f in zip(times[k], floor, strict=True))
         measured = f"{_ms(times[k])} vs import floor {_ms(floor)}"
         ok = None if target == REFERENCE else meets(ratio, target)
-        note = (
-            "the import floor + rich.console and rich.table drawing example 1's header and tables "
-            "from ready text (bench/rich_tables.py): the least a step that draws them with rich takes"
-            if target == REFERENCE
-            else ""
-        )
+        note = {
+            "rich": "the import floor + rich.console and rich.table drawing example 1's header "
+            "and tables from ready text (bench/rich_tables.py): the least a step that draws "
+            "them with rich takes",
+            "json": "the same step without tables (no rich beyond the floor's import)",
+        }.get(k, "")
         rows.append(Row(label, measured, ratio, target, ok, note))
     # bpcalc's own share: everything a step does beyond drawing its tables with rich
     ratio = statistics.median(t / r for t, r in zip(times["step"], times["rich"], strict=True))

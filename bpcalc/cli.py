@@ -428,8 +428,14 @@ class Kind(str, Enum):
 
 
 def _ints(text: str, option: str, count: int | None = None) -> list[int]:
+    parts = text.replace(" ", "").split(",")
+    if "" in parts:  # "2,,3" or "2,3,": a size left out, not a size of nothing
+        raise UsageError(
+            f"{option} should be whole numbers separated by commas, found {text!r}, "
+            "with a number missing"
+        )
     try:
-        values = [int(p) for p in text.replace(" ", "").split(",") if p]
+        values = [int(p) for p in parts]
     except ValueError:
         raise UsageError(
             f"{option} should be whole numbers separated by commas, found {text!r}"
