@@ -68,7 +68,9 @@ def run_train(
         + (f"; test: {test_set.inputs.shape[0]} samples" if test_set is not None else "")
     )
 
-    progress, on_batch, on_epoch_bar = _progress(epochs, steps)
+    # the bar goes to stderr; with --json on the same terminal the epoch lines are the progress
+    bar = sys.stderr.isatty() and not (json_out and sys.stdout.isatty())
+    progress, on_batch, on_epoch_bar = _progress(epochs, steps) if bar else _no_progress()
 
     from bpcalc.render.training import epoch_json
 
@@ -164,10 +166,12 @@ def _check_batchnorm(spec: Any, batch: int, n: int) -> None:
         check(list(spec.layers), schema.BatchingSpec("minibatch", batch), n)
 
 
+def _no_progress() -> tuple[Any, Any, Any]:
+    return None, None, lambda r: None
+
+
 def _progress(epochs: int, steps: int) -> tuple[Any, Any, Any]:
-    """A rich progress bar on stderr, only when stderr is a terminal; else no-op hooks."""
-    if not sys.stderr.isatty():
-        return None, None, lambda r: None
+    """A rich progress bar on stderr (run_train asks for it when stderr is a terminal)."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -187,6 +191,9 @@ def _progress(epochs: int, steps: int) -> tuple[Any, Any, Any]:
         TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=True,
+        # stdout stays where the user sent it: --json lines into their file or pipe, never
+        # into the bar's console on stderr (rich's default while a bar is live)
+        redirect_stdout=False,
     )
     task = progress.add_task("train", total=epochs * steps, epoch=1, epochs=epochs, loss="—")
     progress.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -488,3 +489,25 @@ def test_train_keeps_one_copy_of_file_data_in_its_dtype_not_a_float64_one(tmp_pa
     assert code == 0, capsys.readouterr().err
     # the uint8 file and one float32 array (10 MB), never the float64 one (16 MB) on top
     assert peak < 14 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_json_lines_go_to_stdout_while_the_progress_bar_is_on_the_terminal(
+    tmp_path, capsys, monkeypatch
+):
+    # stderr a terminal (the bar shows there), stdout a file: `bpcalc train --json > log`
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code = run(["train", str(write(tmp_path, TINY)), "-e", "2", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert [strict_json(line)["epoch"] for line in out.splitlines()] == [1, 2]
+    assert "epoch 2/2: loss" in err  # the bar's line per epoch, on stderr
+
+
+def test_json_on_a_terminal_shows_no_bar_between_its_lines(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    code = run(["train", str(write(tmp_path, TINY)), "-e", "2", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert [strict_json(line)["epoch"] for line in out.splitlines()] == [1, 2]
+    assert err == ""
