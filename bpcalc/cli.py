@@ -429,6 +429,8 @@ class Kind(str, Enum):
 
 def _ints(text: str, option: str, count: int | None = None) -> list[int]:
     parts = text.replace(" ", "").split(",")
+    if parts == [""]:  # nothing given: the caller says how many are needed
+        return []
     if "" in parts:  # "2,,3" or "2,3,": a size left out, not a size of nothing
         raise UsageError(
             f"{option} should be whole numbers separated by commas, found {text!r}, "

@@ -11,7 +11,9 @@ Options, applied in this order:
   normalize: {mean, std}     (x − mean) / std
   flatten: true | shape: […] each sample flattened to a vector, or reshaped
   one_hot: K                 integer labels 0..K−1 become one-hot rows of K (targets)
-Values become float64. Every failure is a SpecError at the reference's place in the YAML.
+The arithmetic is float64; the values are stored as float64 (`bpcalc step`) or in the
+training dtype (`bpcalc train`, float32 by default: one array, no float64 copy). Every
+failure is a SpecError at the reference's place in the YAML.
 """
 
 from __future__ import annotations
@@ -164,31 +166,56 @@ def load(src: Src, what: str, *, batched: bool = True, dtype: Any = np.float64) 
     classes = None
     if "one_hot" in opts:
         arr, classes = _one_hot(src.child("one_hot"), arr)
-    with np.errstate(over="ignore"):  # a value too large for the dtype: reported just below
-        values = arr.astype(dtype)
-    if arr.dtype.kind == "f":  # whole numbers are always finite (float32 reaches 3.4e38)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            if np.isfinite(arr[idx]):  # only narrower than the file: bpcalc train's float32
-                raise fsrc.error(
-                    f"{path.name}: element {list(idx)} is {arr[idx]}, too large for "
-                    f"{np.dtype(dtype).name}; scale the data, or train with --dtype float64"
-                )
-            raise fsrc.error(
-                f"{path.name}: element {list(idx)} is {arr[idx]}; expected finite numbers"
-            )
-    if "scale" in opts:
-        values /= V.positive_number(src.child("scale"), "scale")
+    scale = V.positive_number(src.child("scale"), "scale") if "scale" in opts else None
+    mean = std = None
     if "normalize" in opts:
         nsrc = src.child("normalize")
         V.check_keys(nsrc, ("mean", "std"), ("mean", "std"), "normalize")
         mean = V.number(nsrc.child("mean"), "the mean")
         std = V.positive_number(nsrc.child("std"), "the standard deviation (std)")
-        values -= mean  # in place: a 60000 x 784 float64 array is 376 MB
-        values /= std
+    values, bad = _as_values(arr, dtype, scale, mean, std)
+    if bad is not None:
+        found = arr[bad]
+        if not np.isfinite(found):
+            raise fsrc.error(
+                f"{path.name}: element {list(bad)} is {found}; expected finite numbers"
+            )
+        narrow = np.dtype(dtype).itemsize < 8
+        raise fsrc.error(
+            f"{path.name}: element {list(bad)} is {found}, which does not fit "
+            f"{np.dtype(dtype).name}{' once scaled' if scale or std else ''} (largest "
+            f"{np.finfo(dtype).max:.3g}); scale the data"
+            + (", or train with --dtype float64" if narrow else "")
+        )
     values = _reshape(src, values, path.name)
     return Loaded(values, classes)
+
+
+def _as_values(
+    arr: np.ndarray, dtype: Any, scale: float | None, mean: float | None, std: float | None
+) -> tuple[np.ndarray, tuple[int, ...] | None]:
+    """(arr / scale, then (· − mean) / std, in float64 arithmetic stored as `dtype`; the index
+    of the first value that is not finite there, or None).
+
+    A block of rows at a time: the numbers are those of float64 throughout, rounded once to
+    dtype, so `bpcalc step` (float64) and `bpcalc train` (float32) read the same file alike,
+    without a float64 copy of all of it (a 60000 x 784 MNIST file would make 376 MB)."""
+    out = np.empty(arr.shape, dtype)
+    rows = max(1, (1 << 16) // max(1, math.prod(arr.shape[1:])))  # ~64k numbers a block
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by the caller
+        for i in range(0, arr.shape[0], rows):
+            block = arr[i : i + rows].astype(np.float64)
+            if scale is not None:
+                block /= scale
+            if mean is not None and std is not None:
+                block -= mean
+                block /= std
+            stored = out[i : i + rows]
+            stored[...] = block
+            if not np.isfinite(stored).all():
+                first = np.argwhere(~np.isfinite(stored))[0]
+                return out, (i + int(first[0]), *(int(j) for j in first[1:]))
+    return out, None
 
 
 def _columns(src: Src, arr: np.ndarray) -> np.ndarray:
@@ -446,7 +473,8 @@ def targets_from_file(
 
     A 1-D file of whole numbers for a cross_entropy network with K > 1 outputs is read as class
     indices (as `target: 3` inline); `one_hot: K` says so explicitly."""
-    loaded = load(src, key, batched=batched, dtype=dtype)
+    # float64 (N x K is small), so that the checks below see the numbers as `bpcalc step` does
+    loaded = load(src, key, batched=batched)
     y, classes = loaded.values, loaded.classes
     k = math.prod(out_shape)
     if y.shape[0] != n:
@@ -495,7 +523,7 @@ def targets_from_file(
                 f"a cross_entropy target should be one-hot (or sum to 1) or a class index; "
                 f"sample {i}'s sums to {sums[i]:g}"
             )
-    return y.reshape(n, *out_shape), classes
+    return y.reshape(n, *out_shape).astype(dtype, copy=False), classes
 
 
 __all__ = [

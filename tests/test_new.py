@@ -96,6 +96,7 @@ def test_new_does_not_replace_a_file_without_force(tmp_path, capsys):
         (["mlp"], "needs --sizes"),
         (["mlp", "--sizes", "3"], "at least two positive sizes"),
         (["mlp", "--sizes", "3,x"], "whole numbers separated by commas"),
+        (["mlp", "--sizes", ""], "at least two positive sizes"),
         (["mlp", "--sizes", "2,,3"], "with a number missing"),
         (["mlp", "--sizes", "2,3,"], "with a number missing"),
         (["cnn", "--input", "1,,8"], "with a number missing"),
