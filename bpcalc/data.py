@@ -99,10 +99,10 @@ def detect_format(path: Path) -> str | None:
 def load(src: Src, what: str, *, batched: bool = True, dtype: Any = np.float64) -> Loaded:
     """Read the data reference at `src`. batched=False: the file is one sample (`input:`).
 
-    dtype: what the values become, scaling and normalizing included. float64 for `bpcalc step`
-    (exact homework numbers); `bpcalc train` reads straight into its training dtype, so a
-    60000 x 784 MNIST file makes one 188 MB float32 array, not a 376 MB float64 one and then
-    a float32 copy."""
+    dtype: what the values are stored as (scaling and normalizing are float64 either way, see
+    _as_values). float64 for `bpcalc step` (exact homework numbers); `bpcalc train` asks for its
+    training dtype, so a 60000 x 784 MNIST file makes one 188 MB float32 array, not a 376 MB
+    float64 one and then a float32 copy."""
     V.check_keys(src, DATA_KEYS, ("file",), f"the data reference of {what}")
     opts = src.value
     path = resolve(src)
