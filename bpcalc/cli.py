@@ -429,15 +429,13 @@ class Kind(str, Enum):
 
 def _ints(text: str, option: str, count: int | None = None) -> list[int]:
     parts = text.replace(" ", "").split(",")
-    if parts == [""]:  # nothing given: the caller says how many are needed
-        return []
-    if "" in parts:  # "2,,3" or "2,3,": a size left out, not a size of nothing
+    if "" in parts and parts != [""]:  # "2,,3" or "2,3,": a number left out, not a zero
         raise UsageError(
             f"{option} should be whole numbers separated by commas, found {text!r}, "
             "with a number missing"
         )
     try:
-        values = [int(p) for p in parts]
+        values = [int(p) for p in parts if p]  # nothing given: the count or the caller objects
     except ValueError:
         raise UsageError(
             f"{option} should be whole numbers separated by commas, found {text!r}"

@@ -100,6 +100,7 @@ def test_new_does_not_replace_a_file_without_force(tmp_path, capsys):
         (["mlp", "--sizes", "2,,3"], "with a number missing"),
         (["mlp", "--sizes", "2,3,"], "with a number missing"),
         (["cnn", "--input", "1,,8"], "with a number missing"),
+        (["cnn", "--input", ""], "should be 3 numbers"),
         (["mlp", "--sizes", "3,1", "--loss", "cross_entropy"], "at least 2 outputs"),
         (["cnn", "--input", "1,8,8", "--kernel", "4", "--pool", "2"], "does not tile"),
         (["cnn", "--input", "8,8"], "should be 3 numbers"),
