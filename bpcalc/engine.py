@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from bpcalc import batching, losses, notation
+from bpcalc import activations, batching, losses, notation
 from bpcalc import optim as optim_mod
 from bpcalc import regularization as reg_mod
 from bpcalc.errors import Location, NumericError
-from bpcalc.ops import activations as act_ops
 from bpcalc.spec.schema import (
     ActivationLayerSpec,
     ActivationSpec,
@@ -33,9 +32,6 @@ from bpcalc.spec.schema import (
     RegSpec,
 )
 from bpcalc.trace import Record, StepTrace, Trace, element_name
-
-if TYPE_CHECKING:  # only the checker builds a Variant: `bpcalc step` need not import it
-    from bpcalc.variant import Variant
 
 Array = np.ndarray
 Params = dict[str, dict[str, Array]]  # layer name -> parameter name -> array (internal shape)
@@ -53,7 +49,7 @@ class Layer:
 
     spec: LayerSpec
     op: Any  # Dense | Conv2d | MaxPool2d | AvgPool2d | Flatten | None (activation layer)
-    activation: ActivationSpec | None
+    act: activations.Activation | None  # the activation unit applied after the op
 
     @property
     def name(self) -> str:
@@ -84,17 +80,23 @@ class Layer:
         return s.params[param].shape  # type: ignore[attr-defined]
 
 
+def activation_unit(spec: ActivationSpec | None) -> activations.Activation | None:
+    return None if spec is None else activations.get(spec.kind, spec.slope)
+
+
 def build_layer(spec: LayerSpec) -> Layer:
     # Each op module is imported when a layer of its kind is built: a start-up cost (module
     # and dataclass creation, ~1 ms each) only the networks that use it pay (issue 7).
     if isinstance(spec, DenseSpec):
         from bpcalc.ops.dense import Dense
 
-        return Layer(spec, Dense(spec.layout, spec.bias_shared), spec.activation)
+        return Layer(spec, Dense(spec.layout, spec.bias_shared), activation_unit(spec.activation))
     if isinstance(spec, Conv2dSpec):
         from bpcalc.ops.conv2d import Conv2d
 
-        return Layer(spec, Conv2d(spec.stride, spec.padding, spec.flip), spec.activation)
+        return Layer(
+            spec, Conv2d(spec.stride, spec.padding, spec.flip), activation_unit(spec.activation)
+        )
     if isinstance(spec, PoolSpec):
         from bpcalc.ops.pool import AvgPool2d, MaxPool2d
 
@@ -105,7 +107,7 @@ def build_layer(spec: LayerSpec) -> Layer:
 
         return Layer(spec, Flatten(), None)
     if isinstance(spec, ActivationLayerSpec):
-        return Layer(spec, None, spec.activation)
+        return Layer(spec, None, activation_unit(spec.activation))
     if isinstance(spec, DropoutSpec):
         from bpcalc.ops.dropout import Dropout
 
@@ -114,8 +116,34 @@ def build_layer(spec: LayerSpec) -> Layer:
     if isinstance(spec, BatchNormSpec):
         from bpcalc.ops.batchnorm import BatchNorm
 
-        return Layer(spec, BatchNorm(spec.eps, spec.momentum), spec.activation)
+        return Layer(spec, BatchNorm(spec.eps, spec.momentum), activation_unit(spec.activation))
     raise AssertionError(f"no op for {type(spec).__name__}")
+
+
+@dataclass(frozen=True)
+class Substitution:
+    """Other units in place of the network's own: how the checker reproduces a slip with the
+    one engine (an activation without its derivative, a ReLU′(0) of 1, an op that
+    back-propagates through updated weights, a logarithm of another base). Empty: the
+    network as written.
+
+    activations: layer name -> the activation unit to use; ops: layer name -> the op to use;
+    loss_factor: a factor on the loss and every gradient (log_b(p) = ln(p) / ln(b)).
+    """
+
+    activations: Mapping[str, activations.Activation] = field(default_factory=dict)
+    ops: Mapping[str, Any] = field(default_factory=dict)
+    loss_factor: float = 1.0
+
+    def apply(self, layers: list[Layer]) -> list[Layer]:
+        return [
+            Layer(
+                layer.spec,
+                self.ops.get(layer.name, layer.op),
+                self.activations.get(layer.name, layer.act),
+            )
+            for layer in layers
+        ]
 
 
 def initial_params(spec: NetworkSpec, dtype: Any = np.float64) -> Params:
@@ -289,9 +317,9 @@ def forward(layers: list[Layer], params: Params, x: Array, emit: Emit = silent) 
                 z = emit(f"{name}.z", z, "forward", name, notation.linear_formula(spec), shape)
         else:
             z, cache = x, None
-        if layer.activation is not None:
-            a = act_ops.forward(layer.activation.kind, z, layer.activation.slope)
-            formula = notation.activation_formula(layer.activation)
+        if layer.act is not None:
+            a = layer.act.forward(z)
+            formula = layer.act.formula()
             if not layer.parametric:
                 formula = notation.linear_formula(spec)
         else:
@@ -299,7 +327,7 @@ def forward(layers: list[Layer], params: Params, x: Array, emit: Emit = silent) 
             formula = "a = z (no activation)" if layer.parametric else notation.linear_formula(spec)
         a = emit(f"{name}.a", a, "forward", name, formula, shape)
         caches.append((cache, z, a))
-        z_out = z if layer.activation is not None else None
+        z_out = z if layer.act is not None else None
         x = a
     return ForwardResult(x, z_out, caches)
 
@@ -345,18 +373,16 @@ def backward(
     emit: Emit = silent,
     warn: Callable[[str], None] | None = None,
     input_grad: bool = True,
-    variant: Variant | None = None,
+    loss_factor: float = 1.0,
 ) -> dict[str, dict[str, Array]]:
     """Chain rule from the loss back to the input; returns ∂L/∂θ for every parameter.
 
-    `variant` (the checker's reproduced slips) is None for the correct maths."""
+    loss_factor: a factor on every gradient (a Substitution's; 1 for the correct maths)."""
     n = y.shape[0]
-    scale = losses.batch_scale(spec.loss.reduction, n)
-    if variant is not None:
-        scale *= variant.loss_factor
+    scale = losses.batch_scale(spec.loss.reduction, n) * loss_factor
     kind = spec.loss.kind
     fused = losses.FUSED.get(kind) == spec.output_activation
-    if fused and emit is silent and variant is None:  # training: ∂L/∂a is not needed
+    if fused and emit is silent:  # training: ∂L/∂a is not needed
         da = None
     else:
         da = losses.grad_a(kind, fwd.out, y, warn, _output_element(spec)) * scale
@@ -375,19 +401,13 @@ def backward(
             else f"∂L/∂a = ∂L/∂x of {layers[i + 1].name}",
             layer.out_shown(),
         )
-        if layer.activation is not None:
-            if variant is not None and name in variant.no_derivative:
-                dz, formula = da, "∂L/∂z = ∂L/∂a (the derivative left out)"
-            elif fused and i == len(layers) - 1:
+        if layer.act is not None:
+            if fused and i == len(layers) - 1 and layer.act.fuses_with_loss:
                 dz = losses.fused_grad_z(kind, a, y) * scale
                 formula = losses.FUSED_FORMULAS[kind]
-            elif variant is not None:
-                act = layer.activation
-                dz = variant.activation_backward(name, act.kind, da, z, a, act.slope)
-                formula = notation.grad_z_formula(layer.activation)
             else:
-                dz = act_ops.backward(layer.activation.kind, da, z, a, layer.activation.slope)
-                formula = notation.grad_z_formula(layer.activation)
+                dz = layer.act.backward(da, z, a)
+                formula = layer.act.grad_formula()
         else:
             dz, formula = da, "∂L/∂z = ∂L/∂a (no activation)"
         if layer.parametric:
@@ -416,10 +436,6 @@ def backward(
                 layer.param_shown(pname),
                 per_sample=False,
             )
-        if variant is not None and variant.backprop_params is not None and dx is not None:
-            if layer.parametric:
-                through = variant.backprop_params(name, params[name], grads[name])
-                dx, _ = layer.op.backward(dz, cache, through)
         if dx is not None:
             dx = emit(f"grad.{name}.input", dx, "backward", name, in_formula, layer.in_shown())
         da = dx
@@ -490,10 +506,10 @@ def step_once(
     x: Array,
     y: Array,
     rec: Recorder,
-    variant: Variant | None = None,
+    loss_factor: float = 1.0,
 ) -> RunState:
     """One forward / loss / backward / update / loss-after step, every value into `rec`."""
-    factor = variant.loss_factor if variant is not None else 1.0
+    factor = loss_factor
     params = state.params
     x = rec("input", x, "forward", None, "x, the network's input", _input_shown(spec))
     fwd = forward(layers, params, x, rec)
@@ -522,7 +538,7 @@ def step_once(
         (),
         per_sample=False,
     )
-    grads = backward(spec, layers, params, fwd, y, rec, rec.warn, variant=variant)
+    grads = backward(spec, layers, params, fwd, y, rec, rec.warn, loss_factor=factor)
 
     t = state.t + 1
     new_params: Params = {}
@@ -652,12 +668,16 @@ def run(
     round_each: int | None = None,
     overrides: Mapping[str, Array] | None = None,
     dtype: Any = np.float64,
-    variant: Variant | None = None,
+    substitute: Substitution | None = None,
 ) -> Trace:
     """Run `steps` steps, each on the next batch of spec.batching, and return their trace.
 
-    variant: a deliberate slip for the answer checker (None: the correct maths)."""
+    substitute: other units in place of the network's own, to reproduce a slip for the answer
+    checker (None: the network as written)."""
     layers = [build_layer(s) for s in spec.layers]
+    factor = 1.0
+    if substitute is not None:
+        layers, factor = substitute.apply(layers), substitute.loss_factor
     optimizer = optim_mod.build(spec.optimizer)
     state = RunState(initial_params(spec, dtype))
     trace = Trace(
@@ -686,7 +706,7 @@ def run(
         else:
             x_used = x
         try:
-            state = step_once(spec, layers, state, optimizer, x_used, y, rec, variant)
+            state = step_once(spec, layers, state, optimizer, x_used, y, rec, factor)
 
             if spec.batched and len(idx) < x_all.shape[0]:  # comparable across batch sizes
                 rec(

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bpcalc.ops.activations import log_sigmoid, log_softmax
+from bpcalc.activations import log_sigmoid, log_softmax
 
 Array = np.ndarray
 EPS = 1e-12

@@ -3,7 +3,7 @@ tables, the JSON, the explanations and the write-ups cannot disagree."""
 
 from __future__ import annotations
 
-from bpcalc import batching, losses
+from bpcalc import activations, batching, losses
 from bpcalc import regularization as reg_mod
 from bpcalc.spec.schema import (
     ActivationLayerSpec,
@@ -17,22 +17,6 @@ from bpcalc.spec.schema import (
     PoolSpec,
 )
 
-ACT_SYMBOL = {
-    "identity": "z",
-    "relu": "ReLU(z)",
-    "leaky_relu": "LeakyReLU(z)",
-    "sigmoid": "σ(z)",
-    "tanh": "tanh(z)",
-    "softmax": "softmax(z)",
-}
-ACT_DERIVATIVE = {
-    "identity": "identity′(z) = 1",
-    "relu": "ReLU′(z) = 1 if z > 0 else 0",
-    "leaky_relu": "LeakyReLU′(z) = 1 if z > 0 else slope",
-    "sigmoid": "σ′(z) = a(1 − a)",
-    "tanh": "tanh′(z) = 1 − a²",
-    "softmax": "∂L/∂z_i = a_i (∂L/∂a_i − Σ_j a_j ∂L/∂a_j)",
-}
 PARAM_SYMBOL = {"weights": "W", "kernel": "K", "bias": "b", "gamma": "γ", "beta": "β"}
 BATCHNORM_FORMULA = "z = γ·x̂ + β, x̂ = (x − μ)/√(σ² + ε)"
 BATCHNORM_GRAD_INPUT = "∂L/∂x = γ/(m·√(σ² + ε)) · (m·∂L/∂z − Σ∂L/∂z − x̂·Σ(∂L/∂z·x̂))"
@@ -48,7 +32,7 @@ def linear_formula(layer: LayerSpec) -> str:
     if isinstance(layer, PoolSpec):
         return f"a = {layer.kind}pool{_pair(layer.size)}(x), stride {_pair(layer.stride)}"
     if isinstance(layer, ActivationLayerSpec):
-        return activation_formula(layer.activation).replace("(z)", "(x)")
+        return activation_formula(layer.activation).replace("z", "x")
     if isinstance(layer, DropoutSpec):
         return f"a = x ⊙ m / (1 − p), p = {layer.p:g} (inverted dropout)"
     if isinstance(layer, BatchNormSpec):
@@ -57,15 +41,13 @@ def linear_formula(layer: LayerSpec) -> str:
 
 
 def activation_formula(act: ActivationSpec | None) -> str:
-    return "a = " + ACT_SYMBOL["identity" if act is None else act.kind]
+    return "a = z" if act is None else activations.get(act.kind, act.slope).formula()
 
 
 def grad_z_formula(act: ActivationSpec | None) -> str:
     if act is None:
         return "∂L/∂z = ∂L/∂a"
-    if act.kind == "softmax":
-        return ACT_DERIVATIVE["softmax"]
-    return f"∂L/∂z = ∂L/∂a ⊙ f′(z), {ACT_DERIVATIVE[act.kind]}"
+    return activations.get(act.kind, act.slope).grad_formula()
 
 
 def grad_param_formula(layer: LayerSpec, param: str) -> str:
@@ -92,10 +74,7 @@ def grad_input_formula(layer: LayerSpec) -> str:
             return "∂L/∂x = ∂L/∂a at each window's max, 0 elsewhere"
         return "∂L/∂x = ∂L/∂a / (window size), spread over the window"
     if isinstance(layer, ActivationLayerSpec):
-        act = layer.activation
-        if act.kind == "softmax":
-            return ACT_DERIVATIVE["softmax"].replace("∂L/∂z", "∂L/∂x")
-        return f"∂L/∂x = ∂L/∂a ⊙ f′(x), {ACT_DERIVATIVE.get(act.kind, '')}"
+        return grad_z_formula(layer.activation).replace("∂L/∂z", "∂L/∂x").replace("f′(z)", "f′(x)")
     if isinstance(layer, DropoutSpec):
         return "∂L/∂x = ∂L/∂a ⊙ m / (1 − p)"
     if isinstance(layer, BatchNormSpec):

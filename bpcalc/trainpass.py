@@ -22,10 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from bpcalc import losses
+from bpcalc import activations, losses
 from bpcalc import regularization as reg_mod
 from bpcalc.engine import ForwardResult, Layer, Params
-from bpcalc.ops import activations as act_ops
 from bpcalc.spec.schema import NetworkSpec, RegSpec
 
 Array = np.ndarray
@@ -40,8 +39,7 @@ class _Planned:
     forward: Any  # op.forward, or None for an activation layer
     backward: Any  # op.backward, or None
     param_grads: Any  # op.param_grads (skips ∂L/∂x) or None
-    act: str | None  # the activation's kind
-    slope: float
+    act: activations.Activation | None
     parametric: bool
     params: tuple[tuple[str, RegSpec | None], ...]  # (name, its penalty if one applies)
 
@@ -57,7 +55,7 @@ class TrainPass:
         self.shared_log = self.fused and self.kind == "cross_entropy"
         self.plan: list[_Planned] = []
         for layer in layers:
-            op, act = layer.op, layer.activation
+            op, act = layer.op, layer.act
             reg = spec.regularization.get(layer.name)
             self.plan.append(
                 _Planned(
@@ -65,8 +63,7 @@ class TrainPass:
                     op.forward if op is not None else None,
                     op.backward if op is not None else None,
                     getattr(op, "param_grads", None),
-                    act.kind if act is not None else None,
-                    act.slope if act is not None else 0.0,
+                    act,
                     layer.parametric,
                     tuple((p, reg if reg_mod.applies(reg, p) else None) for p in layer.param_names),
                 )
@@ -89,10 +86,10 @@ class TrainPass:
                 a = z
             elif i == last and self.shared_log:
                 flat = z.reshape(z.shape[0], -1)
-                p, logp = act_ops.softmax_and_log(flat)
+                p, logp = activations.softmax_and_log(flat)
                 a = p.reshape(z.shape)
             else:
-                a = act_ops.forward(lp.act, z, lp.slope)
+                a = lp.act.forward(z)
             caches.append((cache, z, a))
             z_out = z if lp.act is not None else None
             x = a
@@ -127,7 +124,7 @@ class TrainPass:
                 if scale != 1.0:
                     dz *= scale
             else:
-                dz = act_ops.backward(lp.act, da, z, a, lp.slope)
+                dz = lp.act.backward(da, z, a)
             if lp.forward is None:  # an activation layer: ∂L/∂x is its ∂L/∂z
                 da = dz
                 continue

@@ -17,8 +17,8 @@ from bpcalc import engine
 from bpcalc.check.sheet import decimals_of
 from bpcalc.check.tolerance import Tolerance
 from bpcalc.cli import run
+from bpcalc.engine import Substitution
 from bpcalc.spec.schema import load_network
-from bpcalc.variant import Variant
 
 EX1 = "examples/example1.yaml"  # O = 4.5, y = 10, half_sse, η = 0.01
 EX2 = "examples/example2.yaml"  # conv + relu + dense + softmax + cross-entropy, η = 0.1
@@ -608,14 +608,14 @@ def test_the_table_prints_each_diagnosis_in_words(tmp_path, capsys):
     assert "flipped the kernel" in out
 
 
-# --- the engine's variant hook ----------------------------------------------------------------
+# --- the engine's substitution hook -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("net", [EX1, EX2])
-def test_the_default_variant_is_the_correct_maths(net):
+def test_an_empty_substitution_is_the_correct_maths(net):
     spec = load_network(net)
     plain = engine.run(spec).steps[0]
-    with_default = engine.run(spec, variant=Variant()).steps[0]
+    with_default = engine.run(spec, substitute=Substitution()).steps[0]
     for r in plain:
         assert np.array_equal(r.value, with_default[r.name]), r.name
 

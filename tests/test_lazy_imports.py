@@ -17,7 +17,6 @@ NOT_FOR_STEP = (
     "bpcalc.training",
     "bpcalc.train_cmd",
     "bpcalc.data",
-    "bpcalc.variant",
     "bpcalc.optim_stateful",
     "bpcalc.ops.dense",
     "bpcalc.ops.pool",

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bpcalc import activations as act
 from bpcalc import engine, losses
 from bpcalc.cli import run
 from bpcalc.errors import NumericError
-from bpcalc.ops import activations as act
 from bpcalc.spec.load import load_yaml_text
 from bpcalc.spec.schema import parse_network
 from bpcalc.trace import StepTrace

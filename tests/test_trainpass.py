@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bpcalc import activations as act_ops
 from bpcalc import engine, training
-from bpcalc.ops import activations as act_ops
 from bpcalc.spec.load import load_yaml_text
 from bpcalc.spec.schema import parse_network
 from bpcalc.trainpass import TrainPass

@@ -1,7 +1,7 @@
 """Name the slip behind a wrong answer by reproducing it.
 
 For each usual slip, the engine reruns the step with that slip made on purpose (a modified
-spec, or a bpcalc.variant.Variant for what no spec expresses) and with the student's own
+spec, or an engine.Substitution of other units for what no spec expresses) and with the student's own
 answers substituted, so the slip only has to explain this one value. When the rerun gives
 the student's number, to the same tolerance the grading used, the slip is named. When no
 slip reproduces it, the report says so: we never guess.
@@ -25,12 +25,15 @@ and, from the numbers alone: answer_transposed (a matrix written transposed) and
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from bpcalc import activations
 from bpcalc import optim as optim_mod
+from bpcalc import regularization as reg_mod
 from bpcalc.check.grade import (
     CORRECT,
     WRONG,
@@ -44,16 +47,16 @@ from bpcalc.check.grade import (
 )
 from bpcalc.check.sheet import Answer
 from bpcalc.check.tolerance import Tolerance
-from bpcalc.spec.schema import Conv2dSpec, DenseSpec, NetworkSpec
+from bpcalc.engine import Substitution, build_layer
+from bpcalc.spec.schema import Conv2dSpec, DenseSpec, NetworkSpec, RegSpec
 from bpcalc.trace import StepTrace
-from bpcalc.variant import Variant
 
 
 @dataclass(frozen=True)
 class Slip:
     key: str
     spec: NetworkSpec
-    variant: Variant | None
+    substitute: Substitution | None
     message: str
 
 
@@ -72,11 +75,11 @@ def diagnose(spec: NetworkSpec, report: Report, exact: StepTrace) -> None:
     for slip in slips(spec, n):
         # with the student's own earlier numbers substituted...
         carried = run_step(
-            slip.spec, report.round_each, overrides, exact.samples, variant=slip.variant
+            slip.spec, report.round_each, overrides, exact.samples, substitute=slip.substitute
         )
         # ...and from the exact ones (students often keep more digits than they write down);
         # this one only counts when it agrees with every right answer before the value
-        clean = run_step(slip.spec, report.round_each, None, variant=slip.variant)
+        clean = run_step(slip.spec, report.round_each, None, substitute=slip.substitute)
         for g in wrong:
             if g.answer.transposed:
                 continue
@@ -239,7 +242,7 @@ def _loss_slips(spec: NetworkSpec, n: int) -> list[Slip]:
                 Slip(
                     label,
                     spec,
-                    Variant(log_base=base),
+                    Substitution(loss_factor=1.0 / math.log(base)),
                     f"You used log base {base:g} ({label}) in the cross-entropy; it uses the "
                     "natural logarithm ln (base e).",
                 )
@@ -304,7 +307,7 @@ def _replace_layer(spec: NetworkSpec, i: int, **changes: object) -> NetworkSpec:
 
 def _layer_slips(spec: NetworkSpec) -> list[Slip]:
     out = []
-    kinds = set()
+    kinds: dict[str, list[tuple[str, activations.Activation]]] = {}
     for i, layer in enumerate(spec.layers):
         name = layer.name
         if isinstance(layer, Conv2dSpec):
@@ -342,52 +345,24 @@ def _layer_slips(spec: NetworkSpec) -> list[Slip]:
                 )
         act = getattr(layer, "activation", None)
         if act is not None:
-            kinds.add(act.kind)
-            word = {"softmax": "softmax", "sigmoid": "sigmoid σ", "tanh": "tanh"}.get(
-                act.kind, act.kind.replace("_", " ").replace("relu", "ReLU")
-            )
-            message = (
-                f"You took ∂L/∂z = ∂L/∂p in layer {name}, leaving out the softmax's derivative"
-                + (
-                    "; with cross-entropy, ∂L/∂z = p − y."
-                    if spec.loss.kind == "cross_entropy" and layer is spec.layers[-1]
-                    else ": ∂L/∂z_i = p_i (∂L/∂p_i − Σ_j p_j ∂L/∂p_j)."
-                )
-                if act.kind == "softmax"
-                else f"You forgot to multiply by the derivative of the {word} in layer {name}: "
-                "∂L/∂z = ∂L/∂a ⊙ f′(z), not ∂L/∂a."
-            )
+            unit = activations.get(act.kind, act.slope)
+            kinds.setdefault(act.kind, []).append((name, unit))
+            fused = spec.loss.kind == "cross_entropy" and layer is spec.layers[-1]
             out.append(
-                Slip("no_derivative", spec, Variant(no_derivative=frozenset({name})), message)
+                Slip(
+                    "no_derivative",
+                    spec,
+                    Substitution(activations={name: unit.without_derivative()}),
+                    unit.no_derivative_message(name, fused),
+                )
             )
-    if "relu" in kinds:
-        out.append(
-            Slip(
-                "relu_one_at_zero",
-                spec,
-                Variant(relu_derivative="one_at_zero"),
-                "You took ReLU′(0) = 1; bpcalc (like PyTorch) takes the derivative at exactly "
-                "z = 0 as 0.",
-            )
-        )
-        out.append(
-            Slip(
-                "relu_flipped",
-                spec,
-                Variant(relu_derivative="flipped"),
-                "You took ReLU's derivative on the wrong side of 0: it is 1 where z > 0 "
-                "(the value passed through) and 0 where z < 0.",
-            )
-        )
-    if "sigmoid" in kinds:
-        out.append(
-            Slip(
-                "sigmoid_as_sigma",
-                spec,
-                Variant(sigmoid_derivative="sigma"),
-                "You wrote the sigmoid's derivative as σ(z); it is σ(z)(1 − σ(z)) = a(1 − a).",
-            )
-        )
+    # A slip in an activation's derivative is made wherever that activation is used.
+    for used in kinds.values():
+        for key, _, message in used[0][1].slips(used[0][0]):
+            substitute = {
+                name: next(u for k, u, _ in unit.slips(name) if k == key) for name, unit in used
+            }
+            out.append(Slip(key, spec, Substitution(activations=substitute), message))
     return out
 
 
@@ -429,11 +404,18 @@ def _update_slips(spec: NetworkSpec) -> list[Slip]:
         )
     parametric = [s for s in spec.layers if isinstance(s, (DenseSpec, Conv2dSpec))]
     if parametric:
+        opt = optim_mod.build(spec.optimizer)
+        ops = {
+            s.name: ThroughUpdated(
+                build_layer(s).op, opt, s.freeze, spec.regularization.get(s.name)
+            )
+            for s in parametric
+        }
         out.append(
             Slip(
                 "updated_weights_in_backprop",
                 spec,
-                Variant(backprop_params=_updated(spec)),
+                Substitution(ops=ops),
                 "You back-propagated through weights you had already updated. ∂L/∂x of a "
                 "layer uses the weights of the forward pass; update all weights only after "
                 "the whole backward pass.",
@@ -442,21 +424,37 @@ def _update_slips(spec: NetworkSpec) -> list[Slip]:
     return out
 
 
-def _updated(
-    spec: NetworkSpec,
-) -> Callable[[str, dict[str, np.ndarray], dict[str, np.ndarray]], dict[str, np.ndarray]]:
-    opt = optim_mod.build(spec.optimizer)
-    frozen = {s.name: getattr(s, "freeze", frozenset()) for s in spec.layers}
+@dataclass(frozen=True)
+class ThroughUpdated:
+    """A layer's op that makes the slip of back-propagating ∂L/∂x through the parameters
+    after their first update (θ′ from the optimizer, with any penalty in the gradient),
+    instead of those the forward pass used. Its parameter gradients are the right ones."""
 
-    def through(
-        layer: str, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]
-    ) -> dict[str, np.ndarray]:
-        """θ′ of the first step, for the parameters the update changes."""
-        return {
-            k: v
-            if k in frozen[layer] or k not in grads
-            else opt.update(v, grads[k], opt.init_state(v), 1)[0]
-            for k, v in params.items()
-        }
+    inner: Any
+    optimizer: optim_mod.Optimizer
+    frozen: frozenset[str]
+    reg: RegSpec | None
 
-    return through
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return self.inner.param_names
+
+    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> tuple[np.ndarray, Any]:
+        return self.inner.forward(x, params)
+
+    def backward(
+        self, dout: np.ndarray, cache: Any, params: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        _, grads = self.inner.backward(dout, cache, params)
+        opt = self.optimizer
+        through = {}
+        for k, v in params.items():
+            if k in self.frozen or k not in grads:
+                through[k] = v
+                continue
+            g = grads[k]
+            if reg_mod.applies(self.reg, k):
+                g = g + reg_mod.grad(self.reg, v)
+            through[k] = opt.update(v, g, opt.init_state(v), 1)[0]
+        dx, _ = self.inner.backward(dout, cache, through)
+        return dx, grads

@@ -1,9 +1,9 @@
 """Explanations of the activations: a = f(z) forward, and ∂L/∂z = ∂L/∂a · f′(z) back.
 
-ReLU′(0) is taken as 0 (as the op and PyTorch do); σ′ and tanh′ are written from the
-outputs (a(1 − a), 1 − a²); softmax's Jacobian gives ∂L/∂z_i = p_i (∂L/∂p_i − Σ_j p_j ∂L/∂p_j),
-and with cross-entropy the fused form p − y (sigmoid with binary cross-entropy: (p − y)/K).
-For an activation layer of its own, the input is x instead of z.
+Each activation unit (bpcalc/activations.py) writes its own element out from the symbols and
+numbers gathered here; the fused softmax + cross-entropy form p − y (sigmoid with binary
+cross-entropy: (p − y)/K) is the loss's. For an activation layer of its own, the input is x
+instead of z.
 """
 
 from __future__ import annotations
@@ -12,19 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from bpcalc import activations
+from bpcalc.activations import Terms
 from bpcalc.explain.registry import FUSED, Item, register
-from bpcalc.explain.work import (
-    MINUS,
-    Ctx,
-    Tensor,
-    Work,
-    grad,
-    make,
-    paren,
-    product,
-    split,
-    sym_product,
-)
+from bpcalc.explain.work import Ctx, Tensor, Work, grad, make, paren, split
 
 
 def out_letter(ctx: Ctx, layer: Any) -> str:
@@ -49,93 +40,61 @@ def _io(ctx: Ctx, item: Item) -> tuple[Tensor, Tensor, str]:
     return zin, ctx.tensor(f"{layer.name}.a", out_letter(ctx, layer), shape), dname
 
 
-@register("activation", "identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
-def activation_a(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
-    layer = item.layer
-    z, a, _ = _io(ctx, item)
-    kind = item.kind
-    n, idx = split(item.record.per_sample, index, len(layer.out_shape))
-    zs, zv = z.s(idx), z.v(idx, n)
-    zn = ctx.f.num(zv)
-    note = ""
-    if kind == "identity":
-        sym, num = zs, zn
-    elif kind == "relu":
-        sym, num = f"max(0, {zs})", f"max(0, {zn})"
-    elif kind == "leaky_relu":
-        alpha = ctx.f.const(layer.activation.slope)
-        if zv > 0:
-            sym, num = zs, zn
-            note = f"{zs} > 0, so LeakyReLU({zs}) = {zs}"
-        else:
-            sym, num = f"α·{zs}", f"{alpha} × {zn}"
-            note = f"{zs} ≤ 0, so LeakyReLU({zs}) = α·{zs} with slope α = {alpha}"
-    elif kind == "sigmoid":
-        sym = f"1 / (1 + e^({MINUS}{zs}))"
-        num = f"1 / (1 + e^({MINUS}{zn}))"
-    elif kind == "tanh":
-        sym, num = f"tanh({zs})", f"tanh({zn})"
-    elif kind == "softmax":
-        cells = list(np.ndindex(*z.internal))
-        sym = f"e^{zs} / ({' + '.join('e^' + z.s(c) for c in cells)})"
-        num = f"e^{zn} / ({' + '.join('e^' + ctx.f.num(z.v(c, n)) for c in cells)})"
-    else:
-        raise KeyError(kind)
-    return make(ctx, item.record.name, index, sym, num, note, a.s(idx))
-
-
-@register("grad_z", "identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
-def activation_grad(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
+def _terms(
+    ctx: Ctx, item: Item, index: tuple[int, ...]
+) -> tuple[Terms, Tensor, str, tuple[int, ...]]:
+    """The element's symbols and numbers for its activation unit, the output tensor, the name of
+    ∂L/∂input and the element's internal index."""
     layer = item.layer
     z, a, dname = _io(ctx, item)
     da = ctx.tensor(f"grad.{layer.name}.a", a.letter, tuple(layer.out_shape))
-    kind = item.kind
     n, idx = split(item.record.per_sample, index, len(layer.out_shape))
-    zs, zv = z.s(idx), z.v(idx, n)
-    das, dav = grad(da.s(idx)), ctx.f.num(da.v(idx, n))
-    av = ctx.f.num(a.v(idx, n))
-    note = ""
-    if kind == "identity":
-        sym, num = das, dav
-    elif kind in ("relu", "leaky_relu"):
-        name = "ReLU" if kind == "relu" else "LeakyReLU"
-        low = "0" if kind == "relu" else ctx.f.const(layer.activation.slope)
-        if zv > 0:
-            d = "1"
-            shown = ctx.f.result(zv)
-            note = (
-                f"{zs} = {shown} > 0, so {name}′({zs}) = 1"
-                if shown != "0"
-                else f"{zs} = {zv:.3g} is just above 0, so {name}′({zs}) = 1"
+    have_grad = da.name in ctx.st.records
+    row: tuple[tuple[str, float, str, float, str, float], ...] = ()
+    if not activations.unit_class(item.kind).elementwise:
+        row = tuple(
+            (
+                z.s(c),
+                z.v(c, n),
+                a.s(c),
+                a.v(c, n),
+                grad(da.s(c)),
+                da.v(c, n) if have_grad else 0.0,
             )
-        elif zv == 0:
-            d = low
-            note = f"{zs} = 0 exactly: {name}′(0) is taken as {low} (as in PyTorch)"
-        else:
-            d = low
-            note = f"{zs} = {ctx.f.result(zv)} < 0, so {name}′({zs}) = {low}"
-        sym = sym_product([das, f"{name}′({zs})"], False)
-        num = product([dav, d], False)
-    elif kind == "sigmoid":
-        as_ = a.s(idx)
-        sym = f"{das} · {as_}·(1 − {as_})"
-        num = f"{dav} × {av}×(1 − {av})"
-        note = f"σ′({zs}) = {as_}·(1 − {as_}), from the output"
-    elif kind == "tanh":
-        as_ = a.s(idx)
-        sym = f"{das} · (1 − {as_}²)"
-        num = f"{dav} × (1 − {av}²)"
-        note = f"tanh′({zs}) = 1 − {as_}², from the output"
-    elif kind == "softmax":
-        cells = list(np.ndindex(*a.internal))
-        inner_s = " + ".join(f"{a.s(c)}·{grad(da.s(c))}" for c in cells)
-        inner_n = " + ".join(f"{ctx.f.num(a.v(c, n))}×{ctx.f.num(da.v(c, n))}" for c in cells)
-        sym = f"{a.s(idx)}·({das} − ({inner_s}))"
-        num = f"{av}×({dav} − ({inner_n}))"
-        note = "softmax couples its outputs: ∂L/∂z_i = p_i (∂L/∂p_i − Σ_j p_j ∂L/∂p_j)"
-    else:
-        raise KeyError(kind)
-    return make(ctx, dname, index, sym, num, note, grad(zs))
+            for c in np.ndindex(*z.internal)
+        )
+    terms = Terms(
+        z=z.s(idx),
+        zv=z.v(idx, n),
+        a=a.s(idx),
+        av=a.v(idx, n),
+        da=grad(da.s(idx)),
+        dav=da.v(idx, n) if have_grad else 0.0,
+        num=ctx.f.num,
+        const=ctx.f.const,
+        result=ctx.f.result,
+        row=row,
+    )
+    return terms, a, dname, idx
+
+
+def _unit(item: Item) -> activations.Activation:
+    act = getattr(item.layer, "activation", None)
+    return activations.get(item.kind, act.slope if act is not None else 0.01)
+
+
+@register("activation", "*")
+def activation_a(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
+    t, a, _, idx = _terms(ctx, item, index)
+    sym, num, note = _unit(item).explain_forward(t)
+    return make(ctx, item.record.name, index, sym, num, note, a.s(idx))
+
+
+@register("grad_z", "*")
+def activation_grad(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
+    t, _, dname, _ = _terms(ctx, item, index)
+    sym, num, note = _unit(item).explain_backward(t)
+    return make(ctx, dname, index, sym, num, note, grad(t.z))
 
 
 @register("grad_z", "fused")

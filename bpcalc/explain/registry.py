@@ -35,6 +35,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
 
+from bpcalc import activations
 from bpcalc.explain.work import Ctx, Work
 from bpcalc.trace import Record, element_name
 
@@ -77,7 +78,7 @@ def registered() -> list[tuple[str, str]]:
 
 
 PARAMETRIC = ("dense", "conv2d", "batchnorm")  # a z before the activation
-ACTIVATION_KINDS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
+ACTIVATION_KINDS = activations.kinds()
 FUSED = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
 
 

@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 
+from bpcalc import activations
 from bpcalc.render.numbers import fmt
 
 SYMBOLS = {
@@ -85,7 +86,11 @@ TEXT_ONLY = {"—": "---", "–": "--", "’": "'", "‘": "`", "“": "``", "�
 SUPER = {"⁽": "(", "⁾": ")", **{c: str(i) for i, c in enumerate("⁰¹²³⁴⁵⁶⁷⁸⁹")}, "⁻": "-"}
 SUB = {c: str(i) for i, c in enumerate("₀₁₂₃₄₅₆₇₈₉")}
 FUNCTIONS = {"ln": r"\ln", "max": r"\max", "min": r"\min", "tanh": r"\tanh", "exp": r"\exp"}
-OPERATORS = ("ReLU", "LeakyReLU", "softmax", "sigmoid", "flatten", "flip", "maxpool", "avgpool")
+# Operator names of the layers' formulas; each activation unit names its own.
+OPERATORS = {
+    **{op: rf"\operatorname{{{op}}}" for op in ("flatten", "flip", "maxpool", "avgpool")},
+    **activations.operators(),
+}
 TEXT_ESCAPES = {
     "\\": r"\textbackslash{}",
     "{": r"\{",
@@ -143,7 +148,7 @@ def _token(m: re.Match[str]) -> str:
         if len(t) == 1:
             return t
         if t in OPERATORS:
-            return rf"\operatorname{{{t}}}"
+            return OPERATORS[t]
         return rf"\text{{{t}}}"
     if kind == "sub":
         return "_" + t[1:]

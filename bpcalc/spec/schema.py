@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from bpcalc import batching
+from bpcalc import activations, batching
 from bpcalc.errors import Location, SpecError
 from bpcalc.spec import initializers as _init
 from bpcalc.spec import values as V
 from bpcalc.spec.load import SourceDoc, Src, load_yaml_file
 
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
+ACTIVATIONS = activations.kinds()
 LOSSES = ("mse", "half_mse", "sse", "half_sse", "cross_entropy", "binary_cross_entropy")
 PARAMETRIC = ("dense", "conv2d")
 LAYER_TYPES = (
@@ -404,7 +404,7 @@ def _activation(lsrc: Src, key: str = "activation") -> ActivationSpec | None:
     kind = V.choice(lsrc.child(key), "activation", ACTIVATIONS)
     slope = 0.01
     if "slope" in lsrc.value:
-        if kind != "leaky_relu":
+        if "slope" not in activations.unit_class(kind).options:
             raise lsrc.child("slope").error("slope only applies to leaky_relu", at_key=True)
         slope = V.number(lsrc.child("slope"), "slope")
     return None if kind == "identity" else ActivationSpec(kind, slope)
@@ -652,11 +652,11 @@ def _parse_flatten(
 def _parse_activation_layer(
     lsrc: Src, name: str, ltype: str, shape: tuple[int, ...], sq: bool, prev: str
 ) -> ActivationLayerSpec:
-    _common(lsrc, ("slope",) if ltype == "leaky_relu" else ())
+    _common(lsrc, tuple(activations.unit_class(ltype).options))
     slope = V.number(lsrc.child("slope"), "slope") if "slope" in lsrc.value else 0.01
-    if ltype == "softmax" and len(shape) != 1:
+    if not activations.unit_class(ltype).elementwise and len(shape) != 1:
         raise lsrc.error(
-            f"softmax layer {name!r} needs a vector input, but {prev} gives shape {V._fmt(shape)}"
+            f"{ltype} layer {name!r} needs a vector input, but {prev} gives shape {V._fmt(shape)}"
         )
     return ActivationLayerSpec(
         **_frame(lsrc, name, ltype, shape, sq),

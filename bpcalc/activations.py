@@ -1,0 +1,654 @@
+"""Activations, one unit each: a = f(z) and ∂L/∂z = ∂L/∂a ⊙ f′(z) side by side, with the
+formula text, the worked explanation of one element, and the slips a student makes with it.
+
+A unit registers itself below its class (`register(Sigmoid)`); the spec parser, the engine,
+the explainer, the LaTeX writer and the checker ask the registry, never a list of names.
+Adding an activation is one class here plus its tests and docs.
+
+Conventions: derivatives are written from the outputs where the textbooks do (σ′ = a(1 − a),
+tanh′ = 1 − a²). ReLU′(0) is taken as 0 (as PyTorch does). Softmax is over the last axis of
+one sample; its Jacobian is not diagonal, so its backward is ∂L/∂z_i = a_i (∂L/∂a_i − Σ_j a_j ∂L/∂a_j).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+Array = np.ndarray
+MINUS = "−"
+
+
+# --- numerically careful building blocks (also used by the losses) ------------------------
+
+
+def sigmoid(z: Array) -> Array:
+    """σ(z) = 1 / (1 + e^(−z)), computed without overflow for large |z|."""
+    out = np.empty_like(z)
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    ez = np.exp(z[~pos])
+    out[~pos] = ez / (1.0 + ez)
+    return out
+
+
+def softmax(z: Array) -> Array:
+    """softmax over the last axis, shifted by the max so e^z never overflows. z: (N, K)."""
+    e = np.exp(z - np.maximum.reduce(z, axis=-1, keepdims=True))
+    e /= np.add.reduce(e, axis=-1, keepdims=True)  # ufunc reductions: no Python wrapper per call
+    return e
+
+
+def log_softmax(z: Array) -> Array:
+    """log softmax(z) = z − max − log Σ e^(z − max); finite even where softmax underflows to 0."""
+    shifted = z - np.maximum.reduce(z, axis=-1, keepdims=True)
+    shifted -= np.log(np.add.reduce(np.exp(shifted), axis=-1, keepdims=True))
+    return shifted
+
+
+def softmax_and_log(z: Array) -> tuple[Array, Array]:
+    """(softmax(z), log_softmax(z)) from one shifted exponential, for training with softmax
+    and cross-entropy. The same operations on the same numbers as the two functions above,
+    so the same bits; only the shift, e^(z − max) and its sum are not computed twice. z: (N, K).
+    """
+    shifted = z - np.maximum.reduce(z, axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    total = np.add.reduce(e, axis=-1, keepdims=True)
+    shifted -= np.log(total)
+    e /= total
+    return e, shifted
+
+
+def log_sigmoid(z: Array) -> Array:
+    """log σ(z) = −softplus(−z), stable for z = ±1000."""
+    return -np.logaddexp(0.0, -z)
+
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def erf(z: Array) -> Array:
+    """The error function element-wise, to double precision (math.erf on each element)."""
+    return _erf(z).astype(z.dtype) if z.size else np.zeros_like(z)
+
+
+# --- what an explanation of one element needs ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Terms:
+    """One element's symbols and numbers, for writing f and f′ out by hand.
+
+    z, a, da: symbols of the input, the output and ∂L/∂a (z11, a11, ∂L/∂a11);
+    zv, av, dav: their values; num: a number as the explanation prints it inside an
+    expression; const: a configuration constant (slope) with all its digits; result: a
+    number as a result. row: for softmax, every element of the row as (z, zv, a, av, da, dav).
+    """
+
+    z: str
+    zv: float
+    a: str
+    av: float
+    da: str
+    dav: float
+    num: Callable[[float], str]
+    const: Callable[[float], str]
+    result: Callable[[float], str]
+    row: tuple[tuple[str, float, str, float, str, float], ...] = ()
+
+
+# (symbols, numbers substituted, note)
+Written = tuple[str, str, str]
+
+
+def _times(*factors: str) -> str:
+    return " × ".join(factors)
+
+
+# --- the units --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Activation:
+    """a = f(z), element-wise unless said otherwise. `slope` is LeakyReLU's; others ignore it.
+
+    Class attributes, each unit's own:
+      kind        the name in the YAML (activation: relu) and in the trace
+      symbol      f(z) as text: "σ(z)"
+      derivative  f′ as text, as the tables show it: "σ′(z) = a(1 − a)"
+      word        how a sentence names it: "sigmoid σ"
+      operators   (text, LaTeX) pairs of the operator names its formulas use
+      options     YAML keys the activation takes, with their defaults
+    """
+
+    slope: float = 0.01
+
+    kind: ClassVar[str] = ""
+    symbol: ClassVar[str] = ""
+    derivative_text: ClassVar[str] = ""
+    word: ClassVar[str] = ""
+    operators: ClassVar[tuple[tuple[str, str], ...]] = ()
+    options: ClassVar[dict[str, float]] = {}
+    elementwise: ClassVar[bool] = True
+    # With its loss (softmax + cross-entropy), ∂L/∂z comes from the fused formula p − y.
+    fuses_with_loss: ClassVar[bool] = True
+
+    def forward(self, z: Array) -> Array:
+        raise NotImplementedError
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        """f′(z) element-wise."""
+        raise NotImplementedError
+
+    def backward(self, da: Array, z: Array, a: Array) -> Array:
+        """∂L/∂z from ∂L/∂a."""
+        return da * self.derivative(z, a)
+
+    # formulas -----------------------------------------------------------------------------
+    def formula(self) -> str:
+        return f"a = {self.symbol}"
+
+    def grad_formula(self) -> str:
+        return f"∂L/∂z = ∂L/∂a ⊙ f′(z), {self.derivative_text}"
+
+    # explanations -------------------------------------------------------------------------
+    def explain_forward(self, t: Terms) -> Written:
+        raise NotImplementedError
+
+    def explain_backward(self, t: Terms) -> Written:
+        """∂L/∂z = ∂L/∂a · f′(z) for one element."""
+        raise NotImplementedError
+
+    # the checker's slips: (key, the unit that makes the slip, what to tell the student) ----
+    def slips(self, layer: str) -> list[tuple[str, Activation, str]]:
+        return []
+
+    def without_derivative(self) -> Activation:
+        """The slip every activation has: ∂L/∂z taken as ∂L/∂a."""
+        return NoDerivative(self.slope, inner=self)
+
+    def no_derivative_message(self, layer: str, fused_with_ce: bool) -> str:
+        return (
+            f"You forgot to multiply by the derivative of the {self.word} in layer {layer}: "
+            "∂L/∂z = ∂L/∂a ⊙ f′(z), not ∂L/∂a."
+        )
+
+
+_REGISTRY: dict[str, type[Activation]] = {}
+
+
+def register(cls: type[Activation]) -> type[Activation]:
+    _REGISTRY[cls.kind] = cls
+    return cls
+
+
+def kinds() -> tuple[str, ...]:
+    """Every activation's name, in the order they were registered."""
+    return tuple(_REGISTRY)
+
+
+def get(kind: str, slope: float = 0.01) -> Activation:
+    return _REGISTRY[kind](slope)
+
+
+def unit_class(kind: str) -> type[Activation]:
+    return _REGISTRY[kind]
+
+
+def operators() -> dict[str, str]:
+    """Operator names in formulas and their LaTeX, from every registered activation."""
+    return {text: tex for cls in _REGISTRY.values() for text, tex in cls.operators}
+
+
+@dataclass(frozen=True)
+class NoDerivative(Activation):
+    """A slip, not an activation: the forward pass of `inner`, ∂L/∂z = ∂L/∂a."""
+
+    inner: Activation = field(default=None)  # type: ignore[assignment]
+    fuses_with_loss: ClassVar[bool] = False
+
+    def forward(self, z: Array) -> Array:
+        return self.inner.forward(z)
+
+    def backward(self, da: Array, z: Array, a: Array) -> Array:
+        return da
+
+
+@dataclass(frozen=True)
+class Identity(Activation):
+    kind = "identity"
+    symbol = "z"
+    derivative_text = "identity′(z) = 1"
+    word = "identity"
+
+    def forward(self, z: Array) -> Array:
+        return z
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return np.ones_like(z)
+
+    def backward(self, da: Array, z: Array, a: Array) -> Array:
+        return da
+
+    def explain_forward(self, t: Terms) -> Written:
+        return t.z, t.num(t.zv), ""
+
+    def explain_backward(self, t: Terms) -> Written:
+        return t.da, t.num(t.dav), ""
+
+
+register(Identity)
+
+
+@dataclass(frozen=True)
+class ReLU(Activation):
+    kind = "relu"
+    symbol = "ReLU(z)"
+    derivative_text = "ReLU′(z) = 1 if z > 0 else 0"
+    word = "ReLU"
+    operators = (("ReLU", r"\operatorname{ReLU}"),)
+
+    def forward(self, z: Array) -> Array:
+        return np.maximum(z, 0.0)
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return (z > 0).astype(z.dtype)
+
+    def backward(self, da: Array, z: Array, a: Array) -> Array:
+        return da * (z > 0)  # without building the 0/1 array in z's dtype first
+
+    def explain_forward(self, t: Terms) -> Written:
+        return f"max(0, {t.z})", f"max(0, {t.num(t.zv)})", ""
+
+    def explain_backward(self, t: Terms) -> Written:
+        return _piecewise(t, self.word, "0")
+
+    def slips(self, layer: str) -> list[tuple[str, Activation, str]]:
+        return [
+            (
+                "relu_one_at_zero",
+                _ReLUOneAtZero(),
+                "You took ReLU′(0) = 1; bpcalc (like PyTorch) takes the derivative at exactly "
+                "z = 0 as 0.",
+            ),
+            (
+                "relu_flipped",
+                _ReLUFlipped(),
+                "You took ReLU's derivative on the wrong side of 0: it is 1 where z > 0 "
+                "(the value passed through) and 0 where z < 0.",
+            ),
+        ]
+
+
+register(ReLU)
+
+
+@dataclass(frozen=True)
+class _ReLUOneAtZero(ReLU):
+    """Slip: ReLU′(0) taken as 1."""
+
+    def backward(self, da: Array, z: Array, a: Array) -> Array:
+        return da * (z >= 0).astype(da.dtype)
+
+
+@dataclass(frozen=True)
+class _ReLUFlipped(ReLU):
+    """Slip: ReLU′ = 1 where z < 0."""
+
+    def backward(self, da: Array, z: Array, a: Array) -> Array:
+        return da * (z < 0).astype(da.dtype)
+
+
+def _piecewise(t: Terms, name: str, low: str) -> Written:
+    """∂L/∂z of ReLU-like units: ∂L/∂a times 1 or the low side's slope."""
+    if t.zv > 0:
+        d = "1"
+        shown = t.result(t.zv)
+        note = (
+            f"{t.z} = {shown} > 0, so {name}′({t.z}) = 1"
+            if shown != "0"
+            else f"{t.z} = {t.zv:.3g} is just above 0, so {name}′({t.z}) = 1"
+        )
+    elif t.zv == 0:
+        d = low
+        note = f"{t.z} = 0 exactly: {name}′(0) is taken as {low} (as in PyTorch)"
+    else:
+        d = low
+        note = f"{t.z} = {t.result(t.zv)} < 0, so {name}′({t.z}) = {low}"
+    return f"{t.da} · {name}′({t.z})", _times(t.num(t.dav), d), note
+
+
+@dataclass(frozen=True)
+class LeakyReLU(Activation):
+    kind = "leaky_relu"
+    symbol = "LeakyReLU(z)"
+    derivative_text = "LeakyReLU′(z) = 1 if z > 0 else slope"
+    word = "leaky ReLU"
+    operators = (("LeakyReLU", r"\operatorname{LeakyReLU}"),)
+    options = {"slope": 0.01}
+
+    def forward(self, z: Array) -> Array:
+        return np.where(z > 0, z, self.slope * z)
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return np.where(z > 0, 1.0, self.slope).astype(z.dtype)
+
+    def explain_forward(self, t: Terms) -> Written:
+        if t.zv > 0:
+            return t.z, t.num(t.zv), f"{t.z} > 0, so LeakyReLU({t.z}) = {t.z}"
+        alpha = t.const(self.slope)
+        return (
+            f"α·{t.z}",
+            f"{alpha} × {t.num(t.zv)}",
+            f"{t.z} ≤ 0, so LeakyReLU({t.z}) = α·{t.z} with slope α = {alpha}",
+        )
+
+    def explain_backward(self, t: Terms) -> Written:
+        return _piecewise(t, "LeakyReLU", t.const(self.slope))
+
+
+register(LeakyReLU)
+
+
+@dataclass(frozen=True)
+class Sigmoid(Activation):
+    kind = "sigmoid"
+    symbol = "σ(z)"
+    derivative_text = "σ′(z) = a(1 − a)"
+    word = "sigmoid σ"
+    operators = (("sigmoid", r"\operatorname{sigmoid}"),)
+
+    def forward(self, z: Array) -> Array:
+        return sigmoid(z)
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return a * (1.0 - a)
+
+    def explain_forward(self, t: Terms) -> Written:
+        return f"1 / (1 + e^({MINUS}{t.z}))", f"1 / (1 + e^({MINUS}{t.num(t.zv)}))", ""
+
+    def explain_backward(self, t: Terms) -> Written:
+        av = t.num(t.av)
+        return (
+            f"{t.da} · {t.a}·(1 − {t.a})",
+            f"{t.num(t.dav)} × {av}×(1 − {av})",
+            f"σ′({t.z}) = {t.a}·(1 − {t.a}), from the output",
+        )
+
+    def slips(self, layer: str) -> list[tuple[str, Activation, str]]:
+        return [
+            (
+                "sigmoid_as_sigma",
+                _SigmoidAsSigma(),
+                "You wrote the sigmoid's derivative as σ(z); it is σ(z)(1 − σ(z)) = a(1 − a).",
+            )
+        ]
+
+
+register(Sigmoid)
+
+
+@dataclass(frozen=True)
+class _SigmoidAsSigma(Sigmoid):
+    """Slip: σ′ taken as σ(z) = a."""
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return a
+
+
+@dataclass(frozen=True)
+class Tanh(Activation):
+    kind = "tanh"
+    symbol = "tanh(z)"
+    derivative_text = "tanh′(z) = 1 − a²"
+    word = "tanh"
+
+    def forward(self, z: Array) -> Array:
+        return np.tanh(z)
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return 1.0 - a * a
+
+    def explain_forward(self, t: Terms) -> Written:
+        return f"tanh({t.z})", f"tanh({t.num(t.zv)})", ""
+
+    def explain_backward(self, t: Terms) -> Written:
+        return (
+            f"{t.da} · (1 − {t.a}²)",
+            f"{t.num(t.dav)} × (1 − {t.num(t.av)}²)",
+            f"tanh′({t.z}) = 1 − {t.a}², from the output",
+        )
+
+
+register(Tanh)
+
+
+@dataclass(frozen=True)
+class Softmax(Activation):
+    """softmax over one sample's elements (the last axis after flattening)."""
+
+    kind = "softmax"
+    symbol = "softmax(z)"
+    derivative_text = "∂L/∂z_i = a_i (∂L/∂a_i − Σ_j a_j ∂L/∂a_j)"
+    word = "softmax"
+    operators = (("softmax", r"\operatorname{softmax}"),)
+    elementwise = False
+
+    def forward(self, z: Array) -> Array:
+        return softmax(z.reshape(z.shape[0], -1)).reshape(z.shape)
+
+    def backward(self, da: Array, z: Array, a: Array) -> Array:
+        flat_a = a.reshape(a.shape[0], -1)
+        flat_da = da.reshape(da.shape[0], -1)
+        dz = flat_a * (flat_da - (flat_da * flat_a).sum(axis=-1, keepdims=True))
+        return dz.reshape(z.shape)
+
+    def grad_formula(self) -> str:
+        return self.derivative_text
+
+    def explain_forward(self, t: Terms) -> Written:
+        sym = f"e^{t.z} / ({' + '.join('e^' + c[0] for c in t.row)})"
+        num = f"e^{t.num(t.zv)} / ({' + '.join('e^' + t.num(c[1]) for c in t.row)})"
+        return sym, num, ""
+
+    def explain_backward(self, t: Terms) -> Written:
+        inner_s = " + ".join(f"{c[2]}·{c[4]}" for c in t.row)
+        inner_n = " + ".join(f"{t.num(c[3])}×{t.num(c[5])}" for c in t.row)
+        return (
+            f"{t.a}·({t.da} − ({inner_s}))",
+            f"{t.num(t.av)}×({t.num(t.dav)} − ({inner_n}))",
+            "softmax couples its outputs: ∂L/∂z_i = p_i (∂L/∂p_i − Σ_j p_j ∂L/∂p_j)",
+        )
+
+    def no_derivative_message(self, layer: str, fused_with_ce: bool) -> str:
+        return f"You took ∂L/∂z = ∂L/∂p in layer {layer}, leaving out the softmax's derivative" + (
+            "; with cross-entropy, ∂L/∂z = p − y."
+            if fused_with_ce
+            else ": ∂L/∂z_i = p_i (∂L/∂p_i − Σ_j p_j ∂L/∂p_j)."
+        )
+
+
+register(Softmax)
+
+
+SQRT_2PI = math.sqrt(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class GELU(Activation):
+    """GELU(z) = z·Φ(z), Φ(z) = ½(1 + erf(z/√2)): the exact erf form (PyTorch's default,
+    approximate='none'). GELU′(z) = Φ(z) + z·φ(z), φ(z) = e^(−z²/2)/√(2π)."""
+
+    kind = "gelu"
+    symbol = "z·Φ(z)"
+    derivative_text = "GELU′(z) = Φ(z) + z·φ(z), Φ(z) = ½(1 + erf(z/√2)), φ(z) = e^(−z²/2)/√(2π)"
+    word = "GELU"
+    operators = (("GELU", r"\operatorname{GELU}"), ("erf", r"\operatorname{erf}"))
+
+    @staticmethod
+    def cdf(z: Array) -> Array:
+        return 0.5 * (1.0 + erf(z / math.sqrt(2.0)))
+
+    def forward(self, z: Array) -> Array:
+        return z * self.cdf(z)
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return self.cdf(z) + z * np.exp(-0.5 * z * z) / SQRT_2PI
+
+    def formula(self) -> str:
+        return "a = GELU(z) = z·Φ(z), Φ(z) = ½(1 + erf(z/√2))"
+
+    def explain_forward(self, t: Terms) -> Written:
+        phi = 0.5 * (1.0 + math.erf(t.zv / math.sqrt(2.0)))
+        z = t.num(t.zv)
+        return (
+            f"{t.z} · ½(1 + erf({t.z}/√2))",
+            f"{z} × {t.num(phi)}",
+            f"Φ({t.z}) = ½(1 + erf({z}/√2)) = {t.result(phi)}",
+        )
+
+    def explain_backward(self, t: Terms) -> Written:
+        cdf = 0.5 * (1.0 + math.erf(t.zv / math.sqrt(2.0)))
+        pdf = math.exp(-0.5 * t.zv * t.zv) / SQRT_2PI
+        return (
+            f"{t.da} · (Φ({t.z}) + {t.z}·φ({t.z}))",
+            f"{t.num(t.dav)} × ({t.num(cdf)} + {t.num(t.zv)} × {t.num(pdf)})",
+            f"Φ({t.z}) = {t.result(cdf)}, φ({t.z}) = e^(−{t.z}²/2)/√(2π) = {t.result(pdf)}",
+        )
+
+    def slips(self, layer: str) -> list[tuple[str, Activation, str]]:
+        return [
+            (
+                "gelu_cdf_only",
+                _GELUCdfOnly(),
+                "You took GELU′(z) as Φ(z) and left out the z·φ(z) term: GELU(z) = z·Φ(z) is a "
+                "product, so GELU′(z) = Φ(z) + z·φ(z).",
+            )
+        ]
+
+
+register(GELU)
+
+
+@dataclass(frozen=True)
+class _GELUCdfOnly(GELU):
+    """Slip: GELU′ taken as Φ(z) (the product rule's second term left out)."""
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return self.cdf(z)
+
+
+@dataclass(frozen=True)
+class SiLU(Activation):
+    """SiLU(z) = z·σ(z) (also called swish). SiLU′(z) = σ(z)·(1 + z·(1 − σ(z)))."""
+
+    kind = "silu"
+    symbol = "z·σ(z)"
+    derivative_text = "SiLU′(z) = σ(z)·(1 + z·(1 − σ(z)))"
+    word = "SiLU (swish)"
+    operators = (("SiLU", r"\operatorname{SiLU}"),)
+
+    def forward(self, z: Array) -> Array:
+        return z * sigmoid(z)
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        s = sigmoid(z)
+        return s * (1.0 + z * (1.0 - s))
+
+    def formula(self) -> str:
+        return "a = SiLU(z) = z·σ(z)"
+
+    def explain_forward(self, t: Terms) -> Written:
+        s = float(sigmoid(np.array([t.zv]))[0])
+        return (
+            f"{t.z} · σ({t.z})",
+            f"{t.num(t.zv)} × {t.num(s)}",
+            f"σ({t.z}) = 1 / (1 + e^({MINUS}{t.num(t.zv)})) = {t.result(s)}",
+        )
+
+    def explain_backward(self, t: Terms) -> Written:
+        s = float(sigmoid(np.array([t.zv]))[0])
+        sn, zn = t.num(s), t.num(t.zv)
+        return (
+            f"{t.da} · σ({t.z})·(1 + {t.z}·(1 − σ({t.z})))",
+            f"{t.num(t.dav)} × {sn}×(1 + {zn}×(1 − {sn}))",
+            f"σ({t.z}) = {t.result(s)}; SiLU′ = σ + z·σ·(1 − σ), by the product rule",
+        )
+
+    def slips(self, layer: str) -> list[tuple[str, Activation, str]]:
+        return [
+            (
+                "silu_sigma_only",
+                _SiLUSigmaOnly(),
+                "You took SiLU′(z) as σ(z); SiLU(z) = z·σ(z) is a product, so "
+                "SiLU′(z) = σ(z) + z·σ(z)(1 − σ(z)).",
+            )
+        ]
+
+
+register(SiLU)
+
+
+@dataclass(frozen=True)
+class _SiLUSigmaOnly(SiLU):
+    """Slip: SiLU′ taken as σ(z)."""
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return sigmoid(z)
+
+
+@dataclass(frozen=True)
+class Softplus(Activation):
+    """softplus(z) = ln(1 + e^z), computed as logaddexp(0, z) so it never overflows;
+    softplus′(z) = σ(z). The exact form everywhere (PyTorch switches to z above z = 20,
+    a difference below 2.1e-9)."""
+
+    kind = "softplus"
+    symbol = "ln(1 + e^z)"
+    derivative_text = "softplus′(z) = σ(z) = 1/(1 + e^(−z))"
+    word = "softplus"
+    operators = (("softplus", r"\operatorname{softplus}"),)
+
+    def forward(self, z: Array) -> Array:
+        return np.logaddexp(0.0, z)
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return sigmoid(z)
+
+    def formula(self) -> str:
+        return "a = softplus(z) = ln(1 + e^z)"
+
+    def explain_forward(self, t: Terms) -> Written:
+        return f"ln(1 + e^{t.z})", f"ln(1 + e^{t.num(t.zv)})", ""
+
+    def explain_backward(self, t: Terms) -> Written:
+        return (
+            f"{t.da} · 1/(1 + e^({MINUS}{t.z}))",
+            f"{t.num(t.dav)} × 1/(1 + e^({MINUS}{t.num(t.zv)}))",
+            f"softplus′({t.z}) = σ({t.z})",
+        )
+
+    def slips(self, layer: str) -> list[tuple[str, Activation, str]]:
+        return [
+            (
+                "softplus_sigma_of_minus_z",
+                _SoftplusWrongSign(),
+                "You took softplus′(z) as 1/(1 + e^z) = σ(−z); the derivative of ln(1 + e^z) is "
+                "e^z/(1 + e^z) = 1/(1 + e^(−z)) = σ(z).",
+            )
+        ]
+
+
+register(Softplus)
+
+
+@dataclass(frozen=True)
+class _SoftplusWrongSign(Softplus):
+    """Slip: softplus′ taken as σ(−z)."""
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return sigmoid(-z)
