@@ -15,20 +15,16 @@ from typing import Any
 import numpy as np
 
 from bpcalc import activations, batching, losses, notation
+from bpcalc import layers as layers_mod
 from bpcalc import optim as optim_mod
 from bpcalc import regularization as reg_mod
 from bpcalc.errors import Location, NumericError
 from bpcalc.spec.schema import (
-    ActivationLayerSpec,
-    ActivationSpec,
     BatchNormSpec,
     Conv2dSpec,
     DenseSpec,
-    DropoutSpec,
-    FlattenSpec,
     LayerSpec,
     NetworkSpec,
-    PoolSpec,
     RegSpec,
 )
 from bpcalc.trace import Record, StepTrace, Trace, element_name
@@ -45,11 +41,13 @@ Emit = Callable[..., Array]
 
 @dataclass(frozen=True)
 class Layer:
-    """A spec layer with its op: `op` is the linear or shape part, `activation` applied after it."""
+    """A layer at run time: its unit (the linear or shape part) and the activation unit
+    applied after it (None: a = z). An activation layer of its own is a unit that passes its
+    input on, followed by its activation."""
 
     spec: LayerSpec
-    op: Any  # Dense | Conv2d | MaxPool2d | AvgPool2d | Flatten | None (activation layer)
-    act: activations.Activation | None  # the activation unit applied after the op
+    op: layers_mod.Layer
+    act: activations.Activation | None
 
     @property
     def name(self) -> str:
@@ -57,11 +55,11 @@ class Layer:
 
     @property
     def parametric(self) -> bool:
-        return isinstance(self.spec, (DenseSpec, Conv2dSpec, BatchNormSpec))
+        return self.op.parametric
 
     @property
     def param_names(self) -> tuple[str, ...]:
-        return self.op.param_names if self.op is not None else ()
+        return self.op.param_names
 
     def out_shown(self) -> tuple[int, ...]:
         s = self.spec
@@ -72,52 +70,16 @@ class Layer:
         return s.in_shape[1:] if s.squeezed_in else s.in_shape
 
     def param_shown(self, param: str) -> tuple[int, ...]:
-        s = self.spec
-        if isinstance(s, Conv2dSpec) and s.kernel_2d:
-            return s.kernel.shape[2:] if param == "kernel" else ()
-        if isinstance(s, DenseSpec):
-            return s.weights_shown if param == "weights" else s.bias_shown
-        return s.params[param].shape  # type: ignore[attr-defined]
-
-
-def activation_unit(spec: ActivationSpec | None) -> activations.Activation | None:
-    return None if spec is None else activations.get(spec.kind, spec.slope)
+        return self.op.param_shown(param)
 
 
 def build_layer(spec: LayerSpec) -> Layer:
-    # Each op module is imported when a layer of its kind is built: a start-up cost (module
-    # and dataclass creation, ~1 ms each) only the networks that use it pay (issue 7).
-    if isinstance(spec, DenseSpec):
-        from bpcalc.ops.dense import Dense
-
-        return Layer(spec, Dense(spec.layout, spec.bias_shared), activation_unit(spec.activation))
-    if isinstance(spec, Conv2dSpec):
-        from bpcalc.ops.conv2d import Conv2d
-
-        return Layer(
-            spec, Conv2d(spec.stride, spec.padding, spec.flip), activation_unit(spec.activation)
-        )
-    if isinstance(spec, PoolSpec):
-        from bpcalc.ops.pool import AvgPool2d, MaxPool2d
-
-        op = MaxPool2d if spec.kind == "max" else AvgPool2d
-        return Layer(spec, op(spec.size, spec.stride), None)
-    if isinstance(spec, FlattenSpec):
-        from bpcalc.ops.pool import Flatten
-
-        return Layer(spec, Flatten(), None)
-    if isinstance(spec, ActivationLayerSpec):
-        return Layer(spec, None, activation_unit(spec.activation))
-    if isinstance(spec, DropoutSpec):
-        from bpcalc.ops.dropout import Dropout
-
-        seed = 0 if spec.seed is None else spec.seed
-        return Layer(spec, Dropout(spec.p, spec.in_shape, spec.mask, seed), None)
-    if isinstance(spec, BatchNormSpec):
-        from bpcalc.ops.batchnorm import BatchNorm
-
-        return Layer(spec, BatchNorm(spec.eps, spec.momentum), activation_unit(spec.activation))
-    raise AssertionError(f"no op for {type(spec).__name__}")
+    """The layer's unit (its module imported now: a network pays only for the layers it
+    uses) and its activation unit."""
+    act = spec.activation
+    return Layer(
+        spec, layers_mod.build(spec), activations.get(act.kind, act.slope) if act else None
+    )
 
 
 @dataclass(frozen=True)
@@ -157,26 +119,21 @@ def initial_params(spec: NetworkSpec, dtype: Any = np.float64) -> Params:
 def set_training(layers: list[Layer], training: bool) -> None:
     """Training mode (the default) or evaluation: dropout off, batchnorm on its running stats."""
     for layer in layers:
-        if hasattr(layer.op, "training"):
-            layer.op.training = training
+        layer.op.set_training(training)
 
 
 def carry_buffers(layers: list[Layer], fwd: ForwardResult, params: Params) -> None:
     """Store the running statistics a training forward pass produced (batchnorm) in params,
     in place: for loops that do not go through step_once."""
     for i, layer in enumerate(layers):
-        buffers = getattr(layer.op, "buffers", None)
-        if buffers is not None:
-            for bname, (value, _) in buffers(fwd.caches[i][0]).items():
-                params[layer.name][bname] = value.astype(params[layer.name][bname].dtype)
+        for bname, buf in layer.op.buffers(fwd.caches[i][0]).items():
+            params[layer.name][bname] = buf.value.astype(params[layer.name][bname].dtype)
 
 
 def begin_step(layers: list[Layer], samples: Array) -> None:
     """Tell layers with per-step randomness (dropout) which dataset samples this step uses."""
     for layer in layers:
-        start = getattr(layer.op, "begin_step", None)
-        if start is not None:
-            start(samples)
+        layer.op.begin_step(samples)
 
 
 # --- emitting values ----------------------------------------------------------------------
@@ -299,41 +256,30 @@ def forward(layers: list[Layer], params: Params, x: Array, emit: Emit = silent) 
                 v,
                 "forward",
                 name,
-                "the parameter this step starts from"
-                if k in layer.param_names
-                else "the running statistic this step starts from (not trained)",
+                notation.GIVEN_PARAM if k in layer.param_names else notation.GIVEN_BUFFER,
                 layer.param_shown(k),
                 per_sample=False,
             )
             for k, v in params.get(name, {}).items()
         }
         shape = layer.out_shown()
-        if layer.op is not None:
-            z, cache = layer.op.forward(x, p)
-            for suffix, value, text, per in getattr(layer.op, "recorded", _nothing)(cache):
-                shown = shape if per else (layer.spec.in_shape[0],)  # per sample, or per feature
-                emit(f"{name}.{suffix}", value, "forward", name, text, shown, per_sample=per)
-            if layer.parametric:
-                z = emit(f"{name}.z", z, "forward", name, notation.linear_formula(spec), shape)
-        else:
-            z, cache = x, None
+        z, cache = layer.op.forward(x, p)
+        for r in layer.op.recorded(cache):
+            shown = shape if r.per_sample else (spec.in_shape[0],)  # per sample, or per feature
+            emit(f"{name}.{r.suffix}", r.value, "forward", name, r.formula, shown, r.per_sample)
+        if layer.parametric:
+            z = emit(f"{name}.z", z, "forward", name, layer.op.forward_formula(), shape)
         if layer.act is not None:
             a = layer.act.forward(z)
-            formula = layer.act.formula()
-            if not layer.parametric:
-                formula = notation.linear_formula(spec)
+            formula = layer.act.formula() if layer.parametric else layer.op.forward_formula()
         else:
             a = z
-            formula = "a = z (no activation)" if layer.parametric else notation.linear_formula(spec)
+            formula = notation.NO_ACTIVATION if layer.parametric else layer.op.forward_formula()
         a = emit(f"{name}.a", a, "forward", name, formula, shape)
         caches.append((cache, z, a))
         z_out = z if layer.act is not None else None
         x = a
     return ForwardResult(x, z_out, caches)
-
-
-def _nothing(cache: Any) -> list[Any]:
-    return []
 
 
 def loss_value(
@@ -389,7 +335,7 @@ def backward(
     grads: dict[str, dict[str, Array]] = {}
     for i in range(len(layers) - 1, -1, -1):
         layer = layers[i]
-        name, lspec = layer.name, layer.spec
+        name = layer.name
         cache, z, a = fwd.caches[i]
         da = emit(
             f"grad.{name}.a",
@@ -398,7 +344,7 @@ def backward(
             name,
             losses.GRAD_FORMULAS[kind]
             if i == len(layers) - 1
-            else f"∂L/∂a = ∂L/∂x of {layers[i + 1].name}",
+            else notation.grad_from_next(layers[i + 1].name),
             layer.out_shown(),
         )
         if layer.act is not None:
@@ -409,22 +355,17 @@ def backward(
                 dz = layer.act.backward(da, z, a)
                 formula = layer.act.grad_formula()
         else:
-            dz, formula = da, "∂L/∂z = ∂L/∂a (no activation)"
+            dz, formula = da, notation.NO_ACTIVATION_GRAD
         if layer.parametric:
             dz = emit(f"grad.{name}.z", dz, "backward", name, formula, layer.out_shown())
-        if layer.op is None:  # an activation layer: ∂L/∂x is its ∂L/∂z
-            dx, pgrads = dz, {}
-            in_formula = formula.replace("∂L/∂z", "∂L/∂x")
-        elif i == 0 and not input_grad and layer.parametric:
-            _, pgrads = _param_grads_only(layer, dz, cache, params)
-            dx, in_formula = None, ""
+        if i == 0 and not input_grad and layer.parametric:  # nobody reads this ∂L/∂x
+            dx, pgrads = None, layer.op.param_grads(dz, cache, params.get(name, {}))
         else:
             dx, pgrads = layer.op.backward(dz, cache, params.get(name, {}))
-            in_formula = notation.grad_input_formula(lspec)
         grads[name] = {}
         reg = spec.regularization.get(name)
         for pname in layer.param_names:
-            g, g_formula = pgrads[pname], notation.grad_param_formula(lspec, pname)
+            g, g_formula = pgrads[pname], layer.op.grad_param_formula(pname)
             if reg_mod.applies(reg, pname):  # ∂L/∂θ = ∂L_data/∂θ + ∂penalty/∂θ
                 g, g_formula = _with_penalty(emit, layer, pname, g, g_formula, reg, params)
             grads[name][pname] = emit(
@@ -437,6 +378,7 @@ def backward(
                 per_sample=False,
             )
         if dx is not None:
+            in_formula = layer.op.grad_input_formula()
             dx = emit(f"grad.{name}.input", dx, "backward", name, in_formula, layer.in_shown())
         da = dx
     return grads
@@ -459,7 +401,7 @@ def _with_penalty(
         g,
         "backward",
         name,
-        formula.replace("∂L/", "∂L_data/"),
+        notation.data_part(formula),
         shown,
         per_sample=False,
     )
@@ -468,22 +410,11 @@ def _with_penalty(
         reg_mod.grad(reg, params[name][pname]),
         "backward",
         name,
-        f"∂penalty/∂{sym} = {reg_mod.grad_formula(reg, sym)}",
+        notation.penalty_grad_formula(reg_mod.grad_formula(reg, sym), sym),
         shown,
         per_sample=False,
     )
-    return g + pen, f"∂L/∂{sym} = ∂L_data/∂{sym} + {reg_mod.grad_formula(reg, sym)}"
-
-
-def _param_grads_only(
-    layer: Layer, dz: Array, cache: Any, params: Params
-) -> tuple[None, dict[str, Array]]:
-    """The first layer's parameter gradients without its ∂L/∂x (nobody reads it in training)."""
-    param_grads = getattr(layer.op, "param_grads", None)
-    if param_grads is not None:  # ops that can skip the input gradient's product
-        return None, param_grads(dz, cache, params.get(layer.name, {}))
-    _, pgrads = layer.op.backward(dz, cache, params.get(layer.name, {}))
-    return None, pgrads
+    return g + pen, notation.regularized_grad_formula(reg_mod.grad_formula(reg, sym), sym)
 
 
 # --- a whole step -------------------------------------------------------------------------
@@ -511,15 +442,14 @@ def step_once(
     """One forward / loss / backward / update / loss-after step, every value into `rec`."""
     factor = loss_factor
     params = state.params
-    x = rec("input", x, "forward", None, "x, the network's input", _input_shown(spec))
+    x = rec("input", x, "forward", None, notation.INPUT, _input_shown(spec))
     fwd = forward(layers, params, x, rec)
     rec(
         "target",
         y,
         "loss",
         None,
-        "y, the target"
-        + (" (one-hot of the class index)" if spec.target_classes is not None else ""),
+        notation.target(spec.target_classes is not None),
         layers[-1].out_shown(),
     )
     loss, per = loss_value(
@@ -549,13 +479,13 @@ def step_once(
         name = layer.name
         new_params[name] = {}
         new_opt[name] = {}
-        frozen = getattr(layer.spec, "freeze", frozenset())
+        frozen = layer.spec.freeze
         for pname in layer.param_names:
             theta, g = params[name][pname], grads[name][pname]
             shape = layer.param_shown(pname)
             if pname in frozen:
                 new = theta
-                formula = f"{pname} is frozen: not updated"
+                formula = notation.frozen(pname)
                 slot_state = state.opt_state.get(name, {}).get(pname, {})
             else:
                 prev = state.opt_state.get(name, {}).get(pname) or optimizer.init_state(theta)
@@ -567,9 +497,7 @@ def step_once(
                         value,
                         "update",
                         name,
-                        getattr(optimizer, "slot_formulas", {}).get(
-                            slot, f"{slot} of the optimizer"
-                        ),
+                        optimizer.slot_formulas[slot],
                         shape,
                         per_sample=False,
                     )
@@ -577,18 +505,16 @@ def step_once(
                 f"new.{name}.{pname}", new, "update", name, formula, shape, per_sample=False
             )
             new_opt[name][pname] = slot_state
-        buffers = getattr(layer.op, "buffers", None)  # batchnorm's running statistics
-        if buffers is not None:
-            for bname, (value, text) in buffers(fwd.caches[i][0]).items():
-                new_params[name][bname] = rec(
-                    f"new.{name}.{bname}",
-                    value,
-                    "update",
-                    name,
-                    text,
-                    layer.param_shown(bname),
-                    per_sample=False,
-                )
+        for bname, buf in layer.op.buffers(fwd.caches[i][0]).items():  # running statistics
+            new_params[name][bname] = rec(
+                f"new.{name}.{bname}",
+                buf.value,
+                "update",
+                name,
+                buf.formula,
+                layer.param_shown(bname),
+                per_sample=False,
+            )
     after = forward(layers, new_params, x)
     loss_after, _ = loss_value(spec, after.out, after.z_out, y, rec.warn)
     loss_after += reg_mod.penalty(spec.regularization, new_params)
@@ -597,7 +523,7 @@ def step_once(
         np.asarray(loss_after * factor),
         "after",
         None,
-        notation.total_loss_formula(spec) + " with the updated parameters",
+        notation.loss_after_formula(spec),
         (),
         per_sample=False,
     )
@@ -642,10 +568,7 @@ def _untouched(rec: Recorder, last: Layer) -> bool:
     )
 
 
-DATASET_LOSS = (
-    "L over all the samples with the updated parameters (evaluation mode: no dropout, "
-    "batchnorm on its running statistics)"
-)
+DATASET_LOSS = notation.DATASET_LOSS
 
 
 def dataset_loss(

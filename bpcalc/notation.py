@@ -17,6 +17,47 @@ from bpcalc.spec.schema import (
     PoolSpec,
 )
 
+INPUT = "x, the network's input"
+GIVEN_PARAM = "the parameter this step starts from"
+GIVEN_BUFFER = "the running statistic this step starts from (not trained)"
+NO_ACTIVATION = "a = z (no activation)"
+NO_ACTIVATION_GRAD = "∂L/∂z = ∂L/∂a (no activation)"
+DATASET_LOSS = (
+    "L over all the samples with the updated parameters (evaluation mode: no dropout, "
+    "batchnorm on its running statistics)"
+)
+
+
+def target(one_hot: bool) -> str:
+    return "y, the target" + (" (one-hot of the class index)" if one_hot else "")
+
+
+def grad_from_next(layer: str) -> str:
+    """∂L/∂a of a layer whose output is the next layer's input."""
+    return f"∂L/∂a = ∂L/∂x of {layer}"
+
+
+def frozen(param: str) -> str:
+    return f"{param} is frozen: not updated"
+
+
+def data_part(formula: str) -> str:
+    """A gradient's formula as the data loss's part of a regularized gradient."""
+    return formula.replace("∂L/", "∂L_data/")
+
+
+def penalty_grad_formula(penalty_grad: str, sym: str) -> str:
+    return f"∂penalty/∂{sym} = {penalty_grad}"
+
+
+def regularized_grad_formula(penalty_grad: str, sym: str) -> str:
+    return f"∂L/∂{sym} = ∂L_data/∂{sym} + {penalty_grad}"
+
+
+def loss_after_formula(spec: NetworkSpec) -> str:
+    return total_loss_formula(spec) + " with the updated parameters"
+
+
 PARAM_SYMBOL = {"weights": "W", "kernel": "K", "bias": "b", "gamma": "γ", "beta": "β"}
 BATCHNORM_FORMULA = "z = γ·x̂ + β, x̂ = (x − μ)/√(σ² + ε)"
 BATCHNORM_GRAD_INPUT = "∂L/∂x = γ/(m·√(σ² + ε)) · (m·∂L/∂z − Σ∂L/∂z − x̂·Σ(∂L/∂z·x̂))"

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bpcalc import engine
-from bpcalc.ops.conv2d import Conv2d
-from bpcalc.ops.dense import Dense
-from bpcalc.ops.pool import AvgPool2d, MaxPool2d
+from bpcalc.layers.conv2d import Conv2d
+from bpcalc.layers.dense import Dense
+from bpcalc.layers.pool import AvgPool2d, MaxPool2d
 from tests import reference as ref
 from tests.helpers import spec_from
 

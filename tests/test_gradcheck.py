@@ -12,9 +12,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bpcalc import activations
 from tests.helpers import check_gradients, spec_from
 
-ACTS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh"]
+# every element-wise activation that is registered: a new one is checked without editing this
+ACTS = [k for k in activations.kinds() if activations.unit_class(k).elementwise]
 REGRESSION = ["mse", "half_mse", "sse", "half_sse"]
 
 
@@ -26,6 +28,11 @@ def _targets(rng: np.random.Generator, loss: str, k: int, n: int, batched: bool)
     else:
         rows = [rng.normal(size=k).tolist() for _ in range(n)]
     return rows if batched else rows[0]
+
+
+def _options(act: str) -> dict[str, float]:
+    """Each option of the activation (LeakyReLU's slope) set away from its default."""
+    return {k: v * 10 for k, v in activations.unit_class(act).options.items()}
 
 
 def _output_activation(loss: str, draw: Any) -> str:
@@ -65,11 +72,10 @@ def dense_networks(draw: Any) -> dict[str, Any]:
             continue
         if not last and draw(st.booleans()):  # the activation as a layer of its own
             layers.append(layer)
-            layers.append({"type": act, **({"slope": 0.1} if act == "leaky_relu" else {})})
+            layers.append({"type": act, **_options(act)})
             continue
         layer["activation"] = act
-        if act == "leaky_relu":
-            layer["slope"] = 0.1
+        layer.update(_options(act))
         layers.append(layer)
     xs = [rng.normal(size=sizes[0]).tolist() for _ in range(n)]
     reduction = draw(st.sampled_from(["mean", "sum"]))

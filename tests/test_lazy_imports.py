@@ -17,11 +17,10 @@ NOT_FOR_STEP = (
     "bpcalc.training",
     "bpcalc.train_cmd",
     "bpcalc.data",
-    "bpcalc.optim_stateful",
-    "bpcalc.ops.dense",
-    "bpcalc.ops.pool",
-    "bpcalc.ops.dropout",
-    "bpcalc.ops.batchnorm",
+    "bpcalc.layers.dense",
+    "bpcalc.layers.pool",
+    "bpcalc.layers.dropout",
+    "bpcalc.layers.batchnorm",
     "bpcalc.render.json_doc",
     "bpcalc.render.markdown",
     "bpcalc.render.latex",
@@ -53,20 +52,21 @@ def _loaded(modules: set[str], package: str) -> list[str]:
 
 def test_step_on_example1_imports_only_the_modules_it_uses() -> None:
     modules = _modules_after("step", "examples/example1.yaml")
-    assert "bpcalc.ops.conv2d" in modules  # the probe sees what the run imported
+    assert "bpcalc.layers.conv2d" in modules  # the probe sees what the run imported
     assert "rich.table" in modules
     for package in NOT_FOR_STEP:
         assert _loaded(modules, package) == [], package
 
 
 def test_step_imports_each_op_when_a_layer_of_its_kind_is_built() -> None:
-    # example2 is conv -> relu -> flatten -> dense: dense and flatten (in ops.pool) are
-    # imported, dropout and batchnorm are not
+    # example2 is conv -> relu -> flatten -> dense: dense and flatten are imported, pooling,
+    # dropout and batchnorm are not
     modules = _modules_after("step", "examples/example2.yaml", "--json")
-    assert "bpcalc.ops.dense" in modules
-    assert "bpcalc.ops.pool" in modules
-    assert "bpcalc.ops.dropout" not in modules
-    assert "bpcalc.ops.batchnorm" not in modules
+    assert "bpcalc.layers.dense" in modules
+    assert "bpcalc.layers.flatten" in modules
+    assert "bpcalc.layers.pool" not in modules
+    assert "bpcalc.layers.dropout" not in modules
+    assert "bpcalc.layers.batchnorm" not in modules
     assert "rich.table" not in modules  # JSON output does not need rich's tables
 
 

@@ -48,6 +48,7 @@ from bpcalc.check.grade import (
 from bpcalc.check.sheet import Answer
 from bpcalc.check.tolerance import Tolerance
 from bpcalc.engine import Substitution, build_layer
+from bpcalc.layers import Delegate, Layer
 from bpcalc.spec.schema import Conv2dSpec, DenseSpec, NetworkSpec, RegSpec
 from bpcalc.trace import StepTrace
 
@@ -424,28 +425,27 @@ def _update_slips(spec: NetworkSpec) -> list[Slip]:
     return out
 
 
-@dataclass(frozen=True)
-class ThroughUpdated:
-    """A layer's op that makes the slip of back-propagating ∂L/∂x through the parameters
+class ThroughUpdated(Delegate):
+    """A layer unit that makes the slip of back-propagating ∂L/∂x through the parameters
     after their first update (θ′ from the optimizer, with any penalty in the gradient),
     instead of those the forward pass used. Its parameter gradients are the right ones."""
 
-    inner: Any
-    optimizer: optim_mod.Optimizer
-    frozen: frozenset[str]
-    reg: RegSpec | None
-
-    @property
-    def param_names(self) -> tuple[str, ...]:
-        return self.inner.param_names
-
-    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> tuple[np.ndarray, Any]:
-        return self.inner.forward(x, params)
+    def __init__(
+        self,
+        inner: Layer,
+        optimizer: optim_mod.Optimizer,
+        frozen: frozenset[str],
+        reg: RegSpec | None,
+    ) -> None:
+        super().__init__(inner)
+        self.optimizer = optimizer
+        self.frozen = frozen
+        self.reg = reg
 
     def backward(
-        self, dout: np.ndarray, cache: Any, params: dict[str, np.ndarray]
+        self, dz: np.ndarray, cache: Any, params: dict[str, np.ndarray]
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        _, grads = self.inner.backward(dout, cache, params)
+        _, grads = self.inner.backward(dz, cache, params)
         opt = self.optimizer
         through = {}
         for k, v in params.items():
@@ -456,5 +456,5 @@ class ThroughUpdated:
             if reg_mod.applies(self.reg, k):
                 g = g + reg_mod.grad(self.reg, v)
             through[k] = opt.update(v, g, opt.init_state(v), 1)[0]
-        dx, _ = self.inner.backward(dout, cache, through)
+        dx, _ = self.inner.backward(dz, cache, through)
         return dx, grads

@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from bpcalc import layers as _layers
 from bpcalc.errors import UsageError
 from bpcalc.explain import (  # noqa: F401  (they register their explainers)
-    activations,
     basics,
-    layers,
     losses,
-    normalization,
     optimizers,
     regularization,
 )
@@ -43,6 +42,9 @@ from bpcalc.explain.registry import (
 from bpcalc.explain.text import work_lines
 from bpcalc.explain.work import Ctx, Fmt, Work
 from bpcalc.trace import Record, StepTrace, Trace, element_name, parse_ref
+
+for _module in _layers.explain_modules():  # each layer unit's worked explanations
+    importlib.import_module(_module)
 
 LIMIT = 16  # values with more elements are explained only when named (or with --full)
 SYMBOLS = (

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bpcalc.explain.activations import out_letter
 from bpcalc.explain.registry import Item, register
-from bpcalc.explain.work import MINUS, Ctx, Tensor, Work, grad, make, paren, split
+from bpcalc.explain.work import MINUS, Ctx, Tensor, Work, grad, make, out_letter, paren, split
 from bpcalc.losses import EPS
 
 SQUARED = ("mse", "half_mse", "sse", "half_sse")

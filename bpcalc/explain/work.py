@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from bpcalc import losses
 from bpcalc.render.numbers import fmt
 from bpcalc.trace import StepTrace, Trace, element_name
 
@@ -272,3 +273,12 @@ def make(
 def total(terms: list[str]) -> str:
     """A sum of terms; '0' when there are none."""
     return " + ".join(terms) if terms else "0"
+
+
+def out_letter(ctx: Ctx, layer: Any) -> str:
+    """p for probabilities (a softmax output, or the output a cross-entropy reads), else a."""
+    act = getattr(layer, "activation", None)
+    last = ctx.spec.layers[-1].name == layer.name
+    if act is not None and act.kind == "softmax":
+        return "p"
+    return "p" if last and ctx.spec.loss.kind in losses.FUSED else "a"

@@ -53,6 +53,8 @@ class LayerSpec:
         False  # an image shown without its single channel axis, as the user wrote it
     )
     squeezed_out: bool = False
+    activation: ActivationSpec | None = None  # applied after the layer's own op
+    freeze: frozenset[str] = frozenset()  # parameters not updated
 
 
 @dataclass(frozen=True)

@@ -8,23 +8,12 @@ instead of z.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from bpcalc import activations
 from bpcalc.activations import Terms
-from bpcalc.explain.registry import FUSED, Item, register
-from bpcalc.explain.work import Ctx, Tensor, Work, grad, make, paren, split
-
-
-def out_letter(ctx: Ctx, layer: Any) -> str:
-    """p for probabilities (a softmax output, or the output a cross-entropy reads), else a."""
-    act = getattr(layer, "activation", None)
-    last = ctx.spec.layers[-1].name == layer.name
-    if act is not None and act.kind == "softmax":
-        return "p"
-    return "p" if last and ctx.spec.loss.kind in FUSED else "a"
+from bpcalc.explain.registry import Item, register
+from bpcalc.explain.work import Ctx, Tensor, Work, grad, make, out_letter, paren, split
 
 
 def _io(ctx: Ctx, item: Item) -> tuple[Tensor, Tensor, str]:

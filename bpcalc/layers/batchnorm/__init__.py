@@ -16,8 +16,11 @@ statistics, which then stay as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from bpcalc.layers import Buffer, Layer, Recorded
 
 Array = np.ndarray
 
@@ -34,15 +37,29 @@ class BatchNormCache:
     training: bool = True
 
 
-class BatchNorm:
+class BatchNorm(Layer):
     """Parameters γ (gamma), β (beta) trained; running_mean, running_var carried."""
 
+    types = ("batchnorm",)
+    parametric = True
     param_names: tuple[str, ...] = ("gamma", "beta")
 
-    def __init__(self, eps: float = 1e-5, momentum: float = 0.1) -> None:
+    def __init__(self, eps: float = 1e-5, momentum: float = 0.1, spec: Any = None) -> None:
         self.eps = eps
         self.momentum = momentum
         self.training = True
+        self.spec = spec
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> BatchNorm:
+        return cls(spec.eps, spec.momentum, spec)
+
+    @property
+    def modal(self) -> bool:
+        return True
+
+    def set_training(self, training: bool) -> None:
+        self.training = training
 
     @staticmethod
     def _axes(x: Array) -> tuple[int, ...]:
@@ -95,26 +112,44 @@ class BatchNorm:
         )
         return dx, {"gamma": dgamma, "beta": dbeta}
 
-    def buffers(self, cache: BatchNormCache) -> dict[str, tuple[Array, str]]:
+    def buffers(self, cache: BatchNormCache) -> dict[str, Buffer]:
         """The running statistics after this step, with their formulas."""
         k = 0.0 if not cache.training else self.momentum
         m = cache.count
         unbiased = cache.var * m / (m - 1) if m > 1 else cache.var
         return {
-            "running_mean": (
+            "running_mean": Buffer(
                 (1 - k) * cache.running_mean + k * cache.mean,
                 f"running_mean′ = (1 − {k:g})·running_mean + {k:g}·μ",
             ),
-            "running_var": (
+            "running_var": Buffer(
                 (1 - k) * cache.running_var + k * unbiased,
                 f"running_var′ = (1 − {k:g})·running_var + {k:g}·σ²·m/(m − 1), m = {m}",
             ),
         }
 
-    def recorded(self, cache: BatchNormCache) -> list[tuple[str, Array, str, bool]]:
-        """Extra values the engine records: (suffix, value, formula, per sample)."""
+    def recorded(self, cache: BatchNormCache) -> list[Recorded]:
         return [
-            ("mean", cache.mean, f"μ = (1/m) Σ x over the batch, m = {cache.count}", False),
-            ("var", cache.var, "σ² = (1/m) Σ (x − μ)² (biased)", False),
-            ("xhat", cache.xhat, f"x̂ = (x − μ) / √(σ² + ε), ε = {self.eps:g}", True),
+            Recorded("mean", cache.mean, f"μ = (1/m) Σ x over the batch, m = {cache.count}", False),
+            Recorded("var", cache.var, "σ² = (1/m) Σ (x − μ)² (biased)", False),
+            Recorded("xhat", cache.xhat, f"x̂ = (x − μ) / √(σ² + ε), ε = {self.eps:g}", True),
         ]
+
+    # -- what the user sees -----------------------------------------------------------------
+    def forward_formula(self) -> str:
+        return "z = γ·x̂ + β, x̂ = (x − μ)/√(σ² + ε)"
+
+    def grad_param_formula(self, param: str) -> str:
+        return "∂L/∂γ = Σ_batch ∂L/∂z · x̂" if param == "gamma" else "∂L/∂β = Σ_batch ∂L/∂z"
+
+    def grad_input_formula(self) -> str:
+        return "∂L/∂x = γ/(m·√(σ² + ε)) · (m·∂L/∂z − Σ∂L/∂z − x̂·Σ(∂L/∂z·x̂))"
+
+    def convention(self) -> str:
+        per = "feature" if len(self.spec.in_shape) == 1 else "channel (over N, H and W)"
+        return (
+            f"batch normalization in training mode, per {per}: batch mean μ and biased "
+            f"variance σ² (as PyTorch), ε = {self.eps:g}; running statistics "
+            f"(momentum {self.momentum:g}, PyTorch's convention) use the unbiased variance "
+            "and are recorded, not used"
+        )

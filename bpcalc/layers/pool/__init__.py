@@ -1,4 +1,4 @@
-"""Max and average pooling over (kh, kw) windows with a stride; flatten.
+"""Max and average pooling over (kh, kw) windows with a stride.
 
 Max pooling sends the gradient to the window's largest element; on a tie, to the first in
 row-major order (as PyTorch's CPU kernel does).
@@ -7,8 +7,12 @@ row-major order (as PyTorch's CPU kernel does).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from bpcalc.layers import Layer
+from bpcalc.layers.conv2d import pair
 
 Array = np.ndarray
 
@@ -44,15 +48,36 @@ class AvgPoolCache:
     x_shape: tuple[int, ...]
 
 
-class MaxPool2d:
+class _Pool(Layer):
+    """What max and average pooling share: the window, and how it is written."""
+
+    kind = ""
+
+    def __init__(self, size: tuple[int, int], stride: tuple[int, int], spec: Any = None) -> None:
+        self.size = size
+        self.stride = stride
+        self.spec = spec
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> _Pool:
+        return cls(spec.size, spec.stride, spec)
+
+    def forward_formula(self) -> str:
+        return f"a = {self.kind}pool{pair(self.size)}(x), stride {pair(self.stride)}"
+
+
+class MaxPool2d(_Pool):
     """Windows are visited through kh·kw strided slices, one per position in the window, so
     each pass is a whole-array operation (no argmax over a generic window view)."""
 
-    param_names: tuple[str, ...] = ()
+    types = ("maxpool2d",)
+    kind = "max"
 
-    def __init__(self, size: tuple[int, int], stride: tuple[int, int]) -> None:
-        self.size = size
-        self.stride = stride
+    def grad_input_formula(self) -> str:
+        return "∂L/∂x = ∂L/∂a at each window's max, 0 elsewhere"
+
+    def convention(self) -> str:
+        return "max pooling: the gradient goes to each window's max (first one on a tie)"
 
     def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, MaxPoolCache]:
         """a[n,c,h,w] = max over the window at (h·s_h, w·s_w)."""
@@ -80,12 +105,12 @@ class MaxPool2d:
         return dx, {}
 
 
-class AvgPool2d:
-    param_names: tuple[str, ...] = ()
+class AvgPool2d(_Pool):
+    types = ("avgpool2d",)
+    kind = "avg"
 
-    def __init__(self, size: tuple[int, int], stride: tuple[int, int]) -> None:
-        self.size = size
-        self.stride = stride
+    def grad_input_formula(self) -> str:
+        return "∂L/∂x = ∂L/∂a / (window size), spread over the window"
 
     def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, AvgPoolCache]:
         """a[n,c,h,w] = mean of the window at (h·s_h, w·s_w): the sum of kh·kw strided slices."""
@@ -109,22 +134,3 @@ class AvgPool2d:
         for rows, cols in _taps(self.size, self.stride, ho, wo):
             dx[:, :, rows, cols] += share
         return dx, {}
-
-
-@dataclass(frozen=True)
-class FlattenCache:
-    x_shape: tuple[int, ...]
-
-
-class Flatten:
-    """(N, C, H, W) -> (N, C·H·W) in row-major (C, H, W) order."""
-
-    param_names: tuple[str, ...] = ()
-
-    def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, FlattenCache]:
-        return x.reshape(x.shape[0], -1), FlattenCache(x.shape)
-
-    def backward(
-        self, dout: Array, cache: FlattenCache, params: dict[str, Array]
-    ) -> tuple[Array, dict[str, Array]]:
-        return dout.reshape(cache.x_shape), {}

@@ -12,8 +12,11 @@ batch draws a fresh one. With `training = False` (evaluation) dropout is the ide
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from bpcalc.layers import Layer, Recorded
 
 Array = np.ndarray
 
@@ -24,15 +27,21 @@ class DropoutCache:
     scale: float  # 1 / (1 − p)
 
 
-class Dropout:
+class Dropout(Layer):
     """p: probability of dropping a unit. mask: (M, *sample_shape) with M = 1 (the same mask
     for every sample) or M = N (one per dataset sample, picked by the step's sample indices)."""
 
-    param_names: tuple[str, ...] = ()
+    types = ("dropout",)
 
     def __init__(
-        self, p: float, sample_shape: tuple[int, ...], mask: Array | None = None, seed: int = 0
+        self,
+        p: float,
+        sample_shape: tuple[int, ...],
+        mask: Array | None = None,
+        seed: int = 0,
+        spec: Any = None,
     ) -> None:
+        self.spec = spec
         self.p = p
         self.scale = 1.0 / (1.0 - p)
         self.sample_shape = sample_shape
@@ -40,6 +49,18 @@ class Dropout:
         self.rng = np.random.default_rng(seed)
         self.current: Array | None = None  # the mask begin_step chose, used until the next
         self.training = True
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> Dropout:
+        seed = 0 if spec.seed is None else spec.seed
+        return cls(spec.p, spec.in_shape, spec.mask, seed, spec)
+
+    @property
+    def modal(self) -> bool:
+        return True
+
+    def set_training(self, training: bool) -> None:
+        self.training = training
 
     def begin_step(self, samples: Array) -> None:
         """Choose the mask for a step whose batch holds these dataset samples."""
@@ -70,7 +91,25 @@ class Dropout:
         """∂L/∂x = ∂L/∂a ⊙ m / (1 − p): a dropped unit gets no gradient."""
         return dout * cache.mask * dout.dtype.type(cache.scale), {}
 
-    def recorded(self, cache: DropoutCache) -> list[tuple[str, Array, str, bool]]:
-        """Extra values the engine records: (suffix, value, formula, per sample)."""
+    def recorded(self, cache: DropoutCache) -> list[Recorded]:
         how = "given" if self.fixed is not None else f"drawn: kept when u ≥ p = {self.p:g}"
-        return [("mask", cache.mask, f"m: 1 = kept, 0 = dropped ({how})", True)]
+        return [Recorded("mask", cache.mask, f"m: 1 = kept, 0 = dropped ({how})", True)]
+
+    # -- what the user sees -----------------------------------------------------------------
+    def forward_formula(self) -> str:
+        return f"a = x ⊙ m / (1 − p), p = {self.p:g} (inverted dropout)"
+
+    def grad_input_formula(self) -> str:
+        return "∂L/∂x = ∂L/∂a ⊙ m / (1 − p)"
+
+    def convention(self) -> str:
+        return (
+            f"inverted dropout, p = {self.p:g}: kept units are scaled by 1/(1 − p) during "
+            "training (as PyTorch), so nothing is rescaled at test time; "
+            + (
+                "the mask is given"
+                if self.fixed is not None
+                else f"a unit is kept when u ≥ p, u from np.random.default_rng({self.spec.seed}), "
+                "a new mask every step"
+            )
+        )

@@ -13,9 +13,13 @@ compare the two.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from bpcalc.layers import Layer, LayerSlip
 
 Array = np.ndarray
 
@@ -26,13 +30,22 @@ class Conv2dCache:
     cols: Array  # (N, C·kh·kw, Ho·Wo): the padded input under each output position
 
 
-class Conv2d:
+class Conv2d(Layer):
+    types = ("conv2d",)
+    parametric = True
     param_names = ("kernel", "bias")
 
-    def __init__(self, stride: tuple[int, int], padding: tuple[int, int], flip: bool) -> None:
+    def __init__(
+        self, stride: tuple[int, int], padding: tuple[int, int], flip: bool, spec: Any = None
+    ) -> None:
         self.stride = stride
         self.padding = padding
         self.flip = flip
+        self.spec = spec
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> Conv2d:
+        return cls(spec.stride, spec.padding, spec.flip, spec)
 
     def _effective(self, kernel: Array) -> Array:
         return kernel[:, :, ::-1, ::-1] if self.flip else kernel
@@ -104,3 +117,53 @@ class Conv2d:
             dxp[:, :, rows, cs] += dcols[:, :, i, j]
         dx = dxp[:, :, ph : ph + h, pw : pw + w]
         return np.ascontiguousarray(dx), grads
+
+    # -- what the user sees -----------------------------------------------------------------
+    def forward_formula(self) -> str:
+        op = "x ∗ flip(K)" if self.flip else "x ⋆ K"
+        return f"z = {op} + b  (stride {pair(self.stride)}, padding {pair(self.padding)})"
+
+    def grad_param_formula(self, param: str) -> str:
+        if param == "kernel":
+            return "∂L/∂K[i,j] = Σ_{h,w} ∂L/∂z[h,w] · x[h·s+i, w·s+j]" + (
+                " (flipped back)" if self.flip else ""
+            )
+        return "∂L/∂b = Σ_{h,w} ∂L/∂z[h,w]"
+
+    def grad_input_formula(self) -> str:
+        return "∂L/∂x = ∂L/∂z ⋆ K, full (each input gets every tap that saw it)"
+
+    def convention(self) -> str:
+        text = (
+            "convolution: the kernel is flipped 180° before sliding (textbook)"
+            if self.flip
+            else "cross-correlation: the kernel slides unflipped (as in PyTorch)"
+        )
+        return text + f", stride {pair(self.stride)}, zero padding {pair(self.padding)}"
+
+    def param_shown(self, param: str) -> tuple[int, ...]:
+        if self.spec.kernel_2d:
+            return self.spec.kernel.shape[2:] if param == "kernel" else ()
+        return tuple(self.spec.params[param].shape)
+
+    # -- the checker ----------------------------------------------------------------------
+    def slips(self) -> list[LayerSlip]:
+        name = self.spec.name
+        return [
+            LayerSlip(
+                "conv_flip",
+                dataclasses.replace(self.spec, flip=not self.flip),
+                f"In layer {name} you flipped the kernel (rotated it 180°: textbook "
+                "convolution), but this network uses cross-correlation: the kernel slides "
+                "unflipped, as in PyTorch."
+                if not self.flip
+                else f"In layer {name} you slid the kernel without flipping it "
+                "(cross-correlation), but this network uses textbook convolution: "
+                "rotate the kernel 180° first.",
+            )
+        ]
+
+
+def pair(p: tuple[int, int]) -> str:
+    """A size or stride as written in formulas: 2 for (2, 2), 2x3 otherwise."""
+    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"

@@ -1,0 +1,207 @@
+"""Layers, one unit each: the forward and backward pass side by side with the cache the backward
+pass needs, the formulas the tables print, the convention the header states and the slips the
+checker can make with the layer. Each unit lives in its own folder (`bpcalc/layers/dense/`),
+whose `explain.py` holds its worked explanations (imported only when a user asks for them).
+
+Every op works on a batch: arrays carry a leading batch axis N, images are (N, C, H, W).
+Parameters live outside the units (the engine owns them), so an update makes new arrays and
+the loss after the update can be recomputed from them.
+
+A unit registers the YAML types it serves below its class. The engine, the notation, the
+explainer and the checker ask the unit (`build(spec)`), never `isinstance`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bpcalc import activations
+
+Array = np.ndarray
+Params = dict[str, Array]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A value a layer computes besides z and a (batchnorm's μ, σ², x̂; dropout's mask).
+
+    per_sample: one per sample of the batch (shaped like the layer's output), else one per
+    feature or channel."""
+
+    suffix: str
+    value: Array
+    formula: str
+    per_sample: bool
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A non-trained state a training step moves on (batchnorm's running statistics)."""
+
+    value: Array
+    formula: str
+
+
+@dataclass(frozen=True)
+class LayerSlip:
+    """A slip a student makes with this layer: the network changed so that the engine makes it
+    (a layer spec with other settings), and what to tell the student."""
+
+    key: str
+    layer: Any  # the LayerSpec that makes the slip
+    message: str
+
+
+class Layer:
+    """The base of every layer unit. Defaults describe a layer with no parameters, no
+    state and nothing recorded besides its output.
+
+    parametric: the layer has trained parameters and a pre-activation z (dense, conv2d,
+    batchnorm): its z and ∂L/∂z are recorded and an activation may follow inside it.
+    """
+
+    types: ClassVar[tuple[str, ...]] = ()
+    parametric: ClassVar[bool] = False
+    param_names: tuple[str, ...] = ()
+    spec: Any = None  # the LayerSpec it was built from (None when built directly, in tests)
+
+    # -- the maths ---------------------------------------------------------------------------
+    def forward(self, x: Array, params: Params) -> tuple[Array, Any]:
+        """(z, cache) for input x."""
+        raise NotImplementedError
+
+    def backward(self, dz: Array, cache: Any, params: Params) -> tuple[Array, dict[str, Array]]:
+        """(∂L/∂x, {parameter: ∂L/∂θ}) from ∂L/∂z."""
+        raise NotImplementedError
+
+    def param_grads(self, dz: Array, cache: Any, params: Params) -> dict[str, Array]:
+        """The parameter gradients alone (a unit can skip ∂L/∂x's product)."""
+        return self.backward(dz, cache, params)[1]
+
+    def recorded(self, cache: Any) -> list[Recorded]:
+        """Values the engine records besides z and a."""
+        return []
+
+    def buffers(self, cache: Any) -> dict[str, Buffer]:
+        """Non-trained state after this step (name -> value and formula)."""
+        return {}
+
+    def begin_step(self, samples: Array) -> None:
+        """A new step on these dataset samples begins (dropout draws its mask)."""
+
+    def set_training(self, training: bool) -> None:
+        """Training mode (the default) or evaluation (dropout off, batchnorm's running stats)."""
+
+    @property
+    def modal(self) -> bool:
+        """Does the layer behave differently in evaluation?"""
+        return False
+
+    # -- what the user sees -----------------------------------------------------------------
+    def forward_formula(self) -> str:
+        raise NotImplementedError
+
+    def grad_param_formula(self, param: str) -> str:
+        raise NotImplementedError
+
+    def grad_input_formula(self) -> str:
+        raise NotImplementedError
+
+    def convention(self) -> str | None:
+        """The line of the conventions block for this layer, if it has a choice to state."""
+        return None
+
+    def param_shown(self, param: str) -> tuple[int, ...]:
+        """A parameter's shape as the user wrote it."""
+        return tuple(self.spec.params[param].shape)
+
+    # -- the checker ----------------------------------------------------------------------
+    def slips(self) -> list[LayerSlip]:
+        return []
+
+
+_REGISTRY: dict[str, tuple[str, str]] = {}  # YAML type -> (module, class name)
+
+
+def register(module: str, cls: str, *types: str) -> None:
+    """Register a unit by name, so its module is imported only when a network uses it."""
+    for t in types:
+        _REGISTRY[t] = (module, cls)
+
+
+def unit_class(type_: str) -> type[Layer]:
+    module, cls = _REGISTRY[type_]
+    return getattr(importlib.import_module(module), cls)
+
+
+def build(spec: Any) -> Layer:
+    """The unit for a layer spec."""
+    return unit_class(spec.type).from_spec(spec)  # type: ignore[attr-defined]
+
+
+def explain_modules() -> list[str]:
+    """The modules with the layers' worked explanations."""
+    return sorted({f"{module}.explain" for module, _ in _REGISTRY.values()})
+
+
+# Each unit's module, imported when a network has a layer of its type (start-up: a network
+# pays only for the layers it uses).
+register("bpcalc.layers.dense", "Dense", "dense")
+register("bpcalc.layers.conv2d", "Conv2d", "conv2d")
+register("bpcalc.layers.pool", "MaxPool2d", "maxpool2d")
+register("bpcalc.layers.pool", "AvgPool2d", "avgpool2d")
+register("bpcalc.layers.flatten", "Flatten", "flatten")
+register("bpcalc.layers.dropout", "Dropout", "dropout")
+register("bpcalc.layers.batchnorm", "BatchNorm", "batchnorm")
+register("bpcalc.layers.activation", "ActivationLayer", *activations.kinds())
+
+
+class Delegate(Layer):
+    """A unit that behaves as `inner` does except where a subclass says otherwise: how a slip
+    changes one part of a layer (its backward pass) and keeps the rest."""
+
+    def __init__(self, inner: Layer) -> None:
+        self.inner = inner
+        self.spec = inner.spec
+        self.param_names = inner.param_names
+
+    @property
+    def parametric(self) -> bool:  # type: ignore[override]
+        return self.inner.parametric
+
+    def forward(self, x: Array, params: Params) -> tuple[Array, Any]:
+        return self.inner.forward(x, params)
+
+    def backward(self, dz: Array, cache: Any, params: Params) -> tuple[Array, dict[str, Array]]:
+        return self.inner.backward(dz, cache, params)
+
+    def param_grads(self, dz: Array, cache: Any, params: Params) -> dict[str, Array]:
+        return self.inner.param_grads(dz, cache, params)
+
+    def recorded(self, cache: Any) -> list[Recorded]:
+        return self.inner.recorded(cache)
+
+    def buffers(self, cache: Any) -> dict[str, Buffer]:
+        return self.inner.buffers(cache)
+
+    def begin_step(self, samples: Array) -> None:
+        self.inner.begin_step(samples)
+
+    def set_training(self, training: bool) -> None:
+        self.inner.set_training(training)
+
+    def forward_formula(self) -> str:
+        return self.inner.forward_formula()
+
+    def grad_param_formula(self, param: str) -> str:
+        return self.inner.grad_param_formula(param)
+
+    def grad_input_formula(self) -> str:
+        return self.inner.grad_input_formula()
+
+    def param_shown(self, param: str) -> tuple[int, ...]:
+        return self.inner.param_shown(param)

@@ -1,0 +1,43 @@
+"""An activation as a layer of its own (`type: relu`): a = f(x), ∂L/∂x = ∂L/∂a ⊙ f′(x).
+
+The op itself passes its input on (z = x); the engine applies the activation unit after it,
+as it does inside a dense or conv2d layer. The formulas are the activation's, written in x.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bpcalc import activations
+from bpcalc.layers import Layer
+
+Array = np.ndarray
+
+
+class ActivationLayer(Layer):
+    types = activations.kinds()
+
+    def __init__(self, spec: Any = None) -> None:
+        self.spec = spec
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> ActivationLayer:
+        return cls(spec)
+
+    def _unit(self) -> activations.Activation:
+        act = self.spec.activation
+        return activations.get(act.kind, act.slope)
+
+    def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, None]:
+        return x, None
+
+    def backward(self, dz: Array, cache: None, params: dict[str, Array]) -> tuple[Array, dict]:
+        return dz, {}
+
+    def forward_formula(self) -> str:
+        return self._unit().formula().replace("z", "x")
+
+    def grad_input_formula(self) -> str:
+        return self._unit().grad_formula().replace("∂L/∂z", "∂L/∂x")

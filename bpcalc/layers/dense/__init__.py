@@ -1,0 +1,114 @@
+"""Fully connected layer: z = W·x + b (layout out_in) or z = x·W + b (layout in_out).
+
+W: (out, in) for out_in (one row per neuron, as PyTorch), (in, out) for in_out (one column per
+neuron, as CS231n); b: (out,), or (1,) when one bias is shared by all neurons.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bpcalc.layers import Layer, LayerSlip
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class DenseCache:
+    x: Array  # (N, in)
+
+
+class Dense(Layer):
+    """W: (out, in) for out_in, (in, out) for in_out; b: (out,), or (1,) when shared by all neurons."""
+
+    types = ("dense",)
+    parametric = True
+    param_names = ("weights", "bias")
+
+    def __init__(self, layout: str = "out_in", bias_shared: bool = False, spec: Any = None) -> None:
+        self.layout = layout
+        self.bias_shared = bias_shared
+        self.spec = spec
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> Dense:
+        return cls(spec.layout, spec.bias_shared, spec)
+
+    def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, DenseCache]:
+        """z[n, i] = Σ_j W[i, j] x[n, j] + b[i]. x: (N, in) -> z: (N, out)."""
+        w = params["weights"]
+        z = x @ (w.T if self.layout == "out_in" else w)
+        z += params["bias"]  # broadcasts (out,) or the shared (1,)
+        return z, DenseCache(x)
+
+    def param_grads(
+        self, dz: Array, cache: DenseCache, params: dict[str, Array]
+    ) -> dict[str, Array]:
+        """∂L/∂W = ∂L/∂z · xᵀ (summed over the batch), ∂L/∂b = Σ_n ∂L/∂z.
+
+        A shared bias also sums over the neurons, since it feeds every one of them.
+        """
+        x = cache.x
+        dw = dz.T @ x if self.layout == "out_in" else x.T @ dz
+        db = np.add.reduce(dz, axis=0)
+        if self.bias_shared:
+            db = np.atleast_1d(db.sum())
+        return {"weights": dw, "bias": db}
+
+    def backward(
+        self, dz: Array, cache: DenseCache, params: dict[str, Array]
+    ) -> tuple[Array, dict[str, Array]]:
+        """The parameter gradients (see param_grads) and ∂L/∂x = Wᵀ · ∂L/∂z."""
+        w = params["weights"]
+        dx = dz @ w if self.layout == "out_in" else dz @ w.T
+        return dx, self.param_grads(dz, cache, params)
+
+    # -- what the user sees -----------------------------------------------------------------
+    def forward_formula(self) -> str:
+        core = "W·x" if self.layout == "out_in" else "x·W"
+        return f"z = {core} + b" + (" (one shared b)" if self.bias_shared else "")
+
+    def grad_param_formula(self, param: str) -> str:
+        if param == "weights":
+            return "∂L/∂W = ∂L/∂z · xᵀ" if self.layout == "out_in" else "∂L/∂W = xᵀ · ∂L/∂z"
+        return "∂L/∂b = Σ_i ∂L/∂z_i (shared bias)" if self.bias_shared else "∂L/∂b = ∂L/∂z"
+
+    def grad_input_formula(self) -> str:
+        return "∂L/∂x = Wᵀ · ∂L/∂z" if self.layout == "out_in" else "∂L/∂x = ∂L/∂z · Wᵀ"
+
+    def convention(self) -> str:
+        text = (
+            "z = W·x + b, W is out x in (one row per neuron, as in PyTorch)"
+            if self.layout == "out_in"
+            else "z = x·W + b, W is in x out (one column per neuron, as in CS231n)"
+        )
+        if self.bias_shared:
+            text += "; one bias shared by all neurons, its gradient is the sum over them"
+        return text
+
+    def param_shown(self, param: str) -> tuple[int, ...]:
+        return self.spec.weights_shown if param == "weights" else self.spec.bias_shown
+
+    # -- the checker ----------------------------------------------------------------------
+    def slips(self) -> list[LayerSlip]:
+        w = self.spec.weights
+        if w.shape[0] != w.shape[1] or w.shape[0] == 1 or np.allclose(w, w.T):
+            return []
+        other = "in_out" if self.layout == "out_in" else "out_in"
+        how = (
+            "one row per neuron: z = W·x + b"
+            if self.layout == "out_in"
+            else "one column per neuron: z = x·W + b"
+        )
+        return [
+            LayerSlip(
+                "dense_transposed",
+                dataclasses.replace(self.spec, layout=other),
+                f"You used the weight matrix of layer {self.spec.name} transposed (rows and "
+                f"columns swapped); in this network W has {how}.",
+            )
+        ]
