@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,13 @@ def check_gradients(spec: NetworkSpec, tol: float = 1e-6) -> None:
     num = numeric_grad(lambda: loss_of(spec, params, x), x)
     err = rel_error(dx, num)
     assert err < tol, f"∂L/∂input: relative error {err:.2e}\n{dx}\n{num}"
+
+
+def write_net(tmp_path: Path, text: str, name: str = "net.yaml") -> Path:
+    """Write a network (or data) file into tmp_path; returns its path."""
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
 
 
 def cli(capsys: Any, *args: str) -> tuple[int, str, str]:

@@ -28,7 +28,7 @@ def test_the_numpy_reference_loop_trains_exactly_like_bpcalc() -> None:
         np.testing.assert_allclose(value, theirs[name], rtol=1e-4, atol=1e-7, err_msg=name)
 
 
-def test_the_benchmark_cnn_has_the_issue_7_shape_and_starts_from_its_yaml_parameters() -> None:
+def test_the_benchmark_cnn_is_conv_pool_flatten_dense_from_its_yaml_parameters() -> None:
     net = nets.cnn()
     shapes = [(layer.type, layer.out_shape) for layer in net.spec.layers]
     assert shapes == [

@@ -1,4 +1,4 @@
-"""Start-up (issue 7): each command imports only what it uses. No timings here: these tests
+"""Start-up: each command imports only what it uses. No timings here: these tests
 check which modules a run leaves in sys.modules, in a fresh interpreter."""
 
 from __future__ import annotations

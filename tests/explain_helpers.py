@@ -1,0 +1,121 @@
+"""Shared by the --explain tests: a tiny evaluator for the substituted expressions, and
+the networks whose explanations are checked."""
+
+from __future__ import annotations
+
+import textwrap
+
+from bpcalc import engine
+from bpcalc.spec.load import load_yaml_text
+from bpcalc.spec.schema import parse_network
+
+CONV_NET = """
+name: padded strided flipped two-channel conv, leaky relu, maxpool, relu layer, dense in_out
+  with a shared bias, sigmoid, binary cross-entropy, batch mean
+inputs:
+  - [[0.5, -1.0, 2.0, 0.3], [1.5, 0.2, -0.7, 0.9], [0.4, 0.8, -1.2, 0.6], [1.1, -0.5, 0.3, 0.2]]
+  - [[0.1, 0.2, 0.3, 0.4], [-0.5, 0.6, 0.7, -0.8], [0.9, 1.0, -1.1, 1.2], [0.3, 0.3, 0.3, 0.3]]
+targets: [[1], [0]]
+layers:
+  - name: conv
+    type: conv2d
+    kernel: [[[[0.2, -0.1, 0.3], [0.5, 0.1, -0.4], [0.05, 0.2, 0.1]]],
+             [[[0.1, 0.1, 0.1], [-0.2, 0.3, 0.0], [0.25, -0.15, 0.2]]]]
+    bias: [0.05, -0.1]
+    stride: 2
+    padding: 1
+    flip: true
+    activation: leaky_relu
+    slope: 0.1
+  - name: pool
+    type: maxpool2d
+    size: 2
+    stride: 1
+  - type: relu
+  - type: flatten
+  - name: out
+    type: dense
+    layout: in_out
+    bias_shared: true
+    weights: [[0.3], [-0.2]]
+    bias: 0.1
+    activation: sigmoid
+loss: {type: binary_cross_entropy, reduction: mean}
+learning_rate: 0.5
+"""
+
+
+AVG_NET = """
+name: avgpool, tanh, softmax with mse (no fused gradient), sum over the batch
+inputs:
+  - [[0.5, -1.0], [2.0, 0.3]]
+  - [[0.1, 0.2], [-0.3, 0.4]]
+targets: [[0.2, 0.8], [1.0, 0.0]]
+layers:
+  - name: pool
+    type: avgpool2d
+    size: 2
+  - type: flatten
+  - name: h
+    type: dense
+    weights: [[0.7], [-0.4], [0.2]]
+    bias: [0.1, 0.0, -0.2]
+    activation: tanh
+  - name: out
+    type: dense
+    weights: [[0.3, -0.6, 0.5], [0.2, 0.1, -0.3]]
+    bias: [0.05, -0.05]
+    activation: softmax
+loss: {type: mse, reduction: sum}
+learning_rate: 0.1
+"""
+
+
+# h.z = [0.5·1 − 0.25·2 + 0, 0.3·1 + 0.1·2 − 0.5] = [0, 0]: ReLU at exactly 0 for both
+RELU0_NET = """
+name: relu at exactly zero, identity output, half_mse
+input: [1.0, 2.0]
+target: [0.5, -0.25]
+layers:
+  - name: h
+    type: dense
+    weights: [[0.5, -0.25], [0.3, 0.1]]
+    bias: [0.0, -0.5]
+    activation: relu
+  - name: out
+    type: dense
+    weights: [[1.0, 2.0], [-1.0, 0.5]]
+    bias: [0.1, 0.2]
+loss: half_mse
+learning_rate: 0.1
+"""
+
+
+def _loss_net(loss: str, act: str, target: str) -> str:
+    return f"""
+name: {loss} with {act}
+inputs: [[0.3, -0.8], [1.2, 0.4]]
+targets: [{target}, {target}]
+layers:
+  - name: h
+    type: dense
+    weights: [[0.4, -0.3], [0.25, 0.6]]
+    bias: [0.1, -0.1]
+    activation: {act}
+loss: {loss}
+learning_rate: 0.2
+"""
+
+
+LOSS_NETS = {
+    "mse": _loss_net("mse", "tanh", "[0.5, -0.5]"),
+    "half_mse": _loss_net("half_mse", "sigmoid", "[0.5, 0.2]"),
+    "sse": _loss_net("sse", "identity", "[0.5, -0.5]"),
+    "half_sse": _loss_net("half_sse", "leaky_relu", "[0.5, -0.5]"),
+    "cross_entropy": _loss_net("cross_entropy", "softmax", "[0, 1]"),
+    "binary_cross_entropy": _loss_net("binary_cross_entropy", "sigmoid", "[1, 0]"),
+}
+
+
+def run_text(text: str, **kwargs):
+    return engine.run(parse_network(load_yaml_text(textwrap.dedent(text), "net.yaml")), **kwargs)
