@@ -18,8 +18,7 @@ from bpcalc import batching, losses, notation
 from bpcalc import optim as optim_mod
 from bpcalc import regularization as reg_mod
 from bpcalc.errors import Location, NumericError
-from bpcalc.ops import activations as act_ops
-from bpcalc.spec.schema import (
+from bpcalc.network.types import (
     ActivationLayerSpec,
     ActivationSpec,
     BatchNormSpec,
@@ -32,6 +31,7 @@ from bpcalc.spec.schema import (
     PoolSpec,
     RegSpec,
 )
+from bpcalc.ops import activations as act_ops
 from bpcalc.trace import Record, StepTrace, Trace, element_name
 
 if TYPE_CHECKING:  # only the checker builds a Variant: `bpcalc step` need not import it

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from bpcalc.spec.schema import OptimizerSpec
+from bpcalc.network.types import OptimizerSpec
 
 Array = np.ndarray
 

@@ -25,8 +25,8 @@ import numpy as np
 from bpcalc import losses
 from bpcalc import regularization as reg_mod
 from bpcalc.engine import ForwardResult, Layer, Params
+from bpcalc.network.types import NetworkSpec, RegSpec
 from bpcalc.ops import activations as act_ops
-from bpcalc.spec.schema import NetworkSpec, RegSpec
 
 Array = np.ndarray
 _NONE: dict[str, Array] = {}

@@ -17,7 +17,7 @@ from bpcalc import engine
 from bpcalc.check.sheet import decimals_of
 from bpcalc.check.tolerance import Tolerance
 from bpcalc.cli import run
-from bpcalc.spec.schema import load_network
+from bpcalc.network.parse import load_network
 from bpcalc.variant import Variant
 
 EX1 = "examples/example1.yaml"  # O = 4.5, y = 10, half_sse, η = 0.01

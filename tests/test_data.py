@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from bpcalc import engine
-from bpcalc.data import read_idx, write_idx
 from bpcalc.errors import SpecError
-from bpcalc.spec.schema import load_network
+from bpcalc.network.datafiles import read_idx, write_idx
+from bpcalc.network.parse import load_network
 
 MLP_TAIL = """layers:
   - {name: out, type: dense, units: 3, init: {type: normal, std: 0.1, seed: 5}, activation: softmax}

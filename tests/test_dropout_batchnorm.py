@@ -7,10 +7,10 @@ from hypothesis import strategies as st
 
 from bpcalc import engine
 from bpcalc.cli import run
+from bpcalc.network.parse import parse_network
+from bpcalc.network.yaml_source import load_yaml_text
 from bpcalc.ops.batchnorm import BatchNorm
 from bpcalc.ops.dropout import Dropout
-from bpcalc.spec.load import load_yaml_text
-from bpcalc.spec.schema import parse_network
 from tests.helpers import numeric_grad
 
 

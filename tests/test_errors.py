@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bpcalc.cli import app, run
-from bpcalc.spec import load
+from bpcalc.network import yaml_source as load
 
 # Line numbers of DENSE:       1 input, 2 target, 3 layers, 4 "- name: fc", 5 type,
 # 6 weights (the "[[" at column 14, the first number at column 16, the second at 21),

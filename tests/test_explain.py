@@ -20,8 +20,8 @@ from bpcalc import engine, explain
 from bpcalc.explain import FALLBACK_NOTE, work_lines
 from bpcalc.explain.registry import Item, classify, explain_element
 from bpcalc.explain.work import Ctx, Fmt
-from bpcalc.spec.load import load_yaml_text
-from bpcalc.spec.schema import load_network, parse_network
+from bpcalc.network.parse import load_network, parse_network
+from bpcalc.network.yaml_source import load_yaml_text
 from bpcalc.trace import Record
 
 # --- a tiny evaluator for the substituted expressions -------------------------------------

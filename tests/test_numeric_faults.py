@@ -18,9 +18,9 @@ import pytest
 from bpcalc import engine, losses
 from bpcalc.cli import run
 from bpcalc.errors import NumericError
+from bpcalc.network.parse import parse_network
+from bpcalc.network.yaml_source import load_yaml_text
 from bpcalc.ops import activations as act
-from bpcalc.spec.load import load_yaml_text
-from bpcalc.spec.schema import parse_network
 from bpcalc.trace import StepTrace
 
 

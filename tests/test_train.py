@@ -13,9 +13,9 @@ import pytest
 
 from bpcalc import engine, training
 from bpcalc.cli import run
-from bpcalc.data import write_idx
-from bpcalc.spec.schema import load_network
-from bpcalc.spec.write import network_yaml
+from bpcalc.network.datafiles import write_idx
+from bpcalc.network.parse import load_network
+from bpcalc.network.write import network_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

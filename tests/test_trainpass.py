@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bpcalc import engine, training
+from bpcalc.network.parse import parse_network
+from bpcalc.network.yaml_source import load_yaml_text
 from bpcalc.ops import activations as act_ops
-from bpcalc.spec.load import load_yaml_text
-from bpcalc.spec.schema import parse_network
 from bpcalc.trainpass import TrainPass
 
 HIDDEN_ACTS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh"]

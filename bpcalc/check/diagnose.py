@@ -44,7 +44,7 @@ from bpcalc.check.grade import (
 )
 from bpcalc.check.sheet import Answer
 from bpcalc.check.tolerance import Tolerance
-from bpcalc.spec.schema import Conv2dSpec, DenseSpec, NetworkSpec
+from bpcalc.network.types import Conv2dSpec, DenseSpec, NetworkSpec
 from bpcalc.trace import StepTrace
 from bpcalc.variant import Variant
 
