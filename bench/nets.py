@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bpcalc.spec.load import load_yaml_text
-from bpcalc.spec.schema import NetworkSpec, parse_network
+from bpcalc.network import NetworkSpec, parse_network
+from bpcalc.network.yaml_source import load_yaml_text
 
 LR = 0.1
 

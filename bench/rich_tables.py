@@ -29,8 +29,8 @@ def write_example1(path: Path, example: Path) -> None:
     """Write example 1's header and tables, as bpcalc's renderer builds them, as plain data for
     main() below (the rich-alone reference)."""
     from bpcalc import engine
+    from bpcalc.network.parse import load_network
     from bpcalc.render import tables
-    from bpcalc.spec.schema import load_network
 
     trace = engine.run(load_network(str(example)))
     header = [(t.plain, str(t.style)) for t in tables.header(trace).renderables]

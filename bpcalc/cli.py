@@ -174,11 +174,11 @@ def step(
 ) -> None:
     """Run one forward / backward / update step and show every intermediate value."""
     from bpcalc import engine
-    from bpcalc.spec.schema import load_network
+    from bpcalc.network.parse import load_network
 
     spec = load_network(network)
     if mode is not None or batch_size is not None:
-        from bpcalc.spec.schema import with_batching
+        from bpcalc.network.sections import with_batching
 
         spec = with_batching(spec, mode.value if mode else None, batch_size)
     trace = engine.run(spec, steps=steps, round_each=round_each)
@@ -288,7 +288,7 @@ def check(
     """Grade the answers you computed by hand: the first wrong step, errors carried
     forward, and the likely mistake."""
     from bpcalc import engine
-    from bpcalc.spec.schema import load_network
+    from bpcalc.network.parse import load_network
 
     if template and answers is not None:
         raise UsageError(

@@ -19,7 +19,7 @@ from bpcalc import layers as layers_mod
 from bpcalc import optim as optim_mod
 from bpcalc import regularization as reg_mod
 from bpcalc.errors import Location, NumericError
-from bpcalc.spec.schema import (
+from bpcalc.network.types import (
     BatchNormSpec,
     Conv2dSpec,
     DenseSpec,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bpcalc import activations, batching, losses
 from bpcalc import regularization as reg_mod
-from bpcalc.spec.schema import (
+from bpcalc.network.types import (
     ActivationLayerSpec,
     ActivationSpec,
     BatchNormSpec,

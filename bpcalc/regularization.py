@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from bpcalc.spec.schema import RegSpec
+from bpcalc.network.types import RegSpec
 
 Array = np.ndarray
 WEIGHTS = ("weights", "kernel")

@@ -29,8 +29,9 @@ def run_train(
     import numpy as np
 
     from bpcalc import training
-    from bpcalc.spec.schema import load_network
-    from bpcalc.spec.train_section import TrainSpec, load_dataset_file
+    from bpcalc.network.parse import load_network
+    from bpcalc.network.sections import load_dataset_file
+    from bpcalc.network.types import TrainSpec
 
     if save is not None:  # refuse before training, not after minutes of it
         from bpcalc.fileio import check_target
@@ -116,7 +117,7 @@ def run_train(
         _render(results, about, f"{epochs} epochs in {total:.2f} s")
     if save is not None:
         from bpcalc.fileio import write_text_atomic
-        from bpcalc.spec.write import network_yaml
+        from bpcalc.network.write import network_yaml
 
         last = results[-1]
         header = [
@@ -159,11 +160,10 @@ def _render(results: list[Any], about: str, title: str) -> None:
 
 def _check_batchnorm(spec: Any, batch: int, n: int) -> None:
     """Batchnorm after a dense layer needs 2 samples or more in every batch, the last one too."""
-    from bpcalc.spec import schema
+    from bpcalc.network.sections import check_batchnorm_batches
+    from bpcalc.network.types import BatchingSpec
 
-    check = getattr(schema, "check_batchnorm_batches", None)  # with the batchnorm layer
-    if check is not None:
-        check(list(spec.layers), schema.BatchingSpec("minibatch", batch), n)
+    check_batchnorm_batches(list(spec.layers), BatchingSpec("minibatch", batch), n)
 
 
 def _no_progress() -> tuple[Any, Any, Any]:

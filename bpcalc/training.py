@@ -34,7 +34,7 @@ import numpy as np
 from bpcalc import engine
 from bpcalc import optim as optim_mod
 from bpcalc.errors import NumericError
-from bpcalc.spec.schema import NetworkSpec
+from bpcalc.network.types import NetworkSpec
 from bpcalc.trainpass import TrainPass
 
 Array = np.ndarray

@@ -25,7 +25,7 @@ import numpy as np
 from bpcalc import activations, losses
 from bpcalc import regularization as reg_mod
 from bpcalc.engine import ForwardResult, Layer, Params
-from bpcalc.spec.schema import NetworkSpec, RegSpec
+from bpcalc.network.types import NetworkSpec, RegSpec
 
 Array = np.ndarray
 _NONE: dict[str, Array] = {}

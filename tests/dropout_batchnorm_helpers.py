@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from bpcalc import engine
-from bpcalc.spec.load import load_yaml_text
-from bpcalc.spec.schema import parse_network
+from bpcalc.network.parse import parse_network
+from bpcalc.network.yaml_source import load_yaml_text
 from tests.helpers import numeric_grad
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import textwrap
 
 from bpcalc import engine
-from bpcalc.spec.load import load_yaml_text
-from bpcalc.spec.schema import parse_network
+from bpcalc.network.parse import parse_network
+from bpcalc.network.yaml_source import load_yaml_text
 
 CONV_NET = """
 name: padded strided flipped two-channel conv, leaky relu, maxpool, relu layer, dense in_out

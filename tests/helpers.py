@@ -10,8 +10,8 @@ import numpy as np
 import yaml
 
 from bpcalc import engine
-from bpcalc.spec.load import load_yaml_text
-from bpcalc.spec.schema import NetworkSpec, parse_network
+from bpcalc.network import NetworkSpec, parse_network
+from bpcalc.network.yaml_source import load_yaml_text
 
 
 def spec_from(data: dict[str, Any] | str, file: str = "test.yaml") -> NetworkSpec:

@@ -8,8 +8,8 @@ import pytest
 
 from bpcalc import engine
 from bpcalc.cli import run
-from bpcalc.spec.load import load_yaml_text
-from bpcalc.spec.schema import parse_network
+from bpcalc.network.parse import parse_network
+from bpcalc.network.yaml_source import load_yaml_text
 
 # One linear neuron z = w·x + b on three samples, half_sse: ℓ_n = ½ (z_n − y_n)², so
 # ∂ℓ_n/∂w = (z_n − y_n)·x_n and ∂ℓ_n/∂b = z_n − y_n.

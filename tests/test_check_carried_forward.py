@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from bpcalc import engine
 from bpcalc.check.tolerance import Tolerance
 from bpcalc.engine import Substitution
-from bpcalc.spec.schema import load_network
+from bpcalc.network.parse import load_network
 from tests.check_helpers import EX1, EX2, check, entry, example2_probabilities, slips_of, write
 
 # --- the engine's substitution hook ----------------------------------------------------------

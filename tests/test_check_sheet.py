@@ -10,7 +10,7 @@ import yaml
 
 from bpcalc import engine
 from bpcalc.cli import run
-from bpcalc.spec.schema import load_network
+from bpcalc.network.parse import load_network
 from tests.check_helpers import BATCH, EX1, check, write
 
 # the examples/*.yaml that run as they are (MNIST's needs the files a user downloads)

@@ -7,7 +7,7 @@ import pytest
 
 from bpcalc import engine
 from bpcalc.cli import app
-from bpcalc.spec.schema import load_network
+from bpcalc.network.parse import load_network
 from tests.helpers import cli, strict_json
 
 EXAMPLES = ["example1", "example2", "mlp_2_3_1", "scalar_quadratic", "scalar_linear"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bpcalc.errors import SpecError
-from bpcalc.spec.schema import load_network
+from bpcalc.network.parse import load_network
 from tests.data_helpers import MLP_TAIL
 from tests.helpers import write_net
 

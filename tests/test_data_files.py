@@ -9,9 +9,9 @@ import struct
 import numpy as np
 import pytest
 
-from bpcalc.data import read_idx, write_idx
 from bpcalc.errors import SpecError
-from bpcalc.spec.schema import load_network
+from bpcalc.network.datafiles import read_idx, write_idx
+from bpcalc.network.parse import load_network
 from tests.data_helpers import MLP_TAIL
 from tests.helpers import write_net
 

@@ -7,7 +7,7 @@ import pytest
 
 from bpcalc import engine
 from bpcalc.errors import SpecError
-from bpcalc.spec.schema import load_network
+from bpcalc.network.parse import load_network
 from tests.data_helpers import MLP_TAIL
 from tests.helpers import write_net
 

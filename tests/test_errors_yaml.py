@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bpcalc.spec import load
+from bpcalc.network import yaml_source as load
 from tests.errors_helpers import (
     DENSE,
     Case,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bpcalc import engine
-from bpcalc.spec.schema import load_network
+from bpcalc.network.parse import load_network
 
 
 def approx(expected: object) -> object:

@@ -4,7 +4,7 @@ stride, the fused softmax + cross-entropy, batch means, frozen parameters, the c
 from __future__ import annotations
 
 from bpcalc import engine, explain
-from bpcalc.spec.schema import load_network
+from bpcalc.network.parse import load_network
 from tests.explain_helpers import AVG_NET, CONV_NET, LOSS_NETS, RELU0_NET, run_text
 
 # --- what each branch says ----------------------------------------------------------------

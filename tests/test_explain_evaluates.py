@@ -16,7 +16,7 @@ from hypothesis import strategies as hs
 from bpcalc import engine, explain
 from bpcalc.explain import FALLBACK_NOTE
 from bpcalc.explain.registry import classify
-from bpcalc.spec.schema import load_network
+from bpcalc.network.parse import load_network
 from tests.explain_helpers import AVG_NET, CONV_NET, LOSS_NETS, RELU0_NET, run_text
 
 _BIN = {

@@ -12,7 +12,7 @@ from bpcalc import engine, explain
 from bpcalc.explain import FALLBACK_NOTE
 from bpcalc.explain.registry import Item, classify, explain_element
 from bpcalc.explain.work import Ctx, Fmt
-from bpcalc.spec.schema import load_network
+from bpcalc.network.parse import load_network
 from bpcalc.trace import Record
 from tests.explain_helpers import CONV_NET, run_text
 

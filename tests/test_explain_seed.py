@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bpcalc import engine, explain
 from bpcalc.explain import work_lines
-from bpcalc.spec.schema import load_network
+from bpcalc.network.parse import load_network
 
 # --- the seed's lines ---------------------------------------------------------------------
 

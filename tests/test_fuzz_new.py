@@ -46,8 +46,8 @@ new_options = st.sampled_from(sorted(NEW_VALID)).flatmap(  # 3 values in 4 make 
 def test_new_writes_a_network_its_own_loader_accepts_or_exits_2(
     kind: str, options: list[tuple[str, str]], sizes: str
 ) -> None:
-    from bpcalc.spec.load import load_yaml_text
-    from bpcalc.spec.schema import parse_network
+    from bpcalc.network.parse import parse_network
+    from bpcalc.network.yaml_source import load_yaml_text
 
     if kind == "mlp":  # mlp needs its sizes
         options = [("--sizes", sizes), *options]

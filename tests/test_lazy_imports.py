@@ -16,7 +16,7 @@ NOT_FOR_STEP = (
     "bpcalc.explain",
     "bpcalc.training",
     "bpcalc.train_cmd",
-    "bpcalc.data",
+    "bpcalc.network.datafiles",
     "bpcalc.layers.dense",
     "bpcalc.layers.pool",
     "bpcalc.layers.dropout",
@@ -73,5 +73,5 @@ def test_step_imports_each_op_when_a_layer_of_its_kind_is_built() -> None:
 @pytest.mark.parametrize("option", ["--help", "--version"])
 def test_help_and_version_import_neither_numpy_nor_rich_nor_the_engine(option: str) -> None:
     modules = _modules_after(option)
-    for package in ("numpy", "rich.console", "yaml", "bpcalc.engine", "bpcalc.spec"):
+    for package in ("numpy", "rich.console", "yaml", "bpcalc.engine", "bpcalc.network"):
         assert _loaded(modules, package) == [], package

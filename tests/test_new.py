@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bpcalc.cli import run
-from bpcalc.spec.load import load_yaml_text
-from bpcalc.spec.schema import load_network, parse_network
+from bpcalc.network.parse import load_network, parse_network
+from bpcalc.network.yaml_source import load_yaml_text
 
 
 def new_text(capsys, *args: str):

@@ -19,8 +19,8 @@ from bpcalc import activations as act
 from bpcalc import engine, losses
 from bpcalc.cli import run
 from bpcalc.errors import NumericError
-from bpcalc.spec.load import load_yaml_text
-from bpcalc.spec.schema import parse_network
+from bpcalc.network.parse import parse_network
+from bpcalc.network.yaml_source import load_yaml_text
 from bpcalc.trace import StepTrace
 
 

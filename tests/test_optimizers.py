@@ -11,8 +11,8 @@ import pytest
 
 from bpcalc import engine
 from bpcalc.cli import run
-from bpcalc.spec.load import load_yaml_text
-from bpcalc.spec.schema import parse_network
+from bpcalc.network.parse import parse_network
+from bpcalc.network.yaml_source import load_yaml_text
 
 NET = """input: [1.0]
 target: [0.0]

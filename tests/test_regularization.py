@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from bpcalc import engine
 from bpcalc import regularization as reg_mod
 from bpcalc.cli import run
-from bpcalc.spec.load import load_yaml_text
-from bpcalc.spec.schema import parse_network
+from bpcalc.network.parse import parse_network
+from bpcalc.network.yaml_source import load_yaml_text
 
 
 def near(v, **kw):

@@ -15,8 +15,8 @@ import pytest
 from rich.console import Console
 
 from bpcalc import engine
+from bpcalc.network.parse import load_network
 from bpcalc.render import tables
-from bpcalc.spec.schema import load_network
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from bpcalc.cli import run
-from bpcalc.data import write_idx
-from bpcalc.spec.schema import load_network
+from bpcalc.network.datafiles import write_idx
+from bpcalc.network.parse import load_network
 from tests.helpers import strict_json
 
 ROOT = Path(__file__).resolve().parent.parent

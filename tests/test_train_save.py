@@ -8,8 +8,8 @@ import pytest
 
 from bpcalc import training
 from bpcalc.cli import run
-from bpcalc.spec.schema import load_network
-from bpcalc.spec.write import network_yaml
+from bpcalc.network.parse import load_network
+from bpcalc.network.write import network_yaml
 from tests.helpers import write_net
 from tests.train_helpers import TINY
 

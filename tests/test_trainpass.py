@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from bpcalc import activations as act_ops
 from bpcalc import engine, training
-from bpcalc.spec.load import load_yaml_text
-from bpcalc.spec.schema import parse_network
+from bpcalc.network.parse import parse_network
+from bpcalc.network.yaml_source import load_yaml_text
 from bpcalc.trainpass import TrainPass
 
 HIDDEN_ACTS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh"]

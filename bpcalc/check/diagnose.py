@@ -49,7 +49,7 @@ from bpcalc.check.sheet import Answer
 from bpcalc.check.tolerance import Tolerance
 from bpcalc.engine import Substitution, build_layer
 from bpcalc.layers import Delegate, Layer
-from bpcalc.spec.schema import Conv2dSpec, DenseSpec, NetworkSpec, RegSpec
+from bpcalc.network.types import Conv2dSpec, DenseSpec, NetworkSpec, RegSpec
 from bpcalc.trace import StepTrace
 
 

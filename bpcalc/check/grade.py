@@ -25,7 +25,7 @@ from bpcalc import engine
 from bpcalc.check.sheet import Answer, Sheet
 from bpcalc.check.tolerance import Tolerance
 from bpcalc.errors import BpcalcError, ExitCode
-from bpcalc.spec.schema import Conv2dSpec, DenseSpec, NetworkSpec
+from bpcalc.network.types import Conv2dSpec, DenseSpec, NetworkSpec
 from bpcalc.trace import StepTrace
 
 CORRECT, WRONG, CARRIED = "correct", "wrong", "carried_forward"

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from bpcalc.errors import Location
-from bpcalc.spec import values as V
-from bpcalc.spec.load import Src, load_yaml_text, read_source
+from bpcalc.network import values as V
+from bpcalc.network.yaml_source import Src, load_yaml_text, read_source
 from bpcalc.trace import StepTrace, element_name, parse_ref
 
 _NUMBER = re.compile(r"^[+-]?(?:\d[\d_]*)?(?:\.(?P<frac>[\d_]*))?(?:[eE](?P<exp>[+-]?\d+))?$")

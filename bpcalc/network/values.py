@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from bpcalc.spec.load import Src
+from bpcalc.network.yaml_source import Src
 
 _FLOAT_MAX = int(np.finfo(np.float64).max)
 
@@ -149,6 +149,11 @@ def array(src: Src, what: str, *, ndims: Iterable[int] | None = None) -> np.ndar
                 f"{what} should be {dims} (nested lists), found a {out.ndim}-D value of shape {_fmt(shape)}"
             )
     return out
+
+
+def vector_len(shape: tuple[int, ...]) -> int:
+    """How many numbers a value of this shape holds (1 for a scalar)."""
+    return int(np.prod(shape))
 
 
 def _fmt(shape: tuple[int, ...]) -> str:

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from bpcalc.errors import SpecError
-from bpcalc.spec import values as V
-from bpcalc.spec.load import Src
+from bpcalc.network import values as V
+from bpcalc.network.yaml_source import Src
 
 DATA_KEYS = (
     "file",

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from bpcalc import data as data_mod
-from bpcalc.spec.load import Src
-from bpcalc.spec.schema import Conv2dSpec, DenseSpec, NetworkSpec
+from bpcalc.network import datafiles as data_mod
+from bpcalc.network.types import Conv2dSpec, DenseSpec, NetworkSpec
+from bpcalc.network.yaml_source import Src
 
 SHAPE_KEYS = ("units", "out_channels", "kernel_size", "init")
 _PLACEHOLDER = re.compile(r"^(?P<lead>\s*(?:- )?)(?P<key>\w+): __bpcalc_param_(?P<i>\d+)__$")

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bpcalc.spec import values as V
-from bpcalc.spec.load import Src
+from bpcalc.network import values as V
+from bpcalc.network.yaml_source import Src
 
 INIT_TYPES = ("normal", "uniform", "xavier", "xavier_normal", "he", "he_uniform")
 INIT_KEYS = ("type", "std", "limit", "seed")

@@ -1,0 +1,251 @@
+"""Typed network specs: the only shape downstream code ever sees.
+
+Every spec is a frozen dataclass built by bpcalc.network.parse from a checked YAML file; the
+engine trusts these objects and re-checks nothing. This module holds types and the names of
+the kinds a file may use, no parsing, so any module can import it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bpcalc import activations
+from bpcalc.errors import Location
+
+if TYPE_CHECKING:
+    from bpcalc.network.yaml_source import SourceDoc
+
+
+ACTIVATIONS = activations.kinds()
+
+LOSSES = ("mse", "half_mse", "sse", "half_sse", "cross_entropy", "binary_cross_entropy")
+
+PARAMETRIC = ("dense", "conv2d")
+
+LAYER_TYPES = (
+    "dense",
+    "conv2d",
+    "maxpool2d",
+    "avgpool2d",
+    "flatten",
+    "dropout",
+    "batchnorm",
+    *ACTIVATIONS,
+)
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam")
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    kind: str  # one of ACTIVATIONS
+    slope: float = 0.01  # leaky_relu only
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    name: str
+    type: str
+    where: Location
+    in_shape: tuple[int, ...]  # per sample, as computed (channels first for images)
+    out_shape: tuple[int, ...]
+    squeezed_in: bool = (
+        False  # an image shown without its single channel axis, as the user wrote it
+    )
+    squeezed_out: bool = False
+    activation: ActivationSpec | None = None  # applied after the layer's own op
+    freeze: frozenset[str] = frozenset()  # parameters not updated
+
+
+@dataclass(frozen=True)
+class DenseSpec(LayerSpec):
+    weights: np.ndarray = field(default=None)  # type: ignore[assignment]  # as written: (out, in) or (in, out)
+    bias: np.ndarray = field(default=None)  # type: ignore[assignment]  # (out,), or (1,) when shared
+    layout: str = "out_in"  # "out_in": z = W·x + b;  "in_out": z = x·W + b
+    bias_shared: bool = False
+    activation: ActivationSpec | None = None
+    freeze: frozenset[str] = frozenset()
+    weights_shown: tuple[int, ...] = ()  # the shape as written: a lone number stays a number
+    bias_shown: tuple[int, ...] = ()
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights, "bias": self.bias}
+
+
+@dataclass(frozen=True)
+class Conv2dSpec(LayerSpec):
+    kernel: np.ndarray = field(default=None)  # type: ignore[assignment]  # (O, C, kh, kw) internally
+    bias: np.ndarray = field(default=None)  # type: ignore[assignment]  # (O,)
+    kernel_2d: bool = False  # written as one kh x kw matrix: shown and reported that way
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    flip: bool = False  # True: textbook convolution (kernel rotated 180°); False: cross-correlation
+    activation: ActivationSpec | None = None
+    freeze: frozenset[str] = frozenset()
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {"kernel": self.kernel, "bias": self.bias}
+
+
+@dataclass(frozen=True)
+class PoolSpec(LayerSpec):
+    size: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] = (2, 2)
+
+    @property
+    def kind(self) -> str:
+        return "max" if self.type == "maxpool2d" else "avg"
+
+
+@dataclass(frozen=True)
+class FlattenSpec(LayerSpec):
+    pass
+
+
+@dataclass(frozen=True)
+class ActivationLayerSpec(LayerSpec):
+    activation: ActivationSpec = field(default=None)  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class DropoutSpec(LayerSpec):
+    """Inverted dropout: a = x ⊙ mask / (1 − p); mask 1 = kept, 0 = dropped."""
+
+    p: float = 0.5  # probability of dropping a unit, 0 ≤ p < 1
+    mask: np.ndarray | None = None  # (M, *in_shape): M = 1 (every sample) or N (one per sample)
+    mask_where: Location | None = None
+    seed: int | None = None  # None: the network's top-level seed
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {}
+
+
+@dataclass(frozen=True)
+class BatchNormSpec(LayerSpec):
+    """Batch normalization in training mode, per feature (N, F) or per channel (N, C, H, W)."""
+
+    gamma: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,) or (C,)
+    beta: np.ndarray = field(default=None)  # type: ignore[assignment]
+    running_mean: np.ndarray = field(default=None)  # type: ignore[assignment]
+    running_var: np.ndarray = field(default=None)  # type: ignore[assignment]
+    eps: float = 1e-5
+    momentum: float = 0.1  # running = (1 − momentum)·running + momentum·batch statistic
+    activation: ActivationSpec | None = None
+    freeze: frozenset[str] = frozenset()
+
+    @property
+    def features(self) -> int:
+        return self.in_shape[0]
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The trained γ and β, then the running statistics (carried, not trained)."""
+        return {
+            "gamma": self.gamma,
+            "beta": self.beta,
+            "running_mean": self.running_mean,
+            "running_var": self.running_var,
+        }
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    kind: str
+    reduction: str = "mean"  # over the batch: "mean" or "sum"
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """The update rule and its hyper-parameters; defaults are PyTorch's (torch.optim)."""
+
+    type: str = "sgd"  # one of OPTIMIZERS
+    lr: float = 0.01
+    momentum: float = 0.9  # momentum, nesterov: μ
+    dampening: float = 0.0  # momentum: v = μ·v + (1 − dampening)·g (PyTorch's SGD)
+    alpha: float = 0.99  # rmsprop: smoothing constant of the squared-gradient average
+    beta1: float = 0.9  # adam
+    beta2: float = 0.999  # adam
+    eps: float = 1e-8  # rmsprop, adam: added to the denominator
+
+
+@dataclass(frozen=True)
+class BatchingSpec:
+    """Which samples each step uses (see bpcalc.batching)."""
+
+    mode: str = "batch"  # batch | sgd | minibatch
+    batch_size: int | None = None  # minibatch only (sgd: 1; batch: all)
+    shuffle: bool = False
+    seed: int = 0  # for shuffle (and the default for dropout layers without their own seed)
+
+
+@dataclass(frozen=True)
+class RegSpec:
+    """Weight penalties: λ₂/2 · Σθ² (L2) and λ₁ · Σ|θ| (L1) over a layer's weights or kernel,
+    and over its bias too when include_bias is true."""
+
+    l2: float = 0.0
+    l1: float = 0.0
+    include_bias: bool = False
+    where: Location | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.l2 > 0 or self.l1 > 0
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """Samples batch-first, shaped as the network's input and output."""
+
+    inputs: np.ndarray  # (N, *input_shape)
+    targets: np.ndarray  # (N, *output_shape)
+    classes: np.ndarray | None  # (N,) when the targets were class indices
+    where: Location
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs: int | None = None
+    batch_size: int | None = None
+    shuffle: bool | None = None
+    seed: int | None = None
+    test: DataSet | None = None
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    name: str
+    file: str
+    inputs: np.ndarray  # (N, *input_shape) with input_shape channels-first for images
+    targets: np.ndarray  # (N, *output_shape), one-hot for class indices
+    target_classes: np.ndarray | None  # (N,) when the user gave class indices
+    batched: bool  # False: `input:`/`target:`; values are shown without the batch axis
+    input_squeezed: bool  # an image given as (H, W): shown without its channel axis
+    layers: tuple[LayerSpec, ...]
+    loss: LossSpec
+    optimizer: OptimizerSpec
+    doc: SourceDoc | None = None
+    batching: BatchingSpec = BatchingSpec()
+    # layer name -> the penalty that applies to it (global or the layer's own); active ones only
+    regularization: dict[str, RegSpec] = field(default_factory=dict)
+    # `bpcalc train`'s defaults and test data (the file's train: section)
+    train: TrainSpec | None = None
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.layers[-1].out_shape
+
+    @property
+    def output_activation(self) -> str:
+        last = self.layers[-1]
+        act = getattr(last, "activation", None)
+        return act.kind if act is not None else "identity"

@@ -1,1 +1,0 @@
-"""The YAML network spec: loading with source locations, then validation into typed objects."""
