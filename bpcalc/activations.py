@@ -134,6 +134,9 @@ class Activation:
     operators: ClassVar[tuple[tuple[str, str], ...]] = ()
     options: ClassVar[dict[str, float]] = {}
     elementwise: ClassVar[bool] = True
+    # A choice to state in the conventions block (one line per key, however many layers use it)
+    convention: ClassVar[str] = ""
+    convention_key: ClassVar[str] = ""
     # With its loss (softmax + cross-entropy), ∂L/∂z comes from the fused formula p − y.
     fuses_with_loss: ClassVar[bool] = True
 
@@ -251,6 +254,8 @@ class ReLU(Activation):
     derivative_text = "ReLU′(z) = 1 if z > 0 else 0"
     word = "ReLU"
     operators = (("ReLU", r"\operatorname{ReLU}"),)
+    convention = "ReLU′(0) is taken as 0"
+    convention_key = "relu"
 
     def forward(self, z: Array) -> Array:
         return np.maximum(z, 0.0)
@@ -329,6 +334,8 @@ class LeakyReLU(Activation):
     derivative_text = "LeakyReLU′(z) = 1 if z > 0 else slope"
     word = "leaky ReLU"
     operators = (("LeakyReLU", r"\operatorname{LeakyReLU}"),)
+    convention = "ReLU′(0) is taken as 0"
+    convention_key = "relu"
     options = {"slope": 0.01}
 
     def forward(self, z: Array) -> Array:

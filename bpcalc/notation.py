@@ -3,18 +3,10 @@ tables, the JSON, the explanations and the write-ups cannot disagree."""
 
 from __future__ import annotations
 
-from bpcalc import activations, batching, losses
+from bpcalc import activations, batching, layers, losses
 from bpcalc import regularization as reg_mod
 from bpcalc.network.types import (
-    ActivationLayerSpec,
-    ActivationSpec,
-    BatchNormSpec,
-    Conv2dSpec,
-    DenseSpec,
-    DropoutSpec,
-    LayerSpec,
     NetworkSpec,
-    PoolSpec,
 )
 
 INPUT = "x, the network's input"
@@ -59,72 +51,6 @@ def loss_after_formula(spec: NetworkSpec) -> str:
 
 
 PARAM_SYMBOL = {"weights": "W", "kernel": "K", "bias": "b", "gamma": "γ", "beta": "β"}
-BATCHNORM_FORMULA = "z = γ·x̂ + β, x̂ = (x − μ)/√(σ² + ε)"
-BATCHNORM_GRAD_INPUT = "∂L/∂x = γ/(m·√(σ² + ε)) · (m·∂L/∂z − Σ∂L/∂z − x̂·Σ(∂L/∂z·x̂))"
-
-
-def linear_formula(layer: LayerSpec) -> str:
-    if isinstance(layer, DenseSpec):
-        core = "W·x" if layer.layout == "out_in" else "x·W"
-        return f"z = {core} + b" + (" (one shared b)" if layer.bias_shared else "")
-    if isinstance(layer, Conv2dSpec):
-        op = "x ∗ flip(K)" if layer.flip else "x ⋆ K"
-        return f"z = {op} + b  (stride {_pair(layer.stride)}, padding {_pair(layer.padding)})"
-    if isinstance(layer, PoolSpec):
-        return f"a = {layer.kind}pool{_pair(layer.size)}(x), stride {_pair(layer.stride)}"
-    if isinstance(layer, ActivationLayerSpec):
-        return activation_formula(layer.activation).replace("z", "x")
-    if isinstance(layer, DropoutSpec):
-        return f"a = x ⊙ m / (1 − p), p = {layer.p:g} (inverted dropout)"
-    if isinstance(layer, BatchNormSpec):
-        return BATCHNORM_FORMULA
-    return "a = flatten(x) (row-major)"
-
-
-def activation_formula(act: ActivationSpec | None) -> str:
-    return "a = z" if act is None else activations.get(act.kind, act.slope).formula()
-
-
-def grad_z_formula(act: ActivationSpec | None) -> str:
-    if act is None:
-        return "∂L/∂z = ∂L/∂a"
-    return activations.get(act.kind, act.slope).grad_formula()
-
-
-def grad_param_formula(layer: LayerSpec, param: str) -> str:
-    if isinstance(layer, BatchNormSpec):
-        return "∂L/∂γ = Σ_batch ∂L/∂z · x̂" if param == "gamma" else "∂L/∂β = Σ_batch ∂L/∂z"
-    if isinstance(layer, DenseSpec):
-        if param == "weights":
-            return "∂L/∂W = ∂L/∂z · xᵀ" if layer.layout == "out_in" else "∂L/∂W = xᵀ · ∂L/∂z"
-        return "∂L/∂b = Σ_i ∂L/∂z_i (shared bias)" if layer.bias_shared else "∂L/∂b = ∂L/∂z"
-    if param == "kernel":
-        return "∂L/∂K[i,j] = Σ_{h,w} ∂L/∂z[h,w] · x[h·s+i, w·s+j]" + (
-            " (flipped back)" if getattr(layer, "flip", False) else ""
-        )
-    return "∂L/∂b = Σ_{h,w} ∂L/∂z[h,w]"
-
-
-def grad_input_formula(layer: LayerSpec) -> str:
-    if isinstance(layer, DenseSpec):
-        return "∂L/∂x = Wᵀ · ∂L/∂z" if layer.layout == "out_in" else "∂L/∂x = ∂L/∂z · Wᵀ"
-    if isinstance(layer, Conv2dSpec):
-        return "∂L/∂x = ∂L/∂z ⋆ K, full (each input gets every tap that saw it)"
-    if isinstance(layer, PoolSpec):
-        if layer.kind == "max":
-            return "∂L/∂x = ∂L/∂a at each window's max, 0 elsewhere"
-        return "∂L/∂x = ∂L/∂a / (window size), spread over the window"
-    if isinstance(layer, ActivationLayerSpec):
-        return grad_z_formula(layer.activation).replace("∂L/∂z", "∂L/∂x").replace("f′(z)", "f′(x)")
-    if isinstance(layer, DropoutSpec):
-        return "∂L/∂x = ∂L/∂a ⊙ m / (1 − p)"
-    if isinstance(layer, BatchNormSpec):
-        return BATCHNORM_GRAD_INPUT
-    return "∂L/∂x = reshape(∂L/∂a)"
-
-
-def _pair(p: tuple[int, int]) -> str:
-    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
 
 
 def loss_description(spec: NetworkSpec) -> str:
@@ -175,49 +101,14 @@ def conventions(
     if fused and spec.output_activation == fused:
         out["output"] = f"{fused} + {spec.loss.kind}: {losses.FUSED_FORMULAS[spec.loss.kind]}"
     for layer in spec.layers:
-        if isinstance(layer, DenseSpec):
-            text = (
-                "z = W·x + b, W is out x in (one row per neuron, as in PyTorch)"
-                if layer.layout == "out_in"
-                else "z = x·W + b, W is in x out (one column per neuron, as in CS231n)"
-            )
-            if layer.bias_shared:
-                text += "; one bias shared by all neurons, its gradient is the sum over them"
-        elif isinstance(layer, Conv2dSpec):
-            text = (
-                "convolution: the kernel is flipped 180° before sliding (textbook)"
-                if layer.flip
-                else "cross-correlation: the kernel slides unflipped (as in PyTorch)"
-            )
-            text += f", stride {_pair(layer.stride)}, zero padding {_pair(layer.padding)}"
-        elif isinstance(layer, PoolSpec) and layer.kind == "max":
-            text = "max pooling: the gradient goes to each window's max (first one on a tie)"
-        elif isinstance(layer, DropoutSpec):
-            text = (
-                f"inverted dropout, p = {layer.p:g}: kept units are scaled by 1/(1 − p) during "
-                "training (as PyTorch), so nothing is rescaled at test time; "
-                + (
-                    "the mask is given"
-                    if layer.mask is not None
-                    else f"a unit is kept when u ≥ p, u from np.random.default_rng({layer.seed}), "
-                    "a new mask every step"
-                )
-            )
-        elif isinstance(layer, BatchNormSpec):
-            per = "feature" if len(layer.in_shape) == 1 else "channel (over N, H and W)"
-            text = (
-                f"batch normalization in training mode, per {per}: batch mean μ and biased "
-                f"variance σ² (as PyTorch), ε = {layer.eps:g}; running statistics "
-                f"(momentum {layer.momentum:g}, PyTorch's convention) use the unbiased variance "
-                "and are recorded, not used"
-            )
-        else:
+        text = layers.build(layer).convention()
+        if text is None:
             continue
-        if getattr(layer, "freeze", None):
+        if layer.freeze:
             text += f"; frozen (not updated): {', '.join(sorted(layer.freeze))}"
         out[layer.name] = text
-    if _uses(spec, "relu"):
-        out["relu"] = "ReLU′(0) is taken as 0"
+    for kind, text in _activation_conventions(spec).items():
+        out[kind] = text
     if spec.batched:
         b = spec.batching
         out["batches"] = batching.describe(
@@ -234,12 +125,15 @@ def conventions(
     return out
 
 
-def _uses(spec: NetworkSpec, kind: str) -> bool:
+def _activation_conventions(spec: NetworkSpec) -> dict[str, str]:
+    """The choices the network's activations make (ReLU′(0) = 0), once per activation."""
+    out: dict[str, str] = {}
     for layer in spec.layers:
-        act = getattr(layer, "activation", None)
-        if act is not None and act.kind in (kind, f"leaky_{kind}"):
-            return True
-    return False
+        if layer.activation is not None:
+            unit = activations.unit_class(layer.activation.kind)
+            if unit.convention:
+                out.setdefault(unit.convention_key, unit.convention)
+    return out
 
 
 def symbol(name: str) -> str:

@@ -18,6 +18,7 @@ from bpcalc.explain.work import (
     sym_product,
     total,
 )
+from bpcalc.layers.conv2d import pair
 
 
 def _conv_tensors(ctx: Ctx, layer: Any, pos: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -32,10 +33,6 @@ def _tap(layer: Any, o: int, c: int, i: int, j: int) -> tuple[int, int, int, int
     when the kernel is flipped (textbook convolution)."""
     kh, kw = layer.kernel.shape[2:]
     return (o, c, kh - 1 - i, kw - 1 - j) if layer.flip else (o, c, i, j)
-
-
-def _pair(p: tuple[int, int]) -> str:
-    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
 
 
 def _span(a: int, b: int) -> str:
@@ -67,7 +64,7 @@ def conv_z(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
     if layer.stride != (1, 1) or layer.padding != (0, 0):
         r0, q0 = h * sh - ph + 1, w * sw - pw + 1
         notes.append(
-            f"stride {_pair(layer.stride)}, padding {_pair(layer.padding)}: the window covers rows "
+            f"stride {pair(layer.stride)}, padding {pair(layer.padding)}: the window covers rows "
             f"{_span(r0, r0 + kh - 1)}, columns {_span(q0, q0 + kw - 1)} of x (1-based; "
             f"rows and columns outside 1–{hh}, 1–{ww} are the zero padding)"
         )
