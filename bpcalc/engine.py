@@ -43,11 +43,17 @@ Emit = Callable[..., Array]
 class Layer:
     """A layer at run time: its unit (the linear or shape part) and the activation unit
     applied after it (None: a = z). An activation layer of its own is a unit that passes its
-    input on, followed by its activation."""
+    input on, followed by its activation. The value names and formulas a step records are
+    written once, when the layer is built, so a step that records nothing pays nothing for
+    them."""
 
     spec: LayerSpec
     op: layers_mod.Layer
     act: activations.Activation | None
+    text: LayerText = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", LayerText.of(self))
 
     @property
     def name(self) -> str:
@@ -73,13 +79,53 @@ class Layer:
         return self.op.param_shown(param)
 
 
+@dataclass(frozen=True)
+class LayerText:
+    """A layer's value names and formulas, as the trace records them."""
+
+    z: str
+    a: str
+    grad_a: str
+    grad_z: str
+    grad_input: str
+    z_formula: str  # the op's formula (z = W·x + b; a = maxpool2(x) for shape layers)
+    a_formula: str  # a = f(z), or the op's formula for a layer without its own z
+    grad_z_formula: str  # ∂L/∂z = ∂L/∂a ⊙ f′(z)
+    grad_input_formula: str
+    shown: tuple[int, ...]  # one sample's output, as the user sees it
+    in_shown: tuple[int, ...]
+
+    @classmethod
+    def of(cls, layer: Layer) -> LayerText:
+        name, op, act = layer.name, layer.op, layer.act
+        z_formula = op.forward_formula()
+        if act is not None:
+            a_formula = act.formula() if op.parametric else z_formula
+            grad_z = act.grad_formula()
+        else:
+            a_formula = notation.NO_ACTIVATION if op.parametric else z_formula
+            grad_z = notation.NO_ACTIVATION_GRAD
+        return cls(
+            f"{name}.z",
+            f"{name}.a",
+            f"grad.{name}.a",
+            f"grad.{name}.z",
+            f"grad.{name}.input",
+            z_formula,
+            a_formula,
+            grad_z,
+            op.grad_input_formula(),
+            layer.out_shown(),
+            layer.in_shown(),
+        )
+
+
 def build_layer(spec: LayerSpec) -> Layer:
     """The layer's unit (its module imported now: a network pays only for the layers it
     uses) and its activation unit."""
     act = spec.activation
-    return Layer(
-        spec, layers_mod.build(spec), activations.get(act.kind, act.slope) if act else None
-    )
+    unit = activations.get(act.kind, act.slope) if act is not None else None
+    return Layer(spec, layers_mod.build(spec), unit)
 
 
 @dataclass(frozen=True)
@@ -242,44 +288,64 @@ class ForwardResult:
     out: Array  # the network's output a
     z_out: Array | None  # the last activation's input (logits), when the output has an activation
     caches: list[Any]  # per layer: (op cache, z, a)
+    # log p of a softmax output, from the same exponential as p (for the cross-entropy)
+    log_out: Array | None = None
 
 
-def forward(layers: list[Layer], params: Params, x: Array, emit: Emit = silent) -> ForwardResult:
-    """a⁽0⁾ = x; for each layer z = op(a_prev), a = f(z). Emits <layer>.z and <layer>.a."""
+_NONE: dict[str, Array] = {}
+
+
+def forward(
+    layers: list[Layer],
+    params: Params,
+    x: Array,
+    emit: Emit = silent,
+    log_softmax_out: bool = False,
+) -> ForwardResult:
+    """a⁽0⁾ = x; for each layer z = op(a_prev), a = f(z). Emits <layer>.z and <layer>.a.
+
+    log_softmax_out: the output is a softmax read by a cross-entropy: compute its log from
+    the same shifted exponential (activations.softmax_and_log: the same bits as the two
+    apart) and hand it on as log_out."""
     caches: list[Any] = []
-    z_out = None
-    for layer in layers:
-        name, spec = layer.name, layer.spec
-        p = {
-            k: emit(
-                f"{name}.{k}",
-                v,
-                "forward",
-                name,
-                notation.GIVEN_PARAM if k in layer.param_names else notation.GIVEN_BUFFER,
-                layer.param_shown(k),
-                per_sample=False,
-            )
-            for k, v in params.get(name, {}).items()
-        }
-        shape = layer.out_shown()
+    z_out = log_out = None
+    recording = emit is not silent
+    last = len(layers) - 1
+    for i, layer in enumerate(layers):
+        name, t = layer.name, layer.text
+        p = params.get(name, _NONE)
+        if recording and p:
+            p = {
+                k: emit(
+                    f"{name}.{k}",
+                    v,
+                    "forward",
+                    name,
+                    notation.GIVEN_PARAM if k in layer.param_names else notation.GIVEN_BUFFER,
+                    layer.param_shown(k),
+                    per_sample=False,
+                )
+                for k, v in p.items()
+            }
         z, cache = layer.op.forward(x, p)
-        for r in layer.op.recorded(cache):
-            shown = shape if r.per_sample else (spec.in_shape[0],)  # per sample, or per feature
-            emit(f"{name}.{r.suffix}", r.value, "forward", name, r.formula, shown, r.per_sample)
+        if recording:
+            for r in layer.op.recorded(cache):
+                shown = t.shown if r.per_sample else (layer.spec.in_shape[0],)  # or per feature
+                emit(f"{name}.{r.suffix}", r.value, "forward", name, r.formula, shown, r.per_sample)
         if layer.parametric:
-            z = emit(f"{name}.z", z, "forward", name, layer.op.forward_formula(), shape)
-        if layer.act is not None:
-            a = layer.act.forward(z)
-            formula = layer.act.formula() if layer.parametric else layer.op.forward_formula()
-        else:
+            z = emit(t.z, z, "forward", name, t.z_formula, t.shown)
+        if layer.act is None:
             a = z
-            formula = notation.NO_ACTIVATION if layer.parametric else layer.op.forward_formula()
-        a = emit(f"{name}.a", a, "forward", name, formula, shape)
+        elif i == last and log_softmax_out and layer.act.kind == "softmax":
+            p_out, log_out = activations.softmax_and_log(z.reshape(z.shape[0], -1))
+            a = p_out.reshape(z.shape)
+        else:
+            a = layer.act.forward(z)
+        a = emit(t.a, a, "forward", name, t.a_formula, t.shown)
         caches.append((cache, z, a))
         z_out = z if layer.act is not None else None
         x = a
-    return ForwardResult(x, z_out, caches)
+    return ForwardResult(x, z_out, caches, log_out)
 
 
 def loss_value(
@@ -288,12 +354,22 @@ def loss_value(
     z_out: Array | None,
     y: Array,
     warn: Callable[[str], None] | None = None,
+    log_out: Array | None = None,
 ) -> tuple[float, Array]:
-    """(L, ℓ per sample). Uses the logits for a stable log when the output is softmax/sigmoid."""
+    """(L, ℓ per sample). Uses the logits for a stable log when the output is softmax/sigmoid
+    (or the log-softmax the forward pass already has)."""
     kind = spec.loss.kind
-    use_z = z_out if losses.FUSED.get(kind) == spec.output_activation else None
-    per = losses.per_sample(kind, out, y, use_z, warn, _output_element(spec))
+    if log_out is not None:
+        per = losses.cross_entropy_from_log(log_out, y.reshape(y.shape[0], -1))
+    else:
+        use_z = z_out if losses.FUSED.get(kind) == spec.output_activation else None
+        per = losses.per_sample(kind, out, y, use_z, warn, _output_element(spec))
     return losses.reduce(spec.loss.reduction, per), per
+
+
+def shares_log_softmax(spec: NetworkSpec) -> bool:
+    """Softmax output with cross-entropy: the loss can read the forward pass's log-softmax."""
+    return spec.loss.kind == "cross_entropy" and spec.output_activation == "softmax"
 
 
 def _output_element(spec: NetworkSpec) -> Callable[[tuple[int, ...]], str]:
@@ -323,65 +399,89 @@ def backward(
 ) -> dict[str, dict[str, Array]]:
     """Chain rule from the loss back to the input; returns ∂L/∂θ for every parameter.
 
-    loss_factor: a factor on every gradient (a Substitution's; 1 for the correct maths)."""
+    input_grad=False: stop at the first layer with parameters, whose ∂L/∂x nobody reads
+    (training). loss_factor: a factor on every gradient (a Substitution's; 1 for the
+    correct maths)."""
     n = y.shape[0]
     scale = losses.batch_scale(spec.loss.reduction, n) * loss_factor
     kind = spec.loss.kind
     fused = losses.FUSED.get(kind) == spec.output_activation
-    if fused and emit is silent:  # training: ∂L/∂a is not needed
+    recording = emit is not silent
+    last = len(layers) - 1
+    if fused and not recording:  # training: ∂L/∂a is not needed
         da = None
     else:
         da = losses.grad_a(kind, fwd.out, y, warn, _output_element(spec)) * scale
+    stop = 0
+    if not input_grad:
+        stop = next((i for i, layer in enumerate(layers) if layer.parametric), last + 1)
     grads: dict[str, dict[str, Array]] = {}
-    for i in range(len(layers) - 1, -1, -1):
+    for i in range(last, stop - 1, -1):
         layer = layers[i]
-        name = layer.name
+        name, t = layer.name, layer.text
         cache, z, a = fwd.caches[i]
-        da = emit(
-            f"grad.{name}.a",
-            da,
-            "backward",
-            name,
-            losses.GRAD_FORMULAS[kind]
-            if i == len(layers) - 1
-            else notation.grad_from_next(layers[i + 1].name),
-            layer.out_shown(),
-        )
-        if layer.act is not None:
-            if fused and i == len(layers) - 1 and layer.act.fuses_with_loss:
-                dz = losses.fused_grad_z(kind, a, y) * scale
-                formula = losses.FUSED_FORMULAS[kind]
-            else:
-                dz = layer.act.backward(da, z, a)
-                formula = layer.act.grad_formula()
-        else:
-            dz, formula = da, notation.NO_ACTIVATION_GRAD
-        if layer.parametric:
-            dz = emit(f"grad.{name}.z", dz, "backward", name, formula, layer.out_shown())
-        if i == 0 and not input_grad and layer.parametric:  # nobody reads this ∂L/∂x
-            dx, pgrads = None, layer.op.param_grads(dz, cache, params.get(name, {}))
-        else:
-            dx, pgrads = layer.op.backward(dz, cache, params.get(name, {}))
-        grads[name] = {}
-        reg = spec.regularization.get(name)
-        for pname in layer.param_names:
-            g, g_formula = pgrads[pname], layer.op.grad_param_formula(pname)
-            if reg_mod.applies(reg, pname):  # ∂L/∂θ = ∂L_data/∂θ + ∂penalty/∂θ
-                g, g_formula = _with_penalty(emit, layer, pname, g, g_formula, reg, params)
-            grads[name][pname] = emit(
-                f"grad.{name}.{pname}",
-                g,
-                "backward",
-                name,
-                g_formula,
-                layer.param_shown(pname),
-                per_sample=False,
+        if recording:
+            formula = (
+                losses.GRAD_FORMULAS[kind]
+                if i == last
+                else notation.grad_from_next(layers[i + 1].name)
             )
+            da = emit(t.grad_a, da, "backward", name, formula, t.shown)
+        formula = t.grad_z_formula
+        if layer.act is None:
+            dz = da
+        elif fused and i == last and layer.act.fuses_with_loss:
+            dz = losses.fused_grad_z(kind, a, y) * scale
+            formula = losses.FUSED_FORMULAS[kind]
+        else:
+            dz = layer.act.backward(da, z, a)
+        if layer.parametric:
+            dz = emit(t.grad_z, dz, "backward", name, formula, t.shown)
+        p = params.get(name, _NONE)
+        if i == stop and not input_grad:  # nobody reads this ∂L/∂x
+            dx, pgrads = None, layer.op.param_grads(dz, cache, p)
+        else:
+            dx, pgrads = layer.op.backward(dz, cache, p)
+        if layer.param_names:
+            grads[name] = _param_grads(spec, layer, pgrads, params, emit, recording)
         if dx is not None:
-            in_formula = layer.op.grad_input_formula()
-            dx = emit(f"grad.{name}.input", dx, "backward", name, in_formula, layer.in_shown())
+            dx = emit(t.grad_input, dx, "backward", name, t.grad_input_formula, t.in_shown)
         da = dx
     return grads
+
+
+def _param_grads(
+    spec: NetworkSpec,
+    layer: Layer,
+    pgrads: dict[str, Array],
+    params: Params,
+    emit: Emit,
+    recording: bool,
+) -> dict[str, Array]:
+    """∂L/∂θ of the layer's parameters: the data part, plus the penalty's where one applies."""
+    name = layer.name
+    reg = spec.regularization.get(name)
+    out = {}
+    for pname in layer.param_names:
+        g = pgrads[pname]
+        if not recording:
+            if reg_mod.applies(reg, pname):  # ∂L/∂θ = ∂L_data/∂θ + ∂penalty/∂θ
+                g = g + reg_mod.grad(reg, params[name][pname])
+            out[pname] = g
+            continue
+        g_formula = layer.op.grad_param_formula(pname)
+        if reg_mod.applies(reg, pname):
+            g, g_formula = _with_penalty(emit, layer, pname, g, g_formula, reg, params)
+        out[pname] = emit(
+            f"grad.{name}.{pname}",
+            g,
+            "backward",
+            name,
+            g_formula,
+            layer.param_shown(pname),
+            per_sample=False,
+        )
+    return out
 
 
 def _with_penalty(

@@ -43,9 +43,17 @@ class Optimizer:
         return {}
 
     def update(
-        self, theta: Array, grad: Array, state: dict[str, Array], t: int
+        self,
+        theta: Array,
+        grad: Array,
+        state: dict[str, Array],
+        t: int,
+        in_place: bool = False,
     ) -> tuple[Array, dict[str, Array]]:
-        """One update at step t (1-based): returns the new θ and the new state."""
+        """One update at step t (1-based): returns the new θ and the new state.
+
+        in_place: θ and the gradient may be overwritten (training, where nobody keeps them);
+        a rule that can, returns θ itself, with the same numbers as a new array would hold."""
         raise NotImplementedError
 
 
@@ -80,8 +88,23 @@ class SGD(Optimizer):
         return "θ′ = θ − η·∂L/∂θ"
 
     def update(
-        self, theta: Array, grad: Array, state: dict[str, Array], t: int
+        self,
+        theta: Array,
+        grad: Array,
+        state: dict[str, Array],
+        t: int,
+        in_place: bool = False,
     ) -> tuple[Array, dict[str, Array]]:
+        if (
+            in_place
+            and type(self.lr) is float
+            and grad.dtype == theta.dtype
+            and grad.shape == theta.shape
+            and grad.flags.writeable
+            and theta.flags.writeable
+        ):  # θ −= η·g: the same numbers as θ − η·g, without two new arrays
+            np.subtract(theta, np.multiply(grad, self.lr, out=grad), out=theta)
+            return theta, {}
         return theta - self.lr * grad, {}
 
 
@@ -124,7 +147,12 @@ class Momentum(Optimizer):
         return {}
 
     def update(
-        self, theta: Array, grad: Array, state: dict[str, Array], t: int
+        self,
+        theta: Array,
+        grad: Array,
+        state: dict[str, Array],
+        t: int,
+        in_place: bool = False,
     ) -> tuple[Array, dict[str, Array]]:
         if "velocity" not in state:
             v = grad.copy()
@@ -171,7 +199,12 @@ class Nesterov(Optimizer):
         return {}
 
     def update(
-        self, theta: Array, grad: Array, state: dict[str, Array], t: int
+        self,
+        theta: Array,
+        grad: Array,
+        state: dict[str, Array],
+        t: int,
+        in_place: bool = False,
     ) -> tuple[Array, dict[str, Array]]:
         v = grad.copy() if "velocity" not in state else self.momentum * state["velocity"] + grad
         return theta - self.lr * (grad + self.momentum * v), {"velocity": v}
@@ -214,7 +247,12 @@ class RMSprop(Optimizer):
         return {"v": np.zeros_like(theta)}
 
     def update(
-        self, theta: Array, grad: Array, state: dict[str, Array], t: int
+        self,
+        theta: Array,
+        grad: Array,
+        state: dict[str, Array],
+        t: int,
+        in_place: bool = False,
     ) -> tuple[Array, dict[str, Array]]:
         v = self.alpha * state["v"] + (1 - self.alpha) * grad * grad
         return theta - self.lr * grad / (np.sqrt(v) + self.eps), {"v": v}
@@ -267,7 +305,12 @@ class Adam(Optimizer):
         return {"m": np.zeros_like(theta), "v": np.zeros_like(theta)}
 
     def update(
-        self, theta: Array, grad: Array, state: dict[str, Array], t: int
+        self,
+        theta: Array,
+        grad: Array,
+        state: dict[str, Array],
+        t: int,
+        in_place: bool = False,
     ) -> tuple[Array, dict[str, Array]]:
         m = self.beta1 * state["m"] + (1 - self.beta1) * grad
         v = self.beta2 * state["v"] + (1 - self.beta2) * grad * grad

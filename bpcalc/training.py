@@ -1,9 +1,9 @@
-"""Training loops for `bpcalc train`: the engine's maths through bpcalc.trainpass, which skips
-the trace's bookkeeping (names, formulas, the emitter) that nobody reads in training.
+"""Training loops for `bpcalc train`: the engine's forward, loss, backward and the
+optimizer's update, with the silent emitter, so nothing is recorded.
 
 Nothing is recorded: a step keeps only the current batch's caches, so memory does not grow with
 the number of steps or epochs. The maths are exactly `bpcalc step`'s (same ops, same losses,
-same optimizers, the same bits: tests/test_trainpass.py), in the dtype asked for (float32 by
+same optimizers, the same bits: tests/test_training_bits.py), in the dtype asked for (float32 by
 default for training). Plain SGD updates the parameter arrays in place.
 
     trainer = Trainer(spec, np.float32)
@@ -35,7 +35,6 @@ from bpcalc import engine
 from bpcalc import optim as optim_mod
 from bpcalc.errors import NumericError
 from bpcalc.network.types import NetworkSpec
-from bpcalc.trainpass import TrainPass
 
 Array = np.ndarray
 
@@ -86,15 +85,12 @@ class Trainer:
         self.optimizer = optimizer if optimizer is not None else optim_mod.build(opt_spec)
         self.opt_state: dict[str, dict[str, dict[str, Array]]] = {}
         self.t = 0
-        self.frozen = {
-            layer.name: frozenset(getattr(layer.spec, "freeze", ())) for layer in self.layers
-        }
+        self.frozen = {layer.name: layer.spec.freeze for layer in self.layers}
         self.accuracy = accuracy_kind(spec)
-        # layers with a training/evaluation mode (dropout, batchnorm) and with running
-        # statistics to carry from step to step (batchnorm): the engine's hooks for them
-        self._modal = any(hasattr(layer.op, "training") for layer in self.layers)
-        self._buffered = any(hasattr(layer.op, "buffers") for layer in self.layers)
-        self._pass = TrainPass(spec, self.layers)
+        # layers with a training/evaluation mode (dropout, batchnorm), whose running
+        # statistics carry from step to step (batchnorm)
+        self._modal = any(layer.op.modal for layer in self.layers)
+        self._shared_log = engine.shares_log_softmax(spec)
         # the parameters the optimizer updates: (layer, parameter), frozen ones left out
         self._trained = [
             (layer.name, p)
@@ -103,10 +99,6 @@ class Trainer:
             for p in layer.param_names
             if p not in self.frozen[layer.name]
         ]
-        # plain SGD updates in place (θ −= η·g): the same numbers as SGD.update's θ − η·g
-        # without two new arrays per parameter; nothing outside keeps the old θ in training
-        sgd = type(self.optimizer) is optim_mod.SGD and type(self.optimizer.lr) is float
-        self._sgd_lr = self.optimizer.lr if sgd else None
 
     def train_step(self, xb: Array, yb: Array) -> float:
         """Forward, loss, backward, update on one batch; returns the loss before the update."""
@@ -114,25 +106,13 @@ class Trainer:
 
     def step_with_output(self, xb: Array, yb: Array) -> tuple[float, Array]:
         """train_step that also hands back the batch's output (for the running accuracy)."""
-        params = self.params
-        loss, fwd, grads = self._pass.run(params, xb, yb)
-        if self._buffered:
-            engine.carry_buffers(self.layers, fwd, params)
+        params, spec, layers = self.params, self.spec, self.layers
+        fwd = engine.forward(layers, params, xb, log_softmax_out=self._shared_log)
+        loss, _ = engine.loss_value(spec, fwd.out, fwd.z_out, yb, log_out=fwd.log_out)
+        grads = engine.backward(spec, layers, params, fwd, yb, input_grad=False)
+        if self._modal:
+            engine.carry_buffers(layers, fwd, params)
         self.t += 1
-        lr = self._sgd_lr
-        if lr is not None:
-            for name, pname in self._trained:
-                theta, g = params[name][pname], grads[name][pname]
-                if (
-                    g.dtype == theta.dtype == self.dtype
-                    and g.shape == theta.shape
-                    and g.flags.writeable
-                    and theta.flags.writeable
-                ):
-                    np.subtract(theta, np.multiply(g, lr, out=g), out=theta)
-                else:
-                    params[name][pname] = (theta - lr * g).astype(self.dtype, copy=False)
-            return loss, fwd.out
         t, opt, state = self.t, self.optimizer, self.opt_state
         for name, pname in self._trained:
             lstate = state.setdefault(name, {})
@@ -140,8 +120,10 @@ class Trainer:
             prev = lstate.get(pname)
             if prev is None:
                 prev = opt.init_state(theta)
-            new, lstate[pname] = opt.update(theta, grads[name][pname], prev, t)
-            params[name][pname] = new.astype(self.dtype, copy=False)
+            # in place where the rule allows: nothing outside keeps the old θ in training
+            new, lstate[pname] = opt.update(theta, grads[name][pname], prev, t, in_place=True)
+            if new is not theta:
+                params[name][pname] = new.astype(self.dtype, copy=False)
         return loss, fwd.out
 
     def predict(self, x: Array, batch_size: int = 1024) -> Array:

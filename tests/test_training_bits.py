@@ -1,6 +1,6 @@
-"""The training pass (bpcalc.trainpass) and the Trainer's in-place SGD give exactly the numbers
-of `bpcalc step` (engine.run) on any stack of layers: the same loss and the same updated
-parameters, to the last bit, in float64 and in float32."""
+"""Training (the Trainer: the engine's passes with nothing recorded, the log-softmax shared with
+the loss, the in-place SGD) gives exactly the numbers of `bpcalc step` (engine.run) on any stack
+of layers: the same loss and the same updated parameters, to the last bit, in float64 and float32."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from bpcalc import activations as act_ops
 from bpcalc import engine, training
 from bpcalc.network.parse import parse_network
 from bpcalc.network.yaml_source import load_yaml_text
-from bpcalc.trainpass import TrainPass
 
 HIDDEN_ACTS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh"]
 # output activation -> losses it goes with (the fused pairs and plain regression)
@@ -110,7 +109,7 @@ def test_training_steps_equal_bpcalc_steps_to_the_last_bit(net, dtype, steps):
                 )
 
 
-def test_the_pass_gives_the_engines_gradients_for_a_convolutional_network():
+def test_training_mode_gives_the_recorded_steps_loss_and_gradients_bit_for_bit():
     text = """inputs: {x}
 targets: [1, 0, 2]
 layers:
@@ -128,8 +127,12 @@ learning_rate: 0.1
     params = engine.initial_params(spec)
     fwd = engine.forward(layers, params, spec.inputs)
     loss, _ = engine.loss_value(spec, fwd.out, fwd.z_out, spec.targets)
-    grads = engine.backward(spec, layers, params, fwd, spec.targets, input_grad=False)
-    loss2, fwd2, grads2 = TrainPass(spec, layers).run(params, spec.inputs, spec.targets)
+    grads = engine.backward(spec, layers, params, fwd, spec.targets)
+    # training: the log-softmax from the forward pass's exponential, no ∂L/∂x below conv
+    fwd2 = engine.forward(layers, params, spec.inputs, log_softmax_out=True)
+    loss2, _ = engine.loss_value(spec, fwd2.out, fwd2.z_out, spec.targets, log_out=fwd2.log_out)
+    grads2 = engine.backward(spec, layers, params, fwd2, spec.targets, input_grad=False)
+    assert fwd2.log_out is not None
     assert loss2 == loss
     np.testing.assert_array_equal(fwd2.out, fwd.out)
     assert set(grads2) == {"conv", "fc"}  # layers without parameters have no entry
