@@ -50,22 +50,17 @@ class Layer:
     spec: LayerSpec
     op: layers_mod.Layer
     act: activations.Activation | None
+    # copied from the spec and the unit once, since a training step reads them every time
+    name: str = field(init=False, repr=False, compare=False)
+    parametric: bool = field(init=False, repr=False, compare=False)
+    param_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     text: LayerText = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.spec.name)
+        object.__setattr__(self, "parametric", self.op.parametric)
+        object.__setattr__(self, "param_names", self.op.param_names)
         object.__setattr__(self, "text", LayerText.of(self))
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def parametric(self) -> bool:
-        return self.op.parametric
-
-    @property
-    def param_names(self) -> tuple[str, ...]:
-        return self.op.param_names
 
     def out_shown(self) -> tuple[int, ...]:
         s = self.spec
@@ -332,7 +327,7 @@ def forward(
             for r in layer.op.recorded(cache):
                 shown = t.shown if r.per_sample else (layer.spec.in_shape[0],)  # or per feature
                 emit(f"{name}.{r.suffix}", r.value, "forward", name, r.formula, shown, r.per_sample)
-        if layer.parametric:
+        if recording and layer.parametric:
             z = emit(t.z, z, "forward", name, t.z_formula, t.shown)
         if layer.act is None:
             a = z
@@ -341,7 +336,8 @@ def forward(
             a = p_out.reshape(z.shape)
         else:
             a = layer.act.forward(z)
-        a = emit(t.a, a, "forward", name, t.a_formula, t.shown)
+        if recording:
+            a = emit(t.a, a, "forward", name, t.a_formula, t.shown)
         caches.append((cache, z, a))
         z_out = z if layer.act is not None else None
         x = a
@@ -411,10 +407,16 @@ def backward(
     if fused and not recording:  # training: ∂L/∂a is not needed
         da = None
     else:
-        da = losses.grad_a(kind, fwd.out, y, warn, _output_element(spec)) * scale
+        da = losses.grad_a(kind, fwd.out, y, warn, _output_element(spec) if warn else "a")
+        if scale != 1.0:
+            da *= scale  # in place: the same numbers as da * scale, without a new array
     stop = 0
     if not input_grad:
-        stop = next((i for i, layer in enumerate(layers) if layer.parametric), last + 1)
+        stop = last + 1
+        for i, layer in enumerate(layers):
+            if layer.parametric:
+                stop = i
+                break
     grads: dict[str, dict[str, Array]] = {}
     for i in range(last, stop - 1, -1):
         layer = layers[i]
@@ -431,20 +433,25 @@ def backward(
         if layer.act is None:
             dz = da
         elif fused and i == last and layer.act.fuses_with_loss:
-            dz = losses.fused_grad_z(kind, a, y) * scale
+            dz = losses.fused_grad_z(kind, a, y)
+            if scale != 1.0:
+                dz *= scale
             formula = losses.FUSED_FORMULAS[kind]
         else:
             dz = layer.act.backward(da, z, a)
-        if layer.parametric:
+        if recording and layer.parametric:
             dz = emit(t.grad_z, dz, "backward", name, formula, t.shown)
         p = params.get(name, _NONE)
         if i == stop and not input_grad:  # nobody reads this ∂L/∂x
             dx, pgrads = None, layer.op.param_grads(dz, cache, p)
         else:
             dx, pgrads = layer.op.backward(dz, cache, p)
-        if layer.param_names:
-            grads[name] = _param_grads(spec, layer, pgrads, params, emit, recording)
-        if dx is not None:
+        if recording or spec.regularization:
+            if layer.param_names:
+                grads[name] = _param_grads(spec, layer, pgrads, params, emit, recording)
+        elif pgrads:
+            grads[name] = pgrads
+        if recording and dx is not None:
             dx = emit(t.grad_input, dx, "backward", name, t.grad_input_formula, t.in_shown)
         da = dx
     return grads
