@@ -354,12 +354,12 @@ def loss_value(
 ) -> tuple[float, Array]:
     """(L, ℓ per sample). Uses the logits for a stable log when the output is softmax/sigmoid
     (or the log-softmax the forward pass already has)."""
-    kind = spec.loss.kind
     if log_out is not None:
         per = losses.cross_entropy_from_log(log_out, y.reshape(y.shape[0], -1))
     else:
-        use_z = z_out if losses.FUSED.get(kind) == spec.output_activation else None
-        per = losses.per_sample(kind, out, y, use_z, warn, _output_element(spec))
+        loss = losses.get(spec.loss.kind)
+        use_z = z_out if loss.fused_with == spec.output_activation else None
+        per = loss.per_sample(out, y, use_z, warn, _output_element(spec) if warn else "a")
     return losses.reduce(spec.loss.reduction, per), per
 
 
@@ -400,14 +400,14 @@ def backward(
     correct maths)."""
     n = y.shape[0]
     scale = losses.batch_scale(spec.loss.reduction, n) * loss_factor
-    kind = spec.loss.kind
-    fused = losses.FUSED.get(kind) == spec.output_activation
+    loss = losses.get(spec.loss.kind)
+    fused = loss.fused_with == spec.output_activation
     recording = emit is not silent
     last = len(layers) - 1
     if fused and not recording:  # training: ∂L/∂a is not needed
         da = None
     else:
-        da = losses.grad_a(kind, fwd.out, y, warn, _output_element(spec) if warn else "a")
+        da = loss.grad_a(fwd.out, y, warn, _output_element(spec) if warn else "a")
         if scale != 1.0:
             da *= scale  # in place: the same numbers as da * scale, without a new array
     stop = 0
@@ -424,19 +424,17 @@ def backward(
         cache, z, a = fwd.caches[i]
         if recording:
             formula = (
-                losses.GRAD_FORMULAS[kind]
-                if i == last
-                else notation.grad_from_next(layers[i + 1].name)
+                loss.grad_formula if i == last else notation.grad_from_next(layers[i + 1].name)
             )
             da = emit(t.grad_a, da, "backward", name, formula, t.shown)
         formula = t.grad_z_formula
         if layer.act is None:
             dz = da
         elif fused and i == last and layer.act.fuses_with_loss:
-            dz = losses.fused_grad_z(kind, a, y)
+            dz = loss.fused_grad_z(a, y)
             if scale != 1.0:
                 dz *= scale
-            formula = losses.FUSED_FORMULAS[kind]
+            formula = loss.fused_formula
         else:
             dz = layer.act.backward(da, z, a)
         if recording and layer.parametric:

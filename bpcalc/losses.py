@@ -1,4 +1,6 @@
-"""Losses: the per-sample loss ℓ, its gradient ∂ℓ/∂a, and the batch reduction.
+"""Losses, one unit each: the per-sample loss ℓ, its gradient ∂ℓ/∂a side by side, with their
+formulas, the convention in words, and the slips a student makes with it. A unit registers
+itself under its YAML name below its class.
 
 Per sample, over the K output elements:
   mse       ℓ = (1/K) Σ (a − y)²         ∂ℓ/∂a = 2(a − y)/K
@@ -16,6 +18,8 @@ division are clamped at EPS and a warning names the value.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -24,39 +28,13 @@ from bpcalc.activations import log_sigmoid, log_softmax
 Array = np.ndarray
 EPS = 1e-12
 Warn = Callable[[str], None]
-
-FORMULAS = {
-    "mse": "L = (1/K) Σ (a − y)²",
-    "half_mse": "L = ½ · (1/K) Σ (a − y)²",
-    "sse": "L = Σ (a − y)²",
-    "half_sse": "L = ½ Σ (a − y)²",
-    "cross_entropy": "L = −Σ y · ln(p)",
-    "binary_cross_entropy": "L = −(1/K) Σ [y · ln(p) + (1 − y) · ln(1 − p)]",
-}
-
-GRAD_FORMULAS = {
-    "mse": "∂L/∂a = 2(a − y)/K",
-    "half_mse": "∂L/∂a = (a − y)/K",
-    "sse": "∂L/∂a = 2(a − y)",
-    "half_sse": "∂L/∂a = a − y",
-    "cross_entropy": "∂L/∂p = −y / p",
-    "binary_cross_entropy": "∂L/∂p = (p − y) / (p(1 − p)) / K",
-}
-
-FUSED = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
-FUSED_FORMULAS = {
-    "cross_entropy": "∂L/∂z = p − y (softmax and cross-entropy together)",
-    "binary_cross_entropy": "∂L/∂z = (p − y)/K (sigmoid and binary cross-entropy together)",
-}
+# How a warning names an element: a value name ("fc.a", then indexed [n, k] in the (N, K)
+# flattened output) or a function from that (n, k) index to the element's name as shown.
+Name = str | Callable[[tuple[int, ...]], str]
 
 
 def _flat(v: Array) -> Array:
     return v.reshape(v.shape[0], -1)
-
-
-# How a warning names an element: a value name ("fc.a", then indexed [n, k] in the (N, K)
-# flattened output) or a function from that (n, k) index to the element's name as shown.
-Name = str | Callable[[tuple[int, ...]], str]
 
 
 def _label(name: Name, idx: tuple[int, ...], prefix: str = "") -> str:
@@ -71,33 +49,13 @@ def _clamped_log(p: Array, what: Name, warn: Warn | None, needed: Array, prefix:
     return np.log(np.maximum(p, EPS))
 
 
-def per_sample(
-    kind: str,
-    a: Array,
-    y: Array,
-    z: Array | None = None,
-    warn: Warn | None = None,
-    name: Name = "a",
-) -> Array:
-    """ℓ_n for each sample. a, y: (N, ...). z: the logits, used for a stable log when given."""
-    a, y = _flat(a), _flat(y)
-    k = a.shape[1]
-    if kind in ("mse", "half_mse", "sse", "half_sse"):
-        sq = ((a - y) ** 2).sum(axis=1)
-        scale = {"mse": 1 / k, "half_mse": 0.5 / k, "sse": 1.0, "half_sse": 0.5}[kind]
-        return scale * sq
-    if kind == "cross_entropy":
-        logp = log_softmax(_flat(z)) if z is not None else _clamped_log(a, name, warn, y > 0)
-        return cross_entropy_from_log(logp, y)
-    if kind == "binary_cross_entropy":
-        if z is not None:
-            zf = _flat(z)
-            logp, log1mp = log_sigmoid(zf), log_sigmoid(-zf)
-        else:
-            logp = _clamped_log(a, name, warn, y > 0)
-            log1mp = _clamped_log(1.0 - a, name, warn, y < 1, "1 − ")
-        return -(y * logp + (1 - y) * log1mp).sum(axis=1) / k
-    raise AssertionError(kind)
+def _warn_small(p: Array, needed: Array, what: Name, warn: Warn | None, prefix: str = "") -> None:
+    small = (p < EPS) & needed
+    if small.any() and warn is not None:
+        idx = tuple(int(i) for i in np.argwhere(small)[0])
+        warn(
+            f"{_label(what, idx, prefix)} is {p[idx]:.3g}: division by it clamped at {EPS:g} in ∂L/∂a"
+        )
 
 
 def cross_entropy_from_log(logp: Array, y: Array) -> Array:
@@ -115,49 +73,257 @@ def reduce(reduction: str, losses: Array) -> float:
     return float(total / losses.shape[0] if reduction == "mean" else total)
 
 
-def grad_a(kind: str, a: Array, y: Array, warn: Warn | None = None, name: Name = "a") -> Array:
-    """∂ℓ_n/∂a for each sample (before the batch reduction's factor). Shapes as a."""
-    shape = a.shape
-    a, y = _flat(a), _flat(y)
-    k = a.shape[1]
-    if kind == "mse":
-        g = 2 * (a - y) / k
-    elif kind == "half_mse":
-        g = (a - y) / k
-    elif kind == "sse":
-        g = 2 * (a - y)
-    elif kind == "half_sse":
-        g = a - y
-    elif kind == "cross_entropy":
+@dataclass(frozen=True)
+class Slip:
+    """A slip with the loss: the loss the student used instead, and what to tell them."""
+
+    key: str
+    instead: str  # the kind of loss that makes the slip
+    message: str
+
+
+class Loss:
+    """The base of every loss. Class attributes, each loss's own:
+
+    kind: its YAML name; formula: L of one sample, as the tables print it; grad_formula:
+    ∂L/∂a (∂L/∂p for probabilities); words: the convention in words; fused_with: the output
+    activation whose ∂L/∂z has a simpler closed form with this loss; fused_formula: that form.
+    """
+
+    kind: ClassVar[str] = ""
+    formula: ClassVar[str] = ""
+    grad_formula: ClassVar[str] = ""
+    words: ClassVar[str] = ""
+    fused_with: ClassVar[str | None] = None
+    fused_formula: ClassVar[str] = ""
+
+    def per_sample(
+        self, a: Array, y: Array, z: Array | None = None, warn: Warn | None = None, name: Name = "a"
+    ) -> Array:
+        """ℓ_n for each sample. a, y: (N, ...). z: the logits, for a stable log when given."""
+        raise NotImplementedError
+
+    def grad_a(self, a: Array, y: Array, warn: Warn | None = None, name: Name = "a") -> Array:
+        """∂ℓ_n/∂a for each sample (before the batch reduction's factor). Shapes as a."""
+        raise NotImplementedError
+
+    def fused_grad_z(self, p: Array, y: Array) -> Array:
+        """∂ℓ_n/∂z through the fused output activation. Shapes as p."""
+        raise NotImplementedError
+
+    def slips(self, k: int) -> list[Slip]:
+        """Slips with this loss on an output of k elements."""
+        return []
+
+    @property
+    def log_based(self) -> bool:
+        """Its value has a logarithm a student may take in another base."""
+        return False
+
+
+_REGISTRY: dict[str, Loss] = {}
+
+
+def register(unit: Loss) -> Loss:
+    _REGISTRY[unit.kind] = unit
+    return unit
+
+
+def get(kind: str) -> Loss:
+    return _REGISTRY[kind]
+
+
+def kinds() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+# --- the squared errors -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SquaredError(Loss):
+    """ℓ = c · Σ (a − y)² with c = 1, ½, 1/K or 1/(2K): ∂ℓ/∂a = 2c (a − y)."""
+
+    kind: str = ""  # type: ignore[misc]
+    formula: str = ""  # type: ignore[misc]
+    grad_formula: str = ""  # type: ignore[misc]
+    words: str = ""  # type: ignore[misc]
+    half: bool = False
+    mean: bool = False
+
+    def _scale(self, k: int) -> float:
+        return (0.5 if self.half else 1.0) / (k if self.mean else 1)
+
+    def per_sample(
+        self, a: Array, y: Array, z: Array | None = None, warn: Warn | None = None, name: Name = "a"
+    ) -> Array:
+        a, y = _flat(a), _flat(y)
+        return self._scale(a.shape[1]) * ((a - y) ** 2).sum(axis=1)
+
+    def grad_a(self, a: Array, y: Array, warn: Warn | None = None, name: Name = "a") -> Array:
+        shape = a.shape
+        a, y = _flat(a), _flat(y)
+        k = a.shape[1]
+        d = a - y
+        if self.half:
+            g = d / k if self.mean else d
+        else:
+            g = 2 * d / k if self.mean else 2 * d
+        return g.reshape(shape)
+
+    def slips(self, k: int) -> list[Slip]:
+        out = []
+        if self.half:
+            out.append(
+                Slip(
+                    "half_missing",
+                    self.kind.removeprefix("half_"),
+                    "You left out the ½ of the squared error: this loss is ½ Σ (a − y)², so "
+                    "∂L/∂a = a − y; without the ½ everything from the loss on is twice as big.",
+                )
+            )
+        else:
+            out.append(
+                Slip(
+                    "half_extra",
+                    "half_" + self.kind,
+                    "You put a ½ in front of the squared error, but this loss has none: "
+                    "L = Σ (a − y)², so ∂L/∂a = 2(a − y), not a − y.",
+                )
+            )
+        if k > 1 and not self.mean:
+            out.append(
+                Slip(
+                    "outputs_mean",
+                    self.kind.replace("sse", "mse"),
+                    f"You averaged over the {k} outputs (divided by {k}); this loss adds them up "
+                    "without dividing.",
+                )
+            )
+        if k > 1 and self.mean:
+            out.append(
+                Slip(
+                    "outputs_sum",
+                    self.kind.replace("mse", "sse"),
+                    f"You added up the squared errors of the {k} outputs; this loss is their mean "
+                    f"(divide by {k}), and so is its gradient.",
+                )
+            )
+        return out
+
+
+register(
+    SquaredError(
+        "mse",
+        "L = (1/K) Σ (a − y)²",
+        "∂L/∂a = 2(a − y)/K",
+        "mean over the output elements, no ½",
+        mean=True,
+    )
+)
+register(
+    SquaredError(
+        "half_mse",
+        "L = ½ · (1/K) Σ (a − y)²",
+        "∂L/∂a = (a − y)/K",
+        "½ times the mean over the output elements",
+        half=True,
+        mean=True,
+    )
+)
+register(
+    SquaredError("sse", "L = Σ (a − y)²", "∂L/∂a = 2(a − y)", "sum over the output elements, no ½")
+)
+register(
+    SquaredError(
+        "half_sse",
+        "L = ½ Σ (a − y)²",
+        "∂L/∂a = a − y",
+        "½ times the sum over the output elements, so ∂L/∂a = a − y",
+        half=True,
+    )
+)
+
+
+# --- the cross-entropies ----------------------------------------------------------------
+
+
+class CrossEntropy(Loss):
+    """ℓ = −Σ_k y_k ln p_k over a softmax output; with the softmax, ∂ℓ/∂z = p·Σy − y (= p − y
+    for a one-hot y)."""
+
+    kind = "cross_entropy"
+    formula = "L = −Σ y · ln(p)"
+    grad_formula = "∂L/∂p = −y / p"
+    words = "natural log, summed over the classes"
+    fused_with = "softmax"
+    fused_formula = "∂L/∂z = p − y (softmax and cross-entropy together)"
+
+    @property
+    def log_based(self) -> bool:
+        return True
+
+    def per_sample(
+        self, a: Array, y: Array, z: Array | None = None, warn: Warn | None = None, name: Name = "a"
+    ) -> Array:
+        a, y = _flat(a), _flat(y)
+        logp = log_softmax(_flat(z)) if z is not None else _clamped_log(a, name, warn, y > 0)
+        return cross_entropy_from_log(logp, y)
+
+    def grad_a(self, a: Array, y: Array, warn: Warn | None = None, name: Name = "a") -> Array:
+        shape = a.shape
+        a, y = _flat(a), _flat(y)
         _warn_small(a, y > 0, name, warn)
-        g = -y / np.maximum(a, EPS)
-    elif kind == "binary_cross_entropy":
+        return (-y / np.maximum(a, EPS)).reshape(shape)
+
+    def fused_grad_z(self, p: Array, y: Array) -> Array:
+        shape = p.shape
+        p, y = _flat(p), _flat(y)
+        return (p * np.add.reduce(y, axis=1, keepdims=True) - y).reshape(shape)
+
+
+register(CrossEntropy())
+
+
+class BinaryCrossEntropy(Loss):
+    """ℓ = −(1/K) Σ [y ln p + (1 − y) ln(1 − p)] over sigmoid outputs; with the sigmoid,
+    ∂ℓ/∂z = (p − y)/K."""
+
+    kind = "binary_cross_entropy"
+    formula = "L = −(1/K) Σ [y · ln(p) + (1 − y) · ln(1 − p)]"
+    grad_formula = "∂L/∂p = (p − y) / (p(1 − p)) / K"
+    words = "natural log, mean over the output elements"
+    fused_with = "sigmoid"
+    fused_formula = "∂L/∂z = (p − y)/K (sigmoid and binary cross-entropy together)"
+
+    @property
+    def log_based(self) -> bool:
+        return True
+
+    def per_sample(
+        self, a: Array, y: Array, z: Array | None = None, warn: Warn | None = None, name: Name = "a"
+    ) -> Array:
+        a, y = _flat(a), _flat(y)
+        k = a.shape[1]
+        if z is not None:
+            zf = _flat(z)
+            logp, log1mp = log_sigmoid(zf), log_sigmoid(-zf)
+        else:
+            logp = _clamped_log(a, name, warn, y > 0)
+            log1mp = _clamped_log(1.0 - a, name, warn, y < 1, "1 − ")
+        return -(y * logp + (1 - y) * log1mp).sum(axis=1) / k
+
+    def grad_a(self, a: Array, y: Array, warn: Warn | None = None, name: Name = "a") -> Array:
+        shape = a.shape
+        a, y = _flat(a), _flat(y)
         _warn_small(a, y > 0, name, warn)
         _warn_small(1.0 - a, y < 1, name, warn, "1 − ")
-        g = (a - y) / np.maximum(a * (1 - a), EPS) / k
-    else:
-        raise AssertionError(kind)
-    return g.reshape(shape)
+        return ((a - y) / np.maximum(a * (1 - a), EPS) / a.shape[1]).reshape(shape)
+
+    def fused_grad_z(self, p: Array, y: Array) -> Array:
+        shape = p.shape
+        p, y = _flat(p), _flat(y)
+        return ((p - y) / p.shape[1]).reshape(shape)
 
 
-def _warn_small(p: Array, needed: Array, what: Name, warn: Warn | None, prefix: str = "") -> None:
-    small = (p < EPS) & needed
-    if small.any() and warn is not None:
-        idx = tuple(int(i) for i in np.argwhere(small)[0])
-        warn(
-            f"{_label(what, idx, prefix)} is {p[idx]:.3g}: division by it clamped at {EPS:g} in ∂L/∂a"
-        )
-
-
-def fused_grad_z(kind: str, p: Array, y: Array) -> Array:
-    """∂ℓ_n/∂z through softmax + cross-entropy (p·Σy − y, = p − y for one-hot y) or
-    sigmoid + binary cross-entropy ((p − y)/K). Shapes as p."""
-    shape = p.shape
-    p, y = _flat(p), _flat(y)
-    if kind == "cross_entropy":
-        g = p * np.add.reduce(y, axis=1, keepdims=True) - y
-    elif kind == "binary_cross_entropy":
-        g = (p - y) / p.shape[1]
-    else:
-        raise AssertionError(kind)
-    return g.reshape(shape)
+register(BinaryCrossEntropy())

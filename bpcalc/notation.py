@@ -54,27 +54,19 @@ PARAM_SYMBOL = {"weights": "W", "kernel": "K", "bias": "b", "gamma": "γ", "beta
 
 
 def loss_description(spec: NetworkSpec) -> str:
-    kind = spec.loss.kind
-    words = {
-        "mse": "mean over the output elements, no ½",
-        "half_mse": "½ times the mean over the output elements",
-        "sse": "sum over the output elements, no ½",
-        "half_sse": "½ times the sum over the output elements, so ∂L/∂a = a − y",
-        "cross_entropy": "natural log, summed over the classes",
-        "binary_cross_entropy": "natural log, mean over the output elements",
-    }[kind]
-    return f"{losses.FORMULAS[kind]} ({kind}: {words})"
+    loss = losses.get(spec.loss.kind)
+    return f"{loss.formula} ({loss.kind}: {loss.words})"
 
 
 def per_sample_loss_formula(spec: NetworkSpec) -> str:
-    return "ℓ_n = " + losses.FORMULAS[spec.loss.kind].removeprefix("L = ") + ", each sample"
+    return "ℓ_n = " + losses.get(spec.loss.kind).formula.removeprefix("L = ") + ", each sample"
 
 
 def data_loss_formula(spec: NetworkSpec) -> str:
     """The loss of the data: per sample, then the batch reduction."""
     if not spec.batched:
-        return losses.FORMULAS[spec.loss.kind]
-    per = losses.FORMULAS[spec.loss.kind].removeprefix("L = ")
+        return losses.get(spec.loss.kind).formula
+    per = losses.get(spec.loss.kind).formula.removeprefix("L = ")
     if spec.loss.reduction == "mean":
         return f"L = (1/N) Σ_n ℓ_n (mean over the batch), ℓ = {per}"
     return f"L = Σ_n ℓ_n (sum over the batch), ℓ = {per}"
@@ -97,9 +89,9 @@ def conventions(
             if spec.loss.reduction == "mean"
             else "L = sum over the batch of the per-sample losses"
         )
-    fused = losses.FUSED.get(spec.loss.kind)
-    if fused and spec.output_activation == fused:
-        out["output"] = f"{fused} + {spec.loss.kind}: {losses.FUSED_FORMULAS[spec.loss.kind]}"
+    loss = losses.get(spec.loss.kind)
+    if loss.fused_with and spec.output_activation == loss.fused_with:
+        out["output"] = f"{loss.fused_with} + {loss.kind}: {loss.fused_formula}"
     for layer in spec.layers:
         text = layers.build(layer).convention()
         if text is None:

@@ -54,12 +54,12 @@ def test_cross_entropy_from_logits_is_exact_where_the_probability_underflows() -
     p = act.softmax(z)
     y = np.array([[0.0, 1.0]])  # the class whose probability is e^−2000 = 0.0 in float64
     # ℓ = −ln p₁ = −(−2000) = 2000, from the logits; from p it would be −ln 0 = ∞
-    assert losses.per_sample("cross_entropy", p, y, z).tolist() == [2000.0]
+    assert losses.get("cross_entropy").per_sample(p, y, z).tolist() == [2000.0]
     # binary: z = [−1000, 1000], y = [1, 0]: ℓ = −½[ln σ(−1000) + ln(1 − σ(1000))]
     #       = −½[−1000 + ln σ(−1000)] = −½(−1000 − 1000) = 1000
     zb = np.array([[-1000.0, 1000.0]])
     yb = np.array([[1.0, 0.0]])
-    assert losses.per_sample("binary_cross_entropy", act.sigmoid(zb), yb, zb).tolist() == [1000.0]
+    assert losses.get("binary_cross_entropy").per_sample(act.sigmoid(zb), yb, zb).tolist() == [1000.0]
 
 
 CE_1000 = """\

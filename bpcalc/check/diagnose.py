@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from bpcalc import activations
+from bpcalc import activations, layers, losses
 from bpcalc import optim as optim_mod
 from bpcalc import regularization as reg_mod
 from bpcalc.check.grade import (
@@ -49,7 +49,7 @@ from bpcalc.check.sheet import Answer
 from bpcalc.check.tolerance import Tolerance
 from bpcalc.engine import Substitution, build_layer
 from bpcalc.layers import Delegate, Layer
-from bpcalc.network.types import Conv2dSpec, DenseSpec, NetworkSpec, RegSpec
+from bpcalc.network.types import LayerSpec, NetworkSpec, RegSpec
 from bpcalc.trace import StepTrace
 
 
@@ -170,52 +170,12 @@ def _with_loss(spec: NetworkSpec, **changes: str) -> NetworkSpec:
 
 
 def _loss_slips(spec: NetworkSpec, n: int) -> list[Slip]:
-    kind = spec.loss.kind
+    loss = losses.get(spec.loss.kind)
     k = int(np.prod(spec.output_shape))
-    out = []
-    halves = {"half_sse": "sse", "half_mse": "mse"}
-    if kind in halves:
-        out.append(
-            Slip(
-                "half_missing",
-                _with_loss(spec, kind=halves[kind]),
-                None,
-                "You left out the ½ of the squared error: this loss is ½ Σ (a − y)², so "
-                "∂L/∂a = a − y; without the ½ everything from the loss on is twice as big.",
-            )
-        )
-    if kind in ("sse", "mse"):
-        out.append(
-            Slip(
-                "half_extra",
-                _with_loss(spec, kind="half_" + kind),
-                None,
-                "You put a ½ in front of the squared error, but this loss has none: "
-                "L = Σ (a − y)², so ∂L/∂a = 2(a − y), not a − y.",
-            )
-        )
-    means = {"sse": "mse", "half_sse": "half_mse"}
-    if k > 1 and kind in means:
-        out.append(
-            Slip(
-                "outputs_mean",
-                _with_loss(spec, kind=means[kind]),
-                None,
-                f"You averaged over the {k} outputs (divided by {k}); this loss adds them up "
-                "without dividing.",
-            )
-        )
-    sums = {v: key for key, v in means.items()}
-    if k > 1 and kind in sums:
-        out.append(
-            Slip(
-                "outputs_sum",
-                _with_loss(spec, kind=sums[kind]),
-                None,
-                f"You added up the squared errors of the {k} outputs; this loss is their mean "
-                f"(divide by {k}), and so is its gradient.",
-            )
-        )
+    out = [
+        Slip(slip.key, _with_loss(spec, kind=slip.instead), None, slip.message)
+        for slip in loss.slips(k)
+    ]
     if n > 1:
         if spec.loss.reduction == "mean":
             out.append(
@@ -237,7 +197,7 @@ def _loss_slips(spec: NetworkSpec, n: int) -> list[Slip]:
                     "this network's loss is the sum over the batch.",
                 )
             )
-    if kind in ("cross_entropy", "binary_cross_entropy"):
+    if loss.log_based:
         for base, label in ((10.0, "log10"), (2.0, "log2")):
             out.append(
                 Slip(
@@ -300,10 +260,10 @@ def _target_words(spec: NetworkSpec) -> str:
     return "the 1 of the one-hot target marks the correct class"
 
 
-def _replace_layer(spec: NetworkSpec, i: int, **changes: object) -> NetworkSpec:
-    layers = list(spec.layers)
-    layers[i] = dataclasses.replace(layers[i], **changes)  # type: ignore[arg-type]
-    return dataclasses.replace(spec, layers=tuple(layers))
+def _replace_layer_spec(spec: NetworkSpec, i: int, layer: LayerSpec) -> NetworkSpec:
+    new = list(spec.layers)
+    new[i] = layer
+    return dataclasses.replace(spec, layers=tuple(new))
 
 
 def _layer_slips(spec: NetworkSpec) -> list[Slip]:
@@ -311,40 +271,9 @@ def _layer_slips(spec: NetworkSpec) -> list[Slip]:
     kinds: dict[str, list[tuple[str, activations.Activation]]] = {}
     for i, layer in enumerate(spec.layers):
         name = layer.name
-        if isinstance(layer, Conv2dSpec):
-            out.append(
-                Slip(
-                    "conv_flip",
-                    _replace_layer(spec, i, flip=not layer.flip),
-                    None,
-                    f"In layer {name} you flipped the kernel (rotated it 180°: textbook "
-                    "convolution), but this network uses cross-correlation: the kernel slides "
-                    "unflipped, as in PyTorch."
-                    if not layer.flip
-                    else f"In layer {name} you slid the kernel without flipping it "
-                    "(cross-correlation), but this network uses textbook convolution: "
-                    "rotate the kernel 180° first.",
-                )
-            )
-        if isinstance(layer, DenseSpec):
-            w = layer.weights
-            if w.shape[0] == w.shape[1] and w.shape[0] > 1 and not np.allclose(w, w.T):
-                layout = "in_out" if layer.layout == "out_in" else "out_in"
-                how = (
-                    "one row per neuron: z = W·x + b"
-                    if layer.layout == "out_in"
-                    else "one column per neuron: z = x·W + b"
-                )
-                out.append(
-                    Slip(
-                        "dense_transposed",
-                        _replace_layer(spec, i, layout=layout),
-                        None,
-                        f"You used the weight matrix of layer {name} transposed (rows and "
-                        f"columns swapped); in this network W has {how}.",
-                    )
-                )
-        act = getattr(layer, "activation", None)
+        for slip in layers.build(layer).slips():
+            out.append(Slip(slip.key, _replace_layer_spec(spec, i, slip.layer), None, slip.message))
+        act = layer.activation
         if act is not None:
             unit = activations.get(act.kind, act.slope)
             kinds.setdefault(act.kind, []).append((name, unit))
@@ -403,7 +332,7 @@ def _update_slips(spec: NetworkSpec) -> list[Slip]:
                 f"η = {lr:g} once: {rule}.",
             )
         )
-    parametric = [s for s in spec.layers if isinstance(s, (DenseSpec, Conv2dSpec))]
+    parametric = [s for s in spec.layers if layers.build(s).parametric]
     if parametric:
         opt = optim_mod.build(spec.optimizer)
         ops = {

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bpcalc import engine
+from bpcalc import layers as layers_mod
 from bpcalc.check.sheet import Answer, Sheet
 from bpcalc.check.tolerance import Tolerance
 from bpcalc.errors import BpcalcError, ExitCode
-from bpcalc.network.types import Conv2dSpec, DenseSpec, NetworkSpec
+from bpcalc.network.types import NetworkSpec
 from bpcalc.trace import StepTrace
 
 CORRECT, WRONG, CARRIED = "correct", "wrong", "carried_forward"
@@ -113,8 +114,7 @@ def given_names(spec: NetworkSpec) -> set[str]:
     """The values a student copies from the network rather than computes."""
     names = {"input", "target"}
     for layer in spec.layers:
-        if isinstance(layer, (DenseSpec, Conv2dSpec)):
-            names |= {f"{layer.name}.{p}" for p in layer.params}
+        names |= {f"{layer.name}.{p}" for p in layers_mod.build(layer).param_names}
     return names
 
 
@@ -143,18 +143,16 @@ def with_given(
         changes["inputs"] = _merged(spec.inputs, rest.pop("input"), samples)
     if "target" in rest:
         changes["targets"] = _merged(spec.targets, rest.pop("target"), samples)
-    layers = list(spec.layers)
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, (DenseSpec, Conv2dSpec)):
-            continue
+    new = list(spec.layers)
+    for i, layer in enumerate(new):
         params = {
-            p: _merged(v, rest.pop(f"{layer.name}.{p}"))
-            for p, v in layer.params.items()
+            p: _merged(layer.params[p], rest.pop(f"{layer.name}.{p}"))
+            for p in layers_mod.build(layer).param_names
             if f"{layer.name}.{p}" in rest
         }
         if params:
-            layers[i] = dataclasses.replace(layer, **params)  # type: ignore[arg-type]
-            changes["layers"] = tuple(layers)
+            new[i] = dataclasses.replace(layer, **params)  # type: ignore[arg-type]
+            changes["layers"] = tuple(new)
     return (dataclasses.replace(spec, **changes) if changes else spec), rest  # type: ignore[arg-type]
 
 

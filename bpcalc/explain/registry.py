@@ -35,7 +35,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
 
-from bpcalc import activations
+from bpcalc import activations, losses
 from bpcalc.explain.work import Ctx, Work
 from bpcalc.trace import Record, element_name
 
@@ -79,7 +79,6 @@ def registered() -> list[tuple[str, str]]:
 
 PARAMETRIC = ("dense", "conv2d", "batchnorm")  # a z before the activation
 ACTIVATION_KINDS = activations.kinds()
-FUSED = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
 
 
 def param_names(layer: Any) -> tuple[str, ...]:
@@ -128,7 +127,7 @@ def classify(spec: Any, rec: Record, st_names: Container[str] = ()) -> Item:
     if parts[0] == "grad" and len(parts) == 3 and parts[1] in layers:
         pos, layer = layers[parts[1]]
         what = parts[2]
-        fused = pos == last and FUSED.get(spec.loss.kind) == _act_kind(layer)
+        fused = pos == last and losses.get(spec.loss.kind).fused_with == _act_kind(layer)
         is_act_layer = layer.type in ACTIVATION_KINDS
         if what == "a":
             if pos == last:

@@ -281,4 +281,4 @@ def out_letter(ctx: Ctx, layer: Any) -> str:
     last = ctx.spec.layers[-1].name == layer.name
     if act is not None and act.kind == "softmax":
         return "p"
-    return "p" if last and ctx.spec.loss.kind in losses.FUSED else "a"
+    return "p" if last and losses.get(ctx.spec.loss.kind).fused_with is not None else "a"
