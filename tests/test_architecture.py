@@ -91,3 +91,85 @@ def test_an_import_inside_a_function_that_closes_a_loop_is_found(tmp_path: Path)
     (pkg / "b.py").write_text("def f():\n    from pkg import a\n")
     (pkg / "c.py").write_text("from . import a\n")
     assert import_cycles(pkg) == [["pkg.a", "pkg.b"]]
+
+
+def _sources(*patterns: str) -> list[tuple[str, ast.Module]]:
+    out = []
+    for pattern in patterns:
+        for path in sorted(PACKAGE_DIR.glob(pattern)):
+            out.append((str(path.relative_to(PACKAGE_DIR)), ast.parse(path.read_text("utf-8"))))
+    return out
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    """ids of the string constants that are docstrings."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                out.add(id(body[0].value))
+    return out
+
+
+def test_only_the_renderers_and_the_cli_import_rich():
+    offenders = []
+    for name, tree in _sources("**/*.py"):
+        if name.startswith("render/") or name == "cli.py":
+            continue
+        for node in ast.walk(tree):
+            mods = []
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                mods = [node.module]
+            offenders += [(name, m) for m in mods if m == "rich" or m.startswith("rich.")]
+    assert offenders == []
+
+
+def test_no_module_probes_a_layer_unit_with_getattr_or_hasattr():
+    """The unit's base class declares every hook: callers call it, never ask whether it exists."""
+    offenders = []
+    for name, tree in _sources("**/*.py"):
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("getattr", "hasattr")
+                and node.args
+                and "op" in ast.unparse(node.args[0]).replace(".", " ").split()
+            ):
+                offenders.append((name, node.lineno, ast.unparse(node)))
+    assert offenders == []
+
+
+def test_the_engine_the_checker_and_the_renderers_write_no_formulas():
+    """Formulas come from the units and bpcalc/notation.py, so tables, JSON and write-ups agree."""
+    offenders = []
+    for name, tree in _sources("engine.py", "check/*.py", "render/*.py", "cli.py"):
+        docs = _docstrings(tree)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docs
+            ):
+                text = node.value
+                if "=" in text and any(sym in text for sym in ("∂", "θ′", "Σ", "σ(")):
+                    offenders.append((name, node.lineno, text))
+    assert offenders == []
+
+
+def test_every_layer_type_has_a_unit_with_its_formulas():
+    from bpcalc import activations, layers
+    from bpcalc.network.types import LAYER_TYPES
+
+    for t in LAYER_TYPES:
+        cls = layers.unit_class(t)
+        assert t in cls.types, t
+        for method in ("forward", "backward", "forward_formula", "grad_input_formula"):
+            assert getattr(cls, method) is not getattr(layers.Layer, method), (t, method)
+    for kind in activations.kinds():
+        unit = activations.get(kind)
+        assert unit.formula().startswith("a = "), kind
+        assert unit.grad_formula().startswith("∂L/∂z"), kind

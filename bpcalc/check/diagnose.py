@@ -304,7 +304,8 @@ def _update_slips(spec: NetworkSpec) -> list[Slip]:
         return dataclasses.replace(spec, optimizer=dataclasses.replace(opt, lr=v))
 
     sgd = opt.type == "sgd"
-    rule = "θ′ = θ − η·∂L/∂θ" if sgd else f"{opt.type}'s θ′ = θ − η·(its step direction)"
+    formula = optim_mod.build(opt).formula
+    rule = formula if sgd else f"{opt.type}'s {formula}"
     out = [
         Slip(
             "update_plus",

@@ -119,3 +119,56 @@ def render(results: list[EpochResult], console: Any, *, title: str, notes: list[
                 markup=False,
                 highlight=False,
             )
+
+
+def render_to_stdout(results: list[Any], *, title: str, notes: list[str]) -> None:
+    """The epoch table on standard output."""
+    from rich.console import Console
+
+    render(results, Console(soft_wrap=False, highlight=False), title=title, notes=notes)
+
+
+def progress_bar(epochs: int, steps: int) -> tuple[Any, Any, Any]:
+    """A rich progress bar on stderr, with a line per finished epoch above it: (the bar, the
+    per-batch callback, the per-epoch callback)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        # stdout stays where the user sent it: --json lines into their file or pipe, never
+        # into the bar's console on stderr (rich's default while a bar is live)
+        redirect_stdout=False,
+    )
+    task = progress.add_task("train", total=epochs * steps, epoch=1, epochs=epochs, loss="—")
+    progress.start()
+
+    def on_batch(epoch: int, b: int, loss: float) -> None:
+        progress.update(task, advance=1, epoch=epoch, loss=f"{loss:.4f}")
+
+    def on_epoch(r: Any) -> None:  # a line per finished epoch above the bar (stderr)
+        acc = "" if r.train_accuracy is None else f", accuracy {100 * r.train_accuracy:.2f} %"
+        test = "" if r.test_loss is None else f"; test loss {r.test_loss:.4f}"
+        if r.test_accuracy is not None:
+            test += f", accuracy {100 * r.test_accuracy:.2f} %"
+        progress.console.print(
+            f"epoch {r.epoch}/{epochs}: loss {r.train_loss:.4f}{acc}{test} ({r.seconds:.2f} s)",
+            markup=False,
+            highlight=False,
+        )
+
+    return progress, on_batch, on_epoch
