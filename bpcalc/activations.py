@@ -114,7 +114,8 @@ def _times(*factors: str) -> str:
 
 @dataclass(frozen=True)
 class Activation:
-    """a = f(z), element-wise unless said otherwise. `slope` is LeakyReLU's; others ignore it.
+    """a = f(z), element-wise unless said otherwise. A unit's settings (LeakyReLU's slope) are
+    its dataclass fields, named in `options` with their defaults.
 
     Class attributes, each unit's own:
       kind        the name in the YAML (activation: relu) and in the trace
@@ -124,8 +125,6 @@ class Activation:
       operators   (text, LaTeX) pairs of the operator names its formulas use
       options     YAML keys the activation takes, with their defaults
     """
-
-    slope: float = 0.01
 
     kind: ClassVar[str] = ""
     symbol: ClassVar[str] = ""
@@ -172,7 +171,7 @@ class Activation:
 
     def without_derivative(self) -> Activation:
         """The slip every activation has: ∂L/∂z taken as ∂L/∂a."""
-        return NoDerivative(self.slope, inner=self)
+        return NoDerivative(inner=self)
 
     def no_derivative_message(self, layer: str, fused_with_ce: bool) -> str:
         return (
@@ -194,8 +193,14 @@ def kinds() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def get(kind: str, slope: float = 0.01) -> Activation:
-    return _REGISTRY[kind](slope)
+def get(kind: str, **options: float) -> Activation:
+    """The unit for `kind` with these settings (the defaults for those not given)."""
+    return _REGISTRY[kind](**options)
+
+
+def option_keys() -> tuple[str, ...]:
+    """Every setting any activation takes (YAML keys beside activation:)."""
+    return tuple(dict.fromkeys(k for cls in _REGISTRY.values() for k in cls.options))
 
 
 def unit_class(kind: str) -> type[Activation]:
@@ -337,6 +342,7 @@ class LeakyReLU(Activation):
     convention = "ReLU′(0) is taken as 0"
     convention_key = "relu"
     options = {"slope": 0.01}
+    slope: float = 0.01
 
     def forward(self, z: Array) -> Array:
         return np.where(z > 0, z, self.slope * z)

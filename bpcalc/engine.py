@@ -119,7 +119,7 @@ def build_layer(spec: LayerSpec) -> Layer:
     """The layer's unit (its module imported now: a network pays only for the layers it
     uses) and its activation unit."""
     act = spec.activation
-    unit = activations.get(act.kind, act.slope) if act is not None else None
+    unit = act.unit() if act is not None else None
     return Layer(spec, layers_mod.build(spec), unit)
 
 

@@ -3,6 +3,10 @@ the networks whose explanations are checked."""
 
 from __future__ import annotations
 
+import ast
+import math
+import operator
+import re
 import textwrap
 
 from bpcalc import engine
@@ -119,3 +123,44 @@ LOSS_NETS = {
 
 def run_text(text: str, **kwargs):
     return engine.run(parse_network(load_yaml_text(textwrap.dedent(text), "net.yaml")), **kwargs)
+
+
+_BIN = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+}
+
+
+_FUN = {"exp": math.exp, "log": math.log, "max": max, "tanh": math.tanh, "sqrt": math.sqrt}
+
+
+def evaluate(expr: str) -> float:
+    """Evaluate an explanation's numbers: × · → *, − → -, ² → **2, e^v → exp(v), ln → log,
+    √(v) → sqrt(v), b^t → b**t. Only numbers, + − × / **, parentheses and
+    exp/log/max/tanh/sqrt are allowed."""
+    s = expr.replace("×", "*").replace("·", "*").replace("−", "-").replace("²", "**2")
+    s = re.sub(r"(?<![\d.])e\^([\d.]+)", r"exp(\1)", s).replace("e^(", "exp(")
+    s = s.replace("ln(", "log(").replace("√(", "sqrt(").replace("^", "**")
+    tree = ast.parse(s, mode="eval")
+
+    def ev(node: ast.AST) -> float:
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return float(node.value)
+        if isinstance(node, ast.BinOp) and type(node.op) in _BIN:
+            return _BIN[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            return -ev(node.operand) if isinstance(node.op, ast.USub) else ev(node.operand)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUN:
+            return float(_FUN[node.func.id](*(ev(a) for a in node.args)))
+        raise ValueError(f"not allowed in an explanation: {ast.dump(node)} in {expr!r}")
+
+    return ev(tree)
+
+
+def shown(result: str) -> float:
+    return float(result.replace("−", "-"))

@@ -15,6 +15,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from bpcalc import activations
 from bpcalc.cli import run
 
 # The shipped examples with their data inline (MNIST's needs a download), and two networks
@@ -35,8 +36,8 @@ KEYS = [
 
 
 WORDS = [
-    "dense", "conv2d", "maxpool2d", "avgpool2d", "flatten", "relu", "leaky_relu", "sigmoid",
-    "tanh", "softmax", "identity", "mse", "half_mse", "sse", "half_sse", "cross_entropy",
+    *activations.kinds(), *activations.option_keys(),
+    "dense", "conv2d", "maxpool2d", "avgpool2d", "flatten", "mse", "half_mse", "sse", "half_sse", "cross_entropy",
     "binary_cross_entropy", "sgd", "adam", "mean", "sum", "all", "out_in", "in_out", "dence",
     "", "1e-3", "0x10", "~", "yes", "2024-01-01",
 ]  # fmt: skip

@@ -59,7 +59,9 @@ def test_cross_entropy_from_logits_is_exact_where_the_probability_underflows() -
     #       = −½[−1000 + ln σ(−1000)] = −½(−1000 − 1000) = 1000
     zb = np.array([[-1000.0, 1000.0]])
     yb = np.array([[1.0, 0.0]])
-    assert losses.get("binary_cross_entropy").per_sample(act.sigmoid(zb), yb, zb).tolist() == [1000.0]
+    assert losses.get("binary_cross_entropy").per_sample(act.sigmoid(zb), yb, zb).tolist() == [
+        1000.0
+    ]
 
 
 CE_1000 = """\

@@ -8,12 +8,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bpcalc import activations, engine, training
 from bpcalc import activations as act_ops
-from bpcalc import engine, training
 from bpcalc.network.parse import parse_network
 from bpcalc.network.yaml_source import load_yaml_text
 
-HIDDEN_ACTS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh"]
+HIDDEN_ACTS = [k for k in activations.kinds() if activations.unit_class(k).elementwise]
 # output activation -> losses it goes with (the fused pairs and plain regression)
 OUTPUTS = {
     "softmax": ["cross_entropy", "mse"],
@@ -48,7 +48,7 @@ def networks(draw: st.DrawFn) -> tuple[str, int]:
     for i in range(draw(st.integers(0, 3))):
         units = draw(st.integers(1, 4))
         act = draw(st.sampled_from(HIDDEN_ACTS))
-        slope = ", slope: 0.2" if act == "leaky_relu" else ""
+        slope = "".join(f", {k}: {v * 20}" for k, v in activations.unit_class(act).options.items())
         freeze = ", freeze: bias" if draw(st.booleans()) and i == 0 else ""
         layers.append(
             f"  - {{name: h{i}, type: dense, units: {units}, "

@@ -275,7 +275,7 @@ def _layer_slips(spec: NetworkSpec) -> list[Slip]:
             out.append(Slip(slip.key, _replace_layer_spec(spec, i, slip.layer), None, slip.message))
         act = layer.activation
         if act is not None:
-            unit = activations.get(act.kind, act.slope)
+            unit = act.unit()
             kinds.setdefault(act.kind, []).append((name, unit))
             fused = spec.loss.kind == "cross_entropy" and layer is spec.layers[-1]
             out.append(

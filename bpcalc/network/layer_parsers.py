@@ -72,12 +72,23 @@ def _activation(lsrc: Src, key: str = "activation") -> ActivationSpec | None:
     if key not in lsrc.value:
         return None
     kind = V.choice(lsrc.child(key), "activation", ACTIVATIONS)
-    slope = 0.01
-    if "slope" in lsrc.value:
-        if "slope" not in activations.unit_class(kind).options:
-            raise lsrc.child("slope").error("slope only applies to leaky_relu", at_key=True)
-        slope = V.number(lsrc.child("slope"), "slope")
-    return None if kind == "identity" else ActivationSpec(kind, slope)
+    return None if kind == "identity" else ActivationSpec(kind, _activation_options(lsrc, kind))
+
+
+def _activation_options(lsrc: Src, kind: str) -> tuple[tuple[str, float], ...]:
+    """The activation's own settings written in the layer (slope: 0.2 for leaky_relu)."""
+    mine = activations.unit_class(kind).options
+    out = []
+    for option in activations.option_keys():
+        if option not in lsrc.value:
+            continue
+        if option not in mine:
+            users = [k for k in activations.kinds() if option in activations.unit_class(k).options]
+            raise lsrc.child(option).error(
+                f"{option} only applies to {' and '.join(users)}", at_key=True
+            )
+        out.append((option, V.number(lsrc.child(option), option)))
+    return tuple(out)
 
 
 def _freeze(lsrc: Src, params: tuple[str, ...]) -> frozenset[str]:
@@ -108,7 +119,7 @@ def _parse_dense(
             "weights",
             "bias",
             "activation",
-            "slope",
+            *activations.option_keys(),
             "freeze",
             "layout",
             "bias_shared",
@@ -204,7 +215,8 @@ def _parse_conv(
 ) -> Conv2dSpec:
     _common(
         lsrc,
-        ("kernel", "bias", "stride", "padding", "flip", "activation", "slope", "freeze")
+        ("kernel", "bias", "stride", "padding", "flip", "activation", *activations.option_keys())
+        + ("freeze",)
         + ("out_channels", "kernel_size", "init"),
     )
     _init.check_exclusive(lsrc, name, "kernel", ("out_channels", "kernel_size"))
@@ -319,14 +331,13 @@ def _parse_activation_layer(
     lsrc: Src, name: str, ltype: str, shape: tuple[int, ...], sq: bool, prev: str
 ) -> ActivationLayerSpec:
     _common(lsrc, tuple(activations.unit_class(ltype).options))
-    slope = V.number(lsrc.child("slope"), "slope") if "slope" in lsrc.value else 0.01
     if not activations.unit_class(ltype).elementwise and len(shape) != 1:
         raise lsrc.error(
             f"{ltype} layer {name!r} needs a vector input, but {prev} gives shape {V._fmt(shape)}"
         )
     return ActivationLayerSpec(
         **_frame(lsrc, name, ltype, shape, sq),
-        activation=ActivationSpec(ltype, slope),
+        activation=ActivationSpec(ltype, _activation_options(lsrc, ltype)),
     )
 
 
@@ -398,7 +409,7 @@ def _parse_batchnorm(
             "running_mean",
             "running_var",
             "activation",
-            "slope",
+            *activations.option_keys(),
             "freeze",
         ),
     )

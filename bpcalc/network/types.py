@@ -45,7 +45,11 @@ NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 @dataclass(frozen=True)
 class ActivationSpec:
     kind: str  # one of ACTIVATIONS
-    slope: float = 0.01  # leaky_relu only
+    options: tuple[tuple[str, float], ...] = ()  # the unit's own settings (LeakyReLU's slope)
+
+    def unit(self) -> activations.Activation:
+        """The activation unit with these settings."""
+        return activations.get(self.kind, **dict(self.options))
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,7 @@ class ActivationLayer(Layer):
         return cls(spec)
 
     def _unit(self) -> activations.Activation:
-        act = self.spec.activation
-        return activations.get(act.kind, act.slope)
+        return self.spec.activation.unit()
 
     def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, None]:
         return x, None

@@ -69,7 +69,7 @@ def _terms(
 
 def _unit(item: Item) -> activations.Activation:
     act = getattr(item.layer, "activation", None)
-    return activations.get(item.kind, act.slope if act is not None else 0.01)
+    return act.unit() if act is not None else activations.get(item.kind)
 
 
 @register("activation", "*")
