@@ -665,3 +665,123 @@ class _SoftplusWrongSign(Softplus):
 
     def derivative(self, z: Array, a: Array) -> Array:
         return sigmoid(-z)
+
+
+@dataclass(frozen=True)
+class ELU(Activation):
+    """ELU(z) = z for z > 0, α(e^z − 1) otherwise (torch.nn.ELU). ELU′(z) = 1 for z > 0,
+    α·e^z = a + α otherwise, written from the output as for σ and tanh; at z = 0 exactly,
+    α (the z ≤ 0 side, as PyTorch)."""
+
+    kind = "elu"
+    symbol = "ELU(z)"
+    derivative_text = "ELU′(z) = 1 if z > 0 else a + α"
+    word = "ELU"
+    operators = (("ELU", r"\operatorname{ELU}"),)
+    options = {"alpha": 1.0}
+    alpha: float = 1.0
+
+    def forward(self, z: Array) -> Array:
+        return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0.0)))
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return np.where(z > 0, 1.0, a + self.alpha).astype(z.dtype)
+
+    def formula(self) -> str:
+        return "a = ELU(z) = z if z > 0 else α(e^z − 1)"
+
+    def explain_forward(self, t: Terms) -> Written:
+        if t.zv > 0:
+            return t.z, t.num(t.zv), f"{t.z} > 0, so ELU({t.z}) = {t.z}"
+        alpha = t.const(self.alpha)
+        return (
+            f"α·(e^{t.z} − 1)",
+            f"{alpha} × (e^{t.num(t.zv)} − 1)",
+            f"{t.z} ≤ 0, so ELU({t.z}) = α(e^{t.z} − 1) with α = {alpha}",
+        )
+
+    def explain_backward(self, t: Terms) -> Written:
+        if t.zv > 0:
+            return f"{t.da} · 1", _times(t.num(t.dav), "1"), f"{t.z} > 0, so ELU′({t.z}) = 1"
+        alpha = t.const(self.alpha)
+        return (
+            f"{t.da} · ({t.a} + α)",
+            f"{t.num(t.dav)} × ({t.num(t.av)} + {alpha})",
+            f"{t.z} ≤ 0, so ELU′({t.z}) = α·e^{t.z} = {t.a} + α, from the output",
+        )
+
+    def slips(self, layer: str) -> list[tuple[str, Activation, str]]:
+        return [
+            (
+                "elu_alpha_left_out",
+                _ELUOutputAsDerivative(self.alpha),
+                "You took ELU′(z) as a = α(e^z − 1) where z ≤ 0; the derivative of α(e^z − 1) "
+                "is α·e^z = a + α.",
+            )
+        ]
+
+
+register(ELU)
+
+
+@dataclass(frozen=True)
+class _ELUOutputAsDerivative(ELU):
+    """Slip: ELU′ taken as a (the + α left out) where z ≤ 0."""
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return np.where(z > 0, 1.0, a).astype(z.dtype)
+
+
+@dataclass(frozen=True)
+class Softsign(Activation):
+    """softsign(z) = z / (1 + |z|) (torch.nn.Softsign); softsign′(z) = 1 / (1 + |z|)²."""
+
+    kind = "softsign"
+    symbol = "z/(1 + |z|)"
+    derivative_text = "softsign′(z) = 1/(1 + |z|)²"
+    word = "softsign"
+    operators = (("softsign", r"\operatorname{softsign}"),)
+
+    def forward(self, z: Array) -> Array:
+        return z / (1.0 + np.abs(z))
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        d = 1.0 + np.abs(z)
+        return 1.0 / (d * d)
+
+    def formula(self) -> str:
+        return "a = softsign(z) = z/(1 + |z|)"
+
+    def explain_forward(self, t: Terms) -> Written:
+        return (
+            f"{t.z} / (1 + |{t.z}|)",
+            f"{t.num(t.zv)} / (1 + {t.num(abs(t.zv))})",
+            "",
+        )
+
+    def explain_backward(self, t: Terms) -> Written:
+        return (
+            f"{t.da} / (1 + |{t.z}|)²",
+            f"{t.num(t.dav)} / (1 + {t.num(abs(t.zv))})²",
+            f"softsign′({t.z}) = 1/(1 + |{t.z}|)²",
+        )
+
+    def slips(self, layer: str) -> list[tuple[str, Activation, str]]:
+        return [
+            (
+                "softsign_square_left_out",
+                _SoftsignNoSquare(),
+                "You took softsign′(z) as 1/(1 + |z|); by the quotient rule it is 1/(1 + |z|)².",
+            )
+        ]
+
+
+register(Softsign)
+
+
+@dataclass(frozen=True)
+class _SoftsignNoSquare(Softsign):
+    """Slip: softsign′ taken as 1/(1 + |z|)."""
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return 1.0 / (1.0 + np.abs(z))

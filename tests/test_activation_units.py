@@ -1,6 +1,6 @@
 """The activation units: every registered activation's derivative against finite differences,
-GELU, SiLU and softplus against PyTorch's modules, their hand-derived numbers through
-`bpcalc step`, their worked explanations, and the checker naming each one's slips."""
+GELU, SiLU, softplus, ELU and softsign against PyTorch's modules, their hand-derived numbers
+through `bpcalc step`, their worked explanations, and the checker naming each one's slips."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from tests.helpers import spec_from
 ELEMENTWISE = [k for k in activations.kinds() if activations.unit_class(k).elementwise]
 
 # Printed by tests/torch_scripts/activations.py (torch 2.13.0+cpu, float64): F.gelu (erf
-# form), F.silu, F.softplus (threshold lifted so it is the exact ln(1 + e^z)) and their
-# derivatives by autograd.
+# form), F.silu, F.softplus (threshold lifted so it is the exact ln(1 + e^z)), F.elu with
+# alpha = 0.7, F.softsign, and their derivatives by autograd.
 TORCH_VALUES = {
     "z": [-3.0, -1.2, -0.3, 0.0, 0.4, 1.14, 2.5, 25.0],
     "gelu": {
@@ -43,7 +43,20 @@ TORCH_VALUES = {
                   0.598687660112452, 0.7576796390037048, 0.9241418199787564,
                   0.9999999999861121],
     },
+    "elu": {
+        "a": [-0.6651490521424952, -0.4891640516614585, -0.1814272455227975, 0.0, 0.4, 1.14,
+              2.5, 25.0],
+        "da_dz": [0.03485094785750476, 0.2108359483385415, 0.5185727544772025, 0.7, 1.0, 1.0,
+                  1.0, 1.0],
+    },
+    "softsign": {
+        "a": [-0.75, -0.5454545454545454, -0.23076923076923075, 0.0, 0.28571428571428575,
+              0.5327102803738318, 0.7142857142857143, 0.9615384615384616],
+        "da_dz": [0.0625, 0.20661157024793392, 0.5917159763313609, 1.0, 0.5102040816326531,
+                  0.2183596820683029, 0.08163265306122447, 0.001479289940828403],
+    },
 }  # fmt: skip
+OPTIONS = {"elu": {"alpha": 0.7}}
 
 
 @pytest.mark.parametrize("kind", ELEMENTWISE)
@@ -60,9 +73,9 @@ def test_every_elementwise_derivative_matches_central_differences(kind):
     np.testing.assert_allclose(analytic, da * numeric, rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("kind", ["gelu", "silu", "softplus"])
-def test_gelu_silu_and_softplus_agree_with_pytorch(kind):
-    unit = activations.get(kind)
+@pytest.mark.parametrize("kind", ["gelu", "silu", "softplus", "elu", "softsign"])
+def test_the_newer_activations_agree_with_pytorch(kind):
+    unit = activations.get(kind, **OPTIONS.get(kind, {}))
     z = np.array(TORCH_VALUES["z"])
     a = unit.forward(z)
     np.testing.assert_allclose(a, TORCH_VALUES[kind]["a"], rtol=1e-13, atol=1e-15)
@@ -174,3 +187,62 @@ def test_the_checker_names_a_left_out_derivative_of_the_new_activations(
     code, doc, _ = check(capsys, write(tmp_path, "net.yaml", NET), sheet)
     assert code == 1
     assert "no_derivative" in slips_of(doc, value_name)
+
+
+NET2 = """
+input: [0.5, -1.2]
+target: [0.3, -0.2]
+layers:
+  - {name: e, type: dense, weights: [[0.4, 0.7], [0.2, 0.9]], bias: [0.1, -0.3], activation: elu,
+     alpha: 0.5}
+  - {name: s, type: softsign}
+loss: half_sse
+learning_rate: 0.1
+"""
+
+
+def test_elu_and_softsign_give_the_hand_derived_numbers(tmp_path, capsys):
+    # e.z = [0.4·0.5 + 0.7·(−1.2) + 0.1, 0.2·0.5 + 0.9·(−1.2) − 0.3] = [−0.54, −1.28]
+    # e.a = 0.5·(e^z − 1) = [0.5·(0.582748 − 1), 0.5·(0.278037 − 1)] = [−0.208626, −0.360981]
+    # s.a = x/(1 + |x|) = [−0.208626/1.208626, −0.360981/1.360981] = [−0.172614, −0.265236]
+    # ∂L/∂s.a = a − y = [−0.472614, −0.065236]; ∂L/∂x = that/(1 + |x|)²
+    #   = [−0.472614/1.460777, −0.065236/1.852269] = [−0.323536, −0.035220]
+    # ∂L/∂e.z = ∂L/∂a · (a + α) = [−0.323536·0.291374, −0.035220·0.139019] = [−0.094270, −0.004896]
+    net = write(tmp_path, "net.yaml", NET2)
+    assert run(["step", net, "--json"]) == 0
+    v = {
+        k: np.array(x) for k, x in json.loads(capsys.readouterr().out)["steps"][0]["values"].items()
+    }
+    np.testing.assert_allclose(v["e.z"], [-0.54, -1.28], rtol=1e-12)
+    np.testing.assert_allclose(v["e.a"], [-0.208626, -0.360981], atol=1e-6)
+    np.testing.assert_allclose(v["s.a"], [-0.172614, -0.265236], atol=1e-6)
+    np.testing.assert_allclose(v["grad.s.input"], [-0.323536, -0.035220], atol=1e-6)
+    np.testing.assert_allclose(v["grad.e.z"], [-0.094270, -0.004896], atol=1e-6)
+
+
+def test_elu_and_softsign_explanations_evaluate_to_their_results(tmp_path, capsys):
+    net = write(tmp_path, "net.yaml", NET2)
+    names = ["e.a", "grad.e.z", "s.a", "grad.s.input"]
+    args = ["step", net, "--json", "--decimals", "12"]
+    for name in names:
+        args += ["--explain", name]
+    assert run(args) == 0
+    work = json.loads(capsys.readouterr().out)["steps"][0]["work"]
+    assert {e.split("[")[0] for e in work} == set(names)
+    for w in work.values():
+        assert evaluate(w["substituted"]) == pytest.approx(w["value"], rel=1e-9), w
+
+
+def test_the_checker_names_elus_left_out_alpha_and_softsigns_left_out_square(tmp_path, capsys):
+    run(["step", write(tmp_path, "n.yaml", NET2), "--json"])
+    v = json.loads(capsys.readouterr().out)["steps"][0]["values"]
+    net = write(tmp_path, "net.yaml", NET2)
+    elu_slip = [da * a for da, a in zip(v["grad.e.a"], v["e.a"], strict=True)]  # ELU′ = a
+    sheet = write(tmp_path, "a.yaml", f"grad.e.z: {[round(x, 6) for x in elu_slip]}\n")
+    code, doc, _ = check(capsys, net, sheet)
+    assert code == 1 and "elu_alpha_left_out" in slips_of(doc, "grad.e.z")
+    x = v["e.a"]
+    soft_slip = [da / (1 + abs(xi)) for da, xi in zip(v["grad.s.a"], x, strict=True)]
+    sheet = write(tmp_path, "b.yaml", f"grad.s.input: {[round(g, 6) for g in soft_slip]}\n")
+    code, doc, _ = check(capsys, net, sheet)
+    assert code == 1 and "softsign_square_left_out" in slips_of(doc, "grad.s.input")

@@ -13,6 +13,8 @@ for name, f in {
     "gelu": lambda t: torch.nn.functional.gelu(t),  # approximate='none': the erf form
     "silu": torch.nn.functional.silu,
     "softplus": lambda t: torch.nn.functional.softplus(t, beta=1.0, threshold=1000.0),
+    "elu": lambda t: torch.nn.functional.elu(t, alpha=0.7),
+    "softsign": torch.nn.functional.softsign,
 }.items():
     t = z.clone().requires_grad_(True)
     a = f(t)
