@@ -316,7 +316,7 @@ def check(
     assert answers is not None
     sheet = load_sheet(answers, trace.steps[0])
     report = grade(spec, sheet, Tolerance(rtol, atol), trace.steps[0], round_each)
-    diagnose(spec, report, trace.steps[0])
+    report = diagnose(spec, report, trace.steps[0])
     _warn_all(trace.warnings + report.warnings)
     if json_:
         from bpcalc.render import json_doc

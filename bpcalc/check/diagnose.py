@@ -61,11 +61,11 @@ class Slip:
     message: str
 
 
-def diagnose(spec: NetworkSpec, report: Report, exact: StepTrace) -> None:
-    """Fill in `diagnoses` for every ✗ answer of the report."""
+def diagnose(spec: NetworkSpec, report: Report, exact: StepTrace) -> Report:
+    """The report with `diagnoses` for every ✗ answer (the report given is left as it is)."""
     wrong = [g for g in report.entries if g.verdict == WRONG]
     if not wrong:
-        return
+        return report
     answers = [g.answer for g in report.entries]
     overrides = overrides_of(answers, exact)
     tol = report.tolerance
@@ -91,16 +91,21 @@ def diagnose(spec: NetworkSpec, report: Report, exact: StepTrace) -> None:
                 and all(_reproduces(r.answer, clean, tol) for r in right if before(r, g))
             ):
                 found[id(g)].append(Diagnosis(slip.key, slip.message))
-    for g in wrong:
-        g.diagnoses = _from_numbers(g, tol) + found[id(g)]
-        if not g.diagnoses:
-            g.diagnoses = [
-                Diagnosis(
-                    "none",
-                    "None of the usual slips gives your number; recompute it step by step "
-                    f"from {g.formula}",
-                )
-            ]
+    entries = []
+    for g in report.entries:
+        if g.verdict == WRONG:
+            named = _from_numbers(g, tol) + found[id(g)]
+            if not named:
+                named = [
+                    Diagnosis(
+                        "none",
+                        "None of the usual slips gives your number; recompute it step by step "
+                        f"from {g.formula}",
+                    )
+                ]
+            g = dataclasses.replace(g, diagnoses=named)
+        entries.append(g)
+    return dataclasses.replace(report, entries=entries)
 
 
 def before(a: Graded, b: Graded) -> bool:
