@@ -167,6 +167,7 @@ def test_every_layer_type_has_a_unit_with_its_formulas():
     for t in LAYER_TYPES:
         cls = layers.unit_class(t)
         assert t in cls.types, t
+        assert callable(layers.parse(t)), t  # its parser beside it
         for method in ("forward", "backward", "forward_formula", "grad_input_formula"):
             assert getattr(cls, method) is not getattr(layers.Layer, method), (t, method)
     for kind in activations.kinds():

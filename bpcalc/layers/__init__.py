@@ -138,6 +138,13 @@ def unit_class(type_: str) -> type[Layer]:
     return getattr(importlib.import_module(module), cls)
 
 
+def parse(type_: str) -> Any:
+    """The parser of a layer type: parse(lsrc, name, type, shape in, squeezed, previous) -> spec,
+    defined in the unit's module beside the unit."""
+    module, _ = _REGISTRY[type_]
+    return importlib.import_module(module).parse
+
+
 def build(spec: Any) -> Layer:
     """The unit for a layer spec."""
     return unit_class(spec.type).from_spec(spec)  # type: ignore[attr-defined]

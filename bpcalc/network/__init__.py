@@ -4,7 +4,8 @@
   values         readers for numbers, lists, choices, arrays: each error points at its node
   types          every spec dataclass (NetworkSpec, the layer specs, loss, optimizer, ...)
   parse          the network's parse order: load_network / parse_network
-  layer_parsers  one parser per layer type, registered by the type a file writes
+  layer_fields   what every layer's parser shares (each layer unit in bpcalc/layers/ parses
+                 its own keys)
   samples        inputs and targets, inline or from files (network and train data sets)
   sections       loss, optimizer, batches, regularization, the train: section
   datafiles      .npy / .npz / .csv / IDX readers for {file: ...} references

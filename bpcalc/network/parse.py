@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from bpcalc import layers as layer_units
 from bpcalc.errors import Location
 from bpcalc.network import samples, sections
 from bpcalc.network import values as V
-from bpcalc.network.layer_parsers import LAYER_PARSERS, check_dropout_masks, with_dropout_seeds
+from bpcalc.network.layer_fields import check_dropout_masks, with_dropout_seeds
 from bpcalc.network.types import LAYER_TYPES, NAME_RE, LayerSpec, NetworkSpec
 from bpcalc.network.yaml_source import SourceDoc, Src, load_yaml_file
 
@@ -141,7 +142,7 @@ def _parse_layers(src: Src, input_shape: tuple[int, ...], squeezed: bool) -> lis
                 f"{name!r} is reserved for value names; choose another layer name"
             )
         names[name] = lsrc.loc
-        layer = LAYER_PARSERS[ltype](
+        layer = layer_units.parse(ltype)(
             lsrc, name, ltype, shape, sq, f"layer {out[-1].name!r}" if out else "the input"
         )
         out.append(layer)

@@ -12,6 +12,10 @@ import numpy as np
 
 from bpcalc import activations
 from bpcalc.layers import Layer
+from bpcalc.network import layer_fields as F
+from bpcalc.network import values as V
+from bpcalc.network.types import ActivationLayerSpec, ActivationSpec
+from bpcalc.network.yaml_source import Src
 
 Array = np.ndarray
 
@@ -40,3 +44,20 @@ class ActivationLayer(Layer):
 
     def grad_input_formula(self) -> str:
         return self._unit().grad_formula().replace("∂L/∂z", "∂L/∂x")
+
+
+# -- reading the layer from the network file ----------------------------------------------
+
+
+def parse(
+    lsrc: Src, name: str, ltype: str, shape: tuple[int, ...], sq: bool, prev: str
+) -> ActivationLayerSpec:
+    F.common(lsrc, tuple(activations.unit_class(ltype).options))
+    if not activations.unit_class(ltype).elementwise and len(shape) != 1:
+        raise lsrc.error(
+            f"{ltype} layer {name!r} needs a vector input, but {prev} gives shape {V._fmt(shape)}"
+        )
+    return ActivationLayerSpec(
+        **F.frame(lsrc, name, ltype, shape, sq),
+        activation=ActivationSpec(ltype, F.activation_options(lsrc, ltype)),
+    )

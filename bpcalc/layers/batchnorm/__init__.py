@@ -20,7 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from bpcalc import activations
 from bpcalc.layers import Buffer, Layer, Recorded
+from bpcalc.network import layer_fields as F
+from bpcalc.network import values as V
+from bpcalc.network.types import BatchNormSpec
+from bpcalc.network.yaml_source import Src
 
 Array = np.ndarray
 
@@ -153,3 +158,71 @@ class BatchNorm(Layer):
             f"(momentum {self.momentum:g}, PyTorch's convention) use the unbiased variance "
             "and are recorded, not used"
         )
+
+
+# -- reading the layer from the network file ----------------------------------------------
+
+
+def parse(
+    lsrc: Src, name: str, ltype: str, shape: tuple[int, ...], sq: bool, prev: str
+) -> BatchNormSpec:
+    F.common(
+        lsrc,
+        (
+            "gamma",
+            "beta",
+            "eps",
+            "momentum",
+            "running_mean",
+            "running_var",
+            "activation",
+            *activations.option_keys(),
+            "freeze",
+        ),
+    )
+    if len(shape) not in (1, 3):
+        raise lsrc.error(
+            f"batchnorm layer {name!r} normalizes features (N, F) or image channels (N, C, H, W), "
+            f"but {prev} gives shape {V._fmt(shape)}"
+        )
+    f = shape[0]
+    what = "features" if len(shape) == 1 else "channels"
+    v = lsrc.value
+
+    def vec(key: str, default: float) -> np.ndarray:
+        if key not in v:
+            return np.full(f, default)
+        src = lsrc.child(key)
+        a = V.array(src, f"{name}.{key}", ndims=(0, 1)).reshape(-1)
+        if a.size == 1 and f > 1 and np.ndim(src.value) == 0:
+            a = np.full(f, a[0])  # one number for every feature
+        if a.size != f:
+            raise src.error(
+                f"batchnorm layer {name!r} normalizes {f} {what}, so {key} needs {f} "
+                f"values (or one number for all), found {a.size}"
+            )
+        if key == "running_var" and (a < 0).any():
+            raise src.error(f"{key} is a variance and cannot be negative, found {a.min():g}")
+        return a
+
+    eps = V.positive_number(lsrc.child("eps"), "eps") if "eps" in v else 1e-5
+    momentum = 0.1
+    if "momentum" in v:
+        msrc = lsrc.child("momentum")
+        momentum = V.number(msrc, "momentum")
+        if not 0 <= momentum <= 1:
+            raise msrc.error(
+                "batchnorm momentum is the weight of the batch statistic in the running "
+                f"average and should be between 0 and 1 (PyTorch's default is 0.1), found {momentum:g}"
+            )
+    return BatchNormSpec(
+        **F.frame(lsrc, name, ltype, shape, sq),
+        gamma=vec("gamma", 1.0),
+        beta=vec("beta", 0.0),
+        running_mean=vec("running_mean", 0.0),
+        running_var=vec("running_var", 1.0),
+        eps=eps,
+        momentum=momentum,
+        activation=F.activation(lsrc),
+        freeze=F.freeze(lsrc, ("gamma", "beta")),
+    )

@@ -19,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from bpcalc import activations
 from bpcalc.layers import Layer, LayerSlip
+from bpcalc.network import initializers as _init
+from bpcalc.network import layer_fields as F
+from bpcalc.network import values as V
+from bpcalc.network.types import Conv2dSpec
+from bpcalc.network.yaml_source import Src
 
 Array = np.ndarray
 
@@ -167,3 +173,72 @@ class Conv2d(Layer):
 def pair(p: tuple[int, int]) -> str:
     """A size or stride as written in formulas: 2 for (2, 2), 2x3 otherwise."""
     return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
+
+
+# -- reading the layer from the network file ----------------------------------------------
+
+
+def parse(
+    lsrc: Src, name: str, ltype: str, shape: tuple[int, ...], sq: bool, prev: str
+) -> Conv2dSpec:
+    F.common(
+        lsrc,
+        ("kernel", "bias", "stride", "padding", "flip", "activation", *activations.option_keys())
+        + ("freeze",)
+        + ("out_channels", "kernel_size", "init"),
+    )
+    _init.check_exclusive(lsrc, name, "kernel", ("out_channels", "kernel_size"))
+    if len(shape) != 3:
+        raise lsrc.error(
+            f"conv2d layer {name!r} needs an image input (C, H, W), but {prev} gives shape {V._fmt(shape)}"
+        )
+    c, h, w = shape
+    ksrc = lsrc.child("kernel")
+    k = (
+        V.array(ksrc, f"{name}.kernel", ndims=(2, 4))
+        if "kernel" in lsrc.value
+        else _init.conv_kernel(lsrc, name, c)
+    )
+    kernel_2d = k.ndim == 2
+    if kernel_2d:
+        if c != 1:
+            raise ksrc.error(
+                f"conv2d layer {name!r}: a 2-D kernel is for one input channel, but {prev} has {c} channels; write the kernel as out x in x kh x kw"
+            )
+        k = k[None, None]
+    o, kc, kh, kw = k.shape
+    if kc != c:
+        raise ksrc.error(
+            f"conv2d layer {name!r}: the kernel has {kc} input channels but {prev} has {c}"
+        )
+    stride = V.pair(lsrc.child("stride"), "stride", minimum=1) if "stride" in lsrc.value else (1, 1)
+    padding = (
+        V.pair(lsrc.child("padding"), "padding", minimum=0) if "padding" in lsrc.value else (0, 0)
+    )
+    if kh > h + 2 * padding[0] or kw > w + 2 * padding[1]:
+        raise ksrc.error(
+            f"conv2d layer {name!r}: the kernel ({kh} x {kw}) is larger than the padded input "
+            f"({h + 2 * padding[0]} x {w + 2 * padding[1]})"
+        )
+    if "bias" in lsrc.value:
+        bsrc = lsrc.child("bias")
+        b = V.array(bsrc, f"{name}.bias", ndims=(0, 1)).reshape(-1)
+        if b.size != o:
+            raise bsrc.error(
+                f"conv2d layer {name!r} has {o} output channels but {b.size} biases (one per output channel)"
+            )
+    else:
+        b = np.zeros(o)
+    flip = V.boolean(lsrc.child("flip"), "flip") if "flip" in lsrc.value else False
+    ho, wo = F.conv_out(h, kh, stride[0], padding[0]), F.conv_out(w, kw, stride[1], padding[1])
+    return Conv2dSpec(
+        **F.frame(lsrc, name, ltype, shape, sq, (o, ho, wo), squeezed_out=kernel_2d),
+        kernel=k,
+        bias=b,
+        kernel_2d=kernel_2d,
+        stride=stride,
+        padding=padding,
+        flip=flip,
+        activation=F.activation(lsrc),
+        freeze=F.freeze(lsrc, ("kernel", "bias")),
+    )

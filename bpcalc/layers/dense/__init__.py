@@ -12,7 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from bpcalc import activations
 from bpcalc.layers import Layer, LayerSlip
+from bpcalc.network import initializers as _init
+from bpcalc.network import layer_fields as F
+from bpcalc.network import values as V
+from bpcalc.network.types import DenseSpec
+from bpcalc.network.yaml_source import Src
 
 Array = np.ndarray
 
@@ -112,3 +118,102 @@ class Dense(Layer):
                 f"columns swapped); in this network W has {how}.",
             )
         ]
+
+
+# -- reading the layer from the network file ----------------------------------------------
+
+
+def parse(
+    lsrc: Src, name: str, ltype: str, shape: tuple[int, ...], sq: bool, prev: str
+) -> DenseSpec:
+    F.common(
+        lsrc,
+        (
+            "weights",
+            "bias",
+            "activation",
+            *activations.option_keys(),
+            "freeze",
+            "layout",
+            "bias_shared",
+            "units",
+            "init",
+        ),
+    )
+    _init.check_exclusive(lsrc, name, "weights", ("units",))
+    if "weights" not in lsrc.value and "units" not in lsrc.value:
+        raise lsrc.error(
+            f"dense layer {name!r} needs weights: (values) or units: (a number of neurons, drawn by init:)"
+        )
+    if len(shape) != 1:
+        raise lsrc.error(
+            f"dense layer {name!r} needs a vector input, but {prev} gives shape {V._fmt(shape)}: add a flatten layer before it"
+        )
+    n_in = shape[0]
+    layout = (
+        V.choice(lsrc.child("layout"), "layout", ("out_in", "in_out"))
+        if "layout" in lsrc.value
+        else "out_in"
+    )
+    wsrc = lsrc.child("weights")
+    w = (
+        _init.dense_weights(lsrc, name, n_in, layout)
+        if "units" in lsrc.value
+        else V.array(wsrc, f"{name}.weights", ndims=(0, 1, 2))
+    )
+    weights_shown = w.shape
+    # A single number or a flat list is one neuron's weights (out_in) or one input's (in_out).
+    if w.ndim < 2:
+        w = w.reshape(1, -1) if layout == "out_in" else w.reshape(-1, 1)
+    rows, cols = w.shape
+    fan_in = cols if layout == "out_in" else rows
+    n_out = rows if layout == "out_in" else cols
+    if fan_in != n_in:
+        written = "out x in (z = W·x + b)" if layout == "out_in" else "in x out (z = x·W + b)"
+        other = "in_out" if layout == "out_in" else "out_in"
+        hint = (
+            f"; the transposed matrix ({cols} x {rows}) would fit: transpose it, or write layout: {other}"
+            if (rows if layout == "out_in" else cols) == n_in
+            else ""
+        )
+        raise wsrc.error(
+            f"dense layer {name!r}: weights are {rows} x {cols}, read as {written}, so it expects "
+            f"{fan_in} input{'s' if fan_in != 1 else ''}, but {prev} gives {n_in} (shape ({n_in},)){hint}"
+        )
+    shared = (
+        V.boolean(lsrc.child("bias_shared"), "bias_shared")
+        if "bias_shared" in lsrc.value
+        else False
+    )
+    if "bias" in lsrc.value:
+        bsrc = lsrc.child("bias")
+        b = V.array(bsrc, f"{name}.bias", ndims=(0, 1))
+        bias_shown = b.shape
+        b = b.reshape(-1)
+        if shared:
+            if b.size != 1:
+                raise bsrc.error(
+                    f"dense layer {name!r} has bias_shared: true, so its bias is one number; found {b.size}"
+                )
+        elif b.size == 1 and n_out > 1 and np.ndim(bsrc.value) == 0:
+            raise bsrc.error(
+                f"dense layer {name!r} has {n_out} neurons: give {n_out} biases, or one number with bias_shared: true"
+            )
+        elif b.size != n_out:
+            raise bsrc.error(f"dense layer {name!r} has {n_out} neurons but {b.size} biases")
+    else:
+        b = np.zeros(1 if shared else n_out)
+        bias_shown = () if shared else (n_out,)
+    if weights_shown == () and n_out != 1:
+        weights_shown = w.shape
+    return DenseSpec(
+        **F.frame(lsrc, name, ltype, shape, sq, (n_out,)),
+        weights=w,
+        bias=b,
+        layout=layout,
+        bias_shared=shared,
+        activation=F.activation(lsrc),
+        freeze=F.freeze(lsrc, ("weights", "bias")),
+        weights_shown=weights_shown,
+        bias_shown=bias_shown,
+    )

@@ -17,6 +17,10 @@ from typing import Any
 import numpy as np
 
 from bpcalc.layers import Layer, Recorded
+from bpcalc.network import layer_fields as F
+from bpcalc.network import values as V
+from bpcalc.network.types import DropoutSpec
+from bpcalc.network.yaml_source import Src
 
 Array = np.ndarray
 
@@ -113,3 +117,61 @@ class Dropout(Layer):
                 "a new mask every step"
             )
         )
+
+
+# -- reading the layer from the network file ----------------------------------------------
+
+
+def parse(
+    lsrc: Src, name: str, ltype: str, shape: tuple[int, ...], sq: bool, prev: str
+) -> DropoutSpec:
+    F.common(lsrc, ("p", "mask", "seed"))
+    v = lsrc.value
+    if "p" not in v:
+        raise lsrc.error(
+            f"dropout layer {name!r} needs p, the probability of dropping a unit (e.g. p: 0.5); "
+            "kept units are scaled by 1/(1 − p)"
+        )
+    psrc = lsrc.child("p")
+    p = V.number(psrc, "p")
+    if not 0 <= p < 1:
+        raise psrc.error(
+            f"dropout layer {name!r}: p is the probability of dropping a unit and should be "
+            f"at least 0 and less than 1, found {p:g}"
+        )
+    mask = None
+    mask_where = None
+    if "mask" in v:
+        if "seed" in v:
+            raise lsrc.child("seed").error(
+                f"dropout layer {name!r} has a given mask, so there is nothing to draw with a seed",
+                at_key=True,
+            )
+        msrc = lsrc.child("mask")
+        m = V.array(msrc, f"{name}.mask")
+        bad = m[(m != 0) & (m != 1)]
+        if bad.size:
+            raise msrc.error(
+                f"a dropout mask holds 1 (kept) and 0 (dropped); found {bad[0]:g}. "
+                "The 1/(1 − p) scaling is applied for you"
+            )
+        shown = shape[1:] if sq else shape
+        if m.shape in (shown, shape):
+            mask = m.reshape((1, *shape))
+        elif m.shape[1:] in (shown, shape):
+            mask = m.reshape((m.shape[0], *shape))
+        else:
+            raise msrc.error(
+                f"dropout layer {name!r}: the mask has shape {V._fmt(m.shape)}, but {prev} gives "
+                f"shape {V._fmt(shown)}; give one mask of that shape (used for every sample) or "
+                "one per sample (a list with one per input)"
+            )
+        mask_where = msrc.loc
+    seed = int(V.positive_int(lsrc.child("seed"), "seed", minimum=0)) if "seed" in v else None
+    return DropoutSpec(
+        **F.frame(lsrc, name, ltype, shape, sq),
+        p=p,
+        mask=mask,
+        mask_where=mask_where,
+        seed=seed,
+    )

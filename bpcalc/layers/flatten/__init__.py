@@ -8,6 +8,10 @@ from typing import Any
 import numpy as np
 
 from bpcalc.layers import Layer
+from bpcalc.network import layer_fields as F
+from bpcalc.network import values as V
+from bpcalc.network.types import FlattenSpec
+from bpcalc.network.yaml_source import Src
 
 Array = np.ndarray
 
@@ -42,3 +46,15 @@ class Flatten(Layer):
         self, dout: Array, cache: FlattenCache, params: dict[str, Array]
     ) -> tuple[Array, dict[str, Array]]:
         return dout.reshape(cache.x_shape), {}
+
+
+# -- reading the layer from the network file ----------------------------------------------
+
+
+def parse(
+    lsrc: Src, name: str, ltype: str, shape: tuple[int, ...], sq: bool, prev: str
+) -> FlattenSpec:
+    F.common(lsrc, ())
+    return FlattenSpec(
+        **F.frame(lsrc, name, ltype, shape, sq, (V.vector_len(shape),), squeezed_out=False),
+    )

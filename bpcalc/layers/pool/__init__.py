@@ -13,6 +13,10 @@ import numpy as np
 
 from bpcalc.layers import Layer
 from bpcalc.layers.conv2d import pair
+from bpcalc.network import layer_fields as F
+from bpcalc.network import values as V
+from bpcalc.network.types import PoolSpec
+from bpcalc.network.yaml_source import Src
 
 Array = np.ndarray
 
@@ -134,3 +138,48 @@ class AvgPool2d(_Pool):
         for rows, cols in _taps(self.size, self.stride, ho, wo):
             dx[:, :, rows, cols] += share
         return dx, {}
+
+
+# -- reading the layer from the network file ----------------------------------------------
+
+
+def parse(
+    lsrc: Src, name: str, ltype: str, shape: tuple[int, ...], sq: bool, prev: str
+) -> PoolSpec:
+    F.common(lsrc, ("size", "stride"))
+    if len(shape) != 3:
+        raise lsrc.error(
+            f"{ltype} layer {name!r} needs an image input, but {prev} gives shape {V._fmt(shape)}"
+        )
+    c, h, w = shape
+    size = V.pair(lsrc.child("size"), "size", minimum=1) if "size" in lsrc.value else (2, 2)
+    stride = V.pair(lsrc.child("stride"), "stride", minimum=1) if "stride" in lsrc.value else size
+    if size[0] > h or size[1] > w:
+        raise lsrc.error(
+            f"{ltype} layer {name!r}: the window ({size[0]} x {size[1]}) is larger than its input ({h} x {w})"
+        )
+    for axis, n, k, s in (("height", h, size[0], stride[0]), ("width", w, size[1], stride[1])):
+        if (n - k) % s != 0:
+            where = (
+                lsrc.child("stride")
+                if "stride" in lsrc.value
+                else lsrc.child("size")
+                if "size" in lsrc.value
+                else lsrc
+            )
+            raise where.error(
+                f"{ltype} layer {name!r}: windows of {k} with stride {s} do not tile the input's {axis} of {n} "
+                f"({(n - k) % s} left over); choose a size and stride that cover it exactly"
+            )
+    return PoolSpec(
+        **F.frame(
+            lsrc,
+            name,
+            ltype,
+            shape,
+            sq,
+            (c, F.conv_out(h, size[0], stride[0], 0), F.conv_out(w, size[1], stride[1], 0)),
+        ),
+        size=size,
+        stride=stride,
+    )

@@ -1,0 +1,119 @@
+"""What every layer's parser shares: the fields every layer spec has (where it stands, the
+shapes that go in and out), the keys every layer takes, the activation and its settings, the
+parameters to freeze. Each layer unit (bpcalc/layers/<kind>/) parses its own keys with these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from bpcalc import activations
+from bpcalc.errors import SpecError
+from bpcalc.network import values as V
+from bpcalc.network.types import ACTIVATIONS, PARAMETRIC, ActivationSpec, DropoutSpec, LayerSpec
+from bpcalc.network.yaml_source import Src
+
+
+def frame(
+    lsrc: Src,
+    name: str,
+    ltype: str,
+    shape: tuple[int, ...],
+    sq: bool,
+    out_shape: tuple[int, ...] | None = None,
+    squeezed_out: bool | None = None,
+) -> dict[str, Any]:
+    """The fields every LayerSpec has: where it stands, what goes in and comes out. By default
+    the output has the input's shape, and an image shown without its channel axis stays so."""
+    out = shape if out_shape is None else out_shape
+    return {
+        "name": name,
+        "type": ltype,
+        "where": lsrc.loc,
+        "in_shape": shape,
+        "out_shape": out,
+        "squeezed_in": sq,
+        "squeezed_out": sq if squeezed_out is None else squeezed_out,
+    }
+
+
+def common(lsrc: Src, extra: tuple[str, ...]) -> None:
+    if (
+        lsrc.value.get("type") in PARAMETRIC
+    ):  # a layer's own penalty, read by sections.parse_regularization
+        extra = (*extra, "regularization")
+    V.check_keys(
+        lsrc,
+        ("type", "name", *extra),
+        ("type",),
+        f"layer {lsrc.path[-1]} ({lsrc.value.get('type')})",
+    )
+
+
+def activation(lsrc: Src, key: str = "activation") -> ActivationSpec | None:
+    if key not in lsrc.value:
+        return None
+    kind = V.choice(lsrc.child(key), "activation", ACTIVATIONS)
+    return None if kind == "identity" else ActivationSpec(kind, activation_options(lsrc, kind))
+
+
+def activation_options(lsrc: Src, kind: str) -> tuple[tuple[str, float], ...]:
+    """The activation's own settings written in the layer (slope: 0.2 for leaky_relu)."""
+    mine = activations.unit_class(kind).options
+    out = []
+    for option in activations.option_keys():
+        if option not in lsrc.value:
+            continue
+        if option not in mine:
+            users = [k for k in activations.kinds() if option in activations.unit_class(k).options]
+            raise lsrc.child(option).error(
+                f"{option} only applies to {' and '.join(users)}", at_key=True
+            )
+        out.append((option, V.number(lsrc.child(option), option)))
+    return tuple(out)
+
+
+def freeze(lsrc: Src, params: tuple[str, ...]) -> frozenset[str]:
+    if "freeze" not in lsrc.value:
+        return frozenset()
+    fsrc = lsrc.child("freeze")
+    v = fsrc.value
+    if v == "all":
+        return frozenset(params)
+    if isinstance(v, str):
+        v = [v]
+        items = [fsrc]
+    elif isinstance(v, list):
+        items = [fsrc.child(i) for i in range(len(v))]
+    else:
+        raise fsrc.error(
+            f"freeze should be 'all' or a list of parameter names ({', '.join(params)}), found {V.type_name(v)}"
+        )
+    return frozenset(V.choice(s, "a frozen parameter", params) for s in items)
+
+
+def conv_out(n: int, k: int, s: int, p: int) -> int:
+    return (n + 2 * p - k) // s + 1
+
+
+def check_dropout_masks(layers: list[LayerSpec], n: int) -> None:
+    """A list of masks needs one per sample."""
+    for layer in layers:
+        if isinstance(layer, DropoutSpec) and layer.mask is not None and layer.mask.shape[0] > 1:
+            if layer.mask.shape[0] != n:
+                raise SpecError(
+                    f"dropout layer {layer.name!r} has {layer.mask.shape[0]} masks but there "
+                    f"are {n} samples; give one mask per sample, or one mask for all",
+                    layer.mask_where,
+                )
+
+
+def with_dropout_seeds(layers: list[LayerSpec], seed: int) -> list[LayerSpec]:
+    """Dropout layers without their own seed draw from the network's seed."""
+    return [
+        replace(layer, seed=seed)
+        if isinstance(layer, DropoutSpec) and layer.seed is None and layer.mask is None
+        else layer
+        for layer in layers
+    ]
