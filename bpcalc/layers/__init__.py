@@ -14,6 +14,7 @@ explainer and the checker ask the unit (`build(spec)`), never `isinstance`.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -81,6 +82,18 @@ class Layer:
     def param_grads(self, dz: Array, cache: Any, params: Params) -> dict[str, Array]:
         """The parameter gradients alone (a unit can skip ∂L/∂x's product)."""
         return self.backward(dz, cache, params)[1]
+
+    def forward_staged(
+        self, x: Array, params: Params, stage: Callable[[Recorded], Array]
+    ) -> tuple[Array, Any]:
+        """forward, handing each recorded value to `stage` as it is computed and going on with
+        the array `stage` returns (the checker substitutes a student's batch mean there, so
+        that what follows rests on it). Default: forward, then the recorded values, which
+        nothing in the layer reads again."""
+        z, cache = self.forward(x, params)
+        for r in self.recorded(cache):
+            stage(r)
+        return z, cache
 
     def recorded(self, cache: Any) -> list[Recorded]:
         """Values the engine records besides z and a."""
@@ -188,6 +201,11 @@ class Delegate(Layer):
 
     def param_grads(self, dz: Array, cache: Any, params: Params) -> dict[str, Array]:
         return self.inner.param_grads(dz, cache, params)
+
+    def forward_staged(
+        self, x: Array, params: Params, stage: Callable[[Recorded], Array]
+    ) -> tuple[Array, Any]:
+        return self.inner.forward_staged(x, params, stage)
 
     def recorded(self, cache: Any) -> list[Recorded]:
         return self.inner.recorded(cache)

@@ -28,6 +28,7 @@ from bpcalc.network.types import BatchNormSpec
 from bpcalc.network.yaml_source import Src
 
 Array = np.ndarray
+_VAR = "σ² = (1/m) Σ (x − μ)² (biased)"
 
 
 @dataclass(frozen=True)
@@ -77,14 +78,27 @@ class BatchNorm(Layer):
 
     def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, BatchNormCache]:
         """z = γ · (x − μ)/√(σ² + ε) + β. x: (N, F) or (N, C, H, W) -> z: same shape."""
+        return self.forward_staged(x, params, None)
+
+    def forward_staged(
+        self, x: Array, params: dict[str, Array], stage: Any
+    ) -> tuple[Array, BatchNormCache]:
+        """forward, with μ, σ² and x̂ handed to `stage` as they are computed (None: not)."""
         axes = self._axes(x)
         count = int(np.prod([x.shape[a] for a in axes]))
         if self.training:
-            mean, var = x.mean(axis=axes), x.var(axis=axes)
+            mean = x.mean(axis=axes)
+            if stage is not None:
+                mean = stage(Recorded("mean", mean, self._mean_formula(count), False))
+            var = ((x - self._b(mean, x.ndim)) ** 2).mean(axis=axes) if stage else x.var(axis=axes)
+            if stage is not None:
+                var = stage(Recorded("var", var, _VAR, False))
         else:
             mean, var = params["running_mean"], params["running_var"]
         inv_std = 1.0 / np.sqrt(var + self.eps)
         xhat = (x - self._b(mean, x.ndim)) * self._b(inv_std, x.ndim)
+        if stage is not None:
+            xhat = stage(Recorded("xhat", xhat, self._xhat_formula(), True))
         z = self._b(params["gamma"], x.ndim) * xhat + self._b(params["beta"], x.ndim)
         cache = BatchNormCache(
             xhat,
@@ -135,10 +149,17 @@ class BatchNorm(Layer):
 
     def recorded(self, cache: BatchNormCache) -> list[Recorded]:
         return [
-            Recorded("mean", cache.mean, f"μ = (1/m) Σ x over the batch, m = {cache.count}", False),
-            Recorded("var", cache.var, "σ² = (1/m) Σ (x − μ)² (biased)", False),
-            Recorded("xhat", cache.xhat, f"x̂ = (x − μ) / √(σ² + ε), ε = {self.eps:g}", True),
+            Recorded("mean", cache.mean, self._mean_formula(cache.count), False),
+            Recorded("var", cache.var, _VAR, False),
+            Recorded("xhat", cache.xhat, self._xhat_formula(), True),
         ]
+
+    @staticmethod
+    def _mean_formula(count: int) -> str:
+        return f"μ = (1/m) Σ x over the batch, m = {count}"
+
+    def _xhat_formula(self) -> str:
+        return f"x̂ = (x − μ) / √(σ² + ε), ε = {self.eps:g}"
 
     # -- what the user sees -----------------------------------------------------------------
     def forward_formula(self) -> str:
