@@ -19,6 +19,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from bpcalc.substeps import SubSteps
+
 Array = np.ndarray
 MINUS = "−"
 
@@ -169,6 +171,18 @@ class Activation:
     def slips(self, layer: str) -> list[tuple[str, Activation, str]]:
         return []
 
+    # the checker's rounding allowance (bpcalc/substeps.py) --------------------------------
+    def forward_substeps(self, z: Array, a: Array) -> SubSteps:
+        """The sub-steps a person rounds computing a = f(z). Default: none (f from a
+        calculator in one go: tanh, ReLU)."""
+        return SubSteps.none(a.shape)
+
+    def backward_substeps(self, da: Array, z: Array, a: Array) -> SubSteps:
+        """∂L/∂z = ∂L/∂a ⊙ f′(z): f′ is rounded before the product (∂/∂f′ = ∂L/∂a), unless
+        it is a whole number (ReLU′ is 0 or 1)."""
+        d = self.derivative(z, a)
+        return SubSteps.of(da, d).where(d != np.round(d))
+
     def without_derivative(self) -> Activation:
         """The slip every activation has: ∂L/∂z taken as ∂L/∂a."""
         return NoDerivative(inner=self)
@@ -224,6 +238,9 @@ class NoDerivative(Activation):
 
     def backward(self, da: Array, z: Array, a: Array) -> Array:
         return da
+
+    def backward_substeps(self, da: Array, z: Array, a: Array) -> SubSteps:
+        return SubSteps.none(da.shape)
 
 
 @dataclass(frozen=True)
@@ -381,6 +398,10 @@ class Sigmoid(Activation):
     def derivative(self, z: Array, a: Array) -> Array:
         return a * (1.0 - a)
 
+    def forward_substeps(self, z: Array, a: Array) -> SubSteps:
+        """e^(−z) rounded: ∂a/∂e = −1/(1 + e)² = −a²."""
+        return SubSteps(a * a, a * (1.0 - a))
+
     def explain_forward(self, t: Terms) -> Written:
         return f"1 / (1 + e^({MINUS}{t.z}))", f"1 / (1 + e^({MINUS}{t.num(t.zv)}))", ""
 
@@ -460,6 +481,24 @@ class Softmax(Activation):
         dz = flat_a * (flat_da - (flat_da * flat_a).sum(axis=-1, keepdims=True))
         return dz.reshape(z.shape)
 
+    def forward_substeps(self, z: Array, a: Array) -> SubSteps:
+        """Each e^(z_k) rounded: ∂p_i/∂e_i = (1 − p_i)/S, ∂p_i/∂e_k = −p_i/S, S = Σ e^(z_k)."""
+        flat = z.reshape(z.shape[0], -1)
+        p = a.reshape(flat.shape)
+        k = flat.shape[1]
+        with np.errstate(over="ignore"):
+            s = np.exp(flat).sum(axis=1, keepdims=True)
+        count = ((1.0 - p) + (k - 1) * p) / s
+        return SubSteps(count.reshape(a.shape), (2.0 * p * (1.0 - p)).reshape(a.shape))
+
+    def backward_substeps(self, da: Array, z: Array, a: Array) -> SubSteps:
+        """Each product p_j·∂L/∂p_j of the sum is rounded (∂(∂L/∂z_i)/∂s = −p_i)."""
+        p = a.reshape(a.shape[0], -1)
+        g = da.reshape(p.shape)
+        terms = np.abs(p * g).sum(axis=1, keepdims=True)
+        k = p.shape[1]
+        return SubSteps((p * k).reshape(a.shape), (p * terms).reshape(a.shape))
+
     def grad_formula(self) -> str:
         return self.derivative_text
 
@@ -514,6 +553,10 @@ class GELU(Activation):
 
     def formula(self) -> str:
         return "a = GELU(z) = z·Φ(z), Φ(z) = ½(1 + erf(z/√2))"
+
+    def forward_substeps(self, z: Array, a: Array) -> SubSteps:
+        """Φ(z) rounded, then times z."""
+        return SubSteps.of(z, self.cdf(z))
 
     def explain_forward(self, t: Terms) -> Written:
         phi = 0.5 * (1.0 + math.erf(t.zv / math.sqrt(2.0)))
@@ -575,6 +618,10 @@ class SiLU(Activation):
     def formula(self) -> str:
         return "a = SiLU(z) = z·σ(z)"
 
+    def forward_substeps(self, z: Array, a: Array) -> SubSteps:
+        """σ(z) rounded, then times z."""
+        return SubSteps.of(z, sigmoid(z))
+
     def explain_forward(self, t: Terms) -> Written:
         s = float(sigmoid(np.array([t.zv]))[0])
         return (
@@ -635,6 +682,11 @@ class Softplus(Activation):
     def formula(self) -> str:
         return "a = softplus(z) = ln(1 + e^z)"
 
+    def forward_substeps(self, z: Array, a: Array) -> SubSteps:
+        """e^z rounded: ∂a/∂e = 1/(1 + e^z) = σ(−z)."""
+        with np.errstate(over="ignore"):
+            return SubSteps.of(sigmoid(-z), np.exp(np.minimum(z, 700.0)))
+
     def explain_forward(self, t: Terms) -> Written:
         return f"ln(1 + e^{t.z})", f"ln(1 + e^{t.num(t.zv)})", ""
 
@@ -689,6 +741,10 @@ class ELU(Activation):
 
     def formula(self) -> str:
         return "a = ELU(z) = z if z > 0 else α(e^z − 1)"
+
+    def forward_substeps(self, z: Array, a: Array) -> SubSteps:
+        """For z ≤ 0, e^z rounded: ∂a/∂e = α."""
+        return SubSteps.of(np.full(z.shape, self.alpha), np.exp(np.minimum(z, 0.0))).where(z <= 0)
 
     def explain_forward(self, t: Terms) -> Written:
         if t.zv > 0:

@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 
 from bpcalc import activations
-from bpcalc.layers import Layer, LayerSlip
+from bpcalc.layers import Delegate, Layer, LayerSlip
 from bpcalc.network import initializers as _init
 from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
 from bpcalc.network.types import Conv2dSpec
 from bpcalc.network.yaml_source import Src
+from bpcalc.substeps import SubSteps
 
 Array = np.ndarray
 
@@ -153,6 +154,9 @@ class Conv2d(Layer):
         return tuple(self.spec.params[param].shape)
 
     # -- the checker ----------------------------------------------------------------------
+    def substeps(self, x: Array, params: dict[str, Array], dz: Array | None) -> dict[str, SubSteps]:
+        return self.bilinear_substeps(x, params, dz, "kernel", "bias")
+
     def slips(self) -> list[LayerSlip]:
         name = self.spec.name
         return [
@@ -166,8 +170,62 @@ class Conv2d(Layer):
                 else f"In layer {name} you slid the kernel without flipping it "
                 "(cross-correlation), but this network uses textbook convolution: "
                 "rotate the kernel 180° first.",
-            )
+            ),
+            LayerSlip(
+                "conv_flip_backward",
+                self.spec,
+                f"In layer {name} you turned the kernel the wrong way for ∂L/∂x: each input "
+                "x[r,c] gets ∂L/∂z[h,w]·K[i,j] from every window (h, w) that covered it with "
+                "the tap (i, j) the forward pass used"
+                + (
+                    ", so written as a sliding sum it is ∂L/∂z, zero-padded, slid over the "
+                    "kernel rotated 180°."
+                    if not self.flip
+                    else ", which for a flipped (convolution) forward pass means sliding the "
+                    "padded ∂L/∂z over the kernel as written."
+                ),
+                unit=_FlippedForInput(self),
+            ),
+            LayerSlip(
+                "conv_flip_kernel_grad",
+                self.spec,
+                f"Your ∂L/∂K of layer {name} is rotated 180°: ∂L/∂K[i,j] = Σ ∂L/∂z[h,w]·x[h·s+i, "
+                "w·s+j] is the input under the tap (i, j) of the kernel as written"
+                + (", flipped back after a convolution." if self.flip else "."),
+                unit=_FlippedKernelGrad(self),
+            ),
         ]
+
+
+class _FlippedForInput(Delegate):
+    """Slip: ∂L/∂x through the kernel rotated 180° from the one the forward pass used."""
+
+    def __init__(self, inner: Conv2d) -> None:
+        super().__init__(inner)
+        self.other = Conv2d(inner.stride, inner.padding, not inner.flip, inner.spec)
+
+    def backward(
+        self, dz: Array, cache: Any, params: dict[str, Array]
+    ) -> tuple[Array, dict[str, Array]]:
+        dx, _ = self.other.backward(dz, cache, params)
+        return dx, self.inner.param_grads(dz, cache, params)
+
+
+class _FlippedKernelGrad(Delegate):
+    """Slip: ∂L/∂K rotated 180°."""
+
+    def param_grads(self, dz: Array, cache: Any, params: dict[str, Array]) -> dict[str, Array]:
+        return self._turned(self.inner.param_grads(dz, cache, params))
+
+    def backward(
+        self, dz: Array, cache: Any, params: dict[str, Array]
+    ) -> tuple[Array, dict[str, Array]]:
+        dx, grads = self.inner.backward(dz, cache, params)
+        return dx, self._turned(grads)
+
+    @staticmethod
+    def _turned(grads: dict[str, Array]) -> dict[str, Array]:
+        return {**grads, "kernel": np.ascontiguousarray(grads["kernel"][:, :, ::-1, ::-1])}
 
 
 def pair(p: tuple[int, int]) -> str:

@@ -19,6 +19,7 @@ from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
 from bpcalc.network.types import DenseSpec
 from bpcalc.network.yaml_source import Src
+from bpcalc.substeps import SubSteps
 
 Array = np.ndarray
 
@@ -100,6 +101,9 @@ class Dense(Layer):
         return self.spec.weights_shown if param == "weights" else self.spec.bias_shown
 
     # -- the checker ----------------------------------------------------------------------
+    def substeps(self, x: Array, params: dict[str, Array], dz: Array | None) -> dict[str, SubSteps]:
+        return self.bilinear_substeps(x, params, dz, "weights", "bias")
+
     def slips(self) -> list[LayerSlip]:
         w = self.spec.weights
         if w.shape[0] != w.shape[1] or w.shape[0] == 1 or np.allclose(w, w.T):
