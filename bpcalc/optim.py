@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from bpcalc.substeps import SubSteps
+from bpcalc.substeps import KeyedRadius, term
 
 Array = np.ndarray
 # slot(name, value) -> the value to go on with: how the engine records an optimizer's state as
 # it is computed (and the checker substitutes a student's m̂ there)
 Slot = Callable[[str, Array], Array]
+Radius = Callable[[Array], Array]
 
 
 def _as_is(name: str, value: Array) -> Array:
@@ -57,10 +58,17 @@ class Optimizer:
         return []
 
     def substeps(
-        self, theta: Array, grad: Array, prev: dict[str, Array], state: dict[str, Array], t: int
-    ) -> dict[str, SubSteps]:
-        """The sub-steps a person rounds (bpcalc/substeps.py) computing each state value and
-        the new θ ("new"), from the state before (prev) and after (state) this step."""
+        self,
+        theta: Array,
+        grad: Array,
+        prev: dict[str, Array],
+        state: dict[str, Array],
+        t: int,
+        radius: KeyedRadius,
+    ) -> dict[str, Array]:
+        """Σ_s |∂v/∂s|·radius(key, s) over the sub-steps a person rounds (bpcalc/substeps.py)
+        computing each state value (key: the slot) and the new θ (key "new"), from the
+        state before (prev) and after (state) this step."""
         return {}
 
     def velocity_scaled(self, scale: float) -> Optimizer | None:
@@ -94,17 +102,23 @@ class OptimizerSlip:
     message: str
 
 
-def _step(lr: float, step: Array) -> SubSteps:
+def _step(lr: float, step: Array, radius: Radius) -> Array:
     """θ − η·s: the product η·s is a sub-step (none when η = 1)."""
-    return SubSteps.of(np.ones_like(step), lr * step).where(np.full(np.shape(step), lr != 1))
+    if lr == 1:
+        return np.zeros(np.shape(step))
+    return term(1.0, lr * step, radius)
 
 
-def _divided(lr: float, num: Array, v: Array, eps: float) -> SubSteps:
+def _divided(lr: float, num: Array, v: Array, eps: float, radius: Radius) -> Array:
     """θ − η·num/(√v + ε) worked as r = √v, q = num/(r + ε), η·q: each rounded."""
     r = np.sqrt(v)
     d = r + eps
     q = num / d
-    return SubSteps.of(lr * num / (d * d), r) + SubSteps.of(np.full(q.shape, lr), q) + _step(lr, q)
+    return term(lr * num / (d * d), r, radius) + term(lr, q, radius) + _step(lr, q, radius)
+
+
+def _keyed(radius: KeyedRadius, key: str) -> Radius:
+    return lambda s: radius(key, s)
 
 
 _REGISTRY: dict[str, Callable[[Any], Optimizer]] = {}
@@ -159,9 +173,15 @@ class SGD(Optimizer):
         return theta - self.lr * grad, {}
 
     def substeps(
-        self, theta: Array, grad: Array, prev: dict[str, Array], state: dict[str, Array], t: int
-    ) -> dict[str, SubSteps]:
-        return {"new": _step(self.lr, grad)}
+        self,
+        theta: Array,
+        grad: Array,
+        prev: dict[str, Array],
+        state: dict[str, Array],
+        t: int,
+        radius: KeyedRadius,
+    ) -> dict[str, Array]:
+        return {"new": _step(self.lr, grad, _keyed(radius, "new"))}
 
 
 register("sgd", lambda s: SGD(s.lr))
@@ -219,11 +239,19 @@ class Momentum(Optimizer):
         return theta - self.lr * v, {"velocity": v}
 
     def substeps(
-        self, theta: Array, grad: Array, prev: dict[str, Array], state: dict[str, Array], t: int
-    ) -> dict[str, SubSteps]:
+        self,
+        theta: Array,
+        grad: Array,
+        prev: dict[str, Array],
+        state: dict[str, Array],
+        t: int,
+        radius: KeyedRadius,
+    ) -> dict[str, Array]:
         return {
-            "velocity": _velocity_substeps(self.momentum, self.dampening, grad, prev),
-            "new": _step(self.lr, state["velocity"]),
+            "velocity": _velocity_substeps(
+                self.momentum, self.dampening, grad, prev, _keyed(radius, "velocity")
+            ),
+            "new": _step(self.lr, state["velocity"], _keyed(radius, "new")),
         }
 
     def velocity_scaled(self, scale: float) -> Optimizer | None:
@@ -237,15 +265,14 @@ register("momentum", lambda s: Momentum(s.lr, s.momentum, s.dampening))
 
 
 def _velocity_substeps(
-    momentum: float, dampening: float, grad: Array, prev: dict[str, Array]
-) -> SubSteps:
+    momentum: float, dampening: float, grad: Array, prev: dict[str, Array], radius: Radius
+) -> Array:
     """v = μ·v + (1 − d)·g: both products (none on the first step, v = g)."""
     if "velocity" not in prev:
-        return SubSteps.none(grad.shape)
-    damp = 1 - dampening
-    out = SubSteps.of(np.ones_like(grad), momentum * prev["velocity"])
-    if damp != 1:
-        out = out + SubSteps.of(np.ones_like(grad), damp * grad)
+        return np.zeros(grad.shape)
+    out = term(1.0, momentum * prev["velocity"], radius)
+    if dampening:
+        out = out + term(1.0, (1 - dampening) * grad, radius)
     return out
 
 
@@ -301,27 +328,27 @@ class ScaledVelocity(Optimizer):
         return new, {k: v * self.scale for k, v in st.items()}
 
     def substeps(
-        self, theta: Array, grad: Array, prev: dict[str, Array], state: dict[str, Array], t: int
-    ) -> dict[str, SubSteps]:
-        """v = μ·v + η·g: both products, then θ ± v (μ·v a step more for Nesterov)."""
+        self,
+        theta: Array,
+        grad: Array,
+        prev: dict[str, Array],
+        state: dict[str, Array],
+        t: int,
+        radius: KeyedRadius,
+    ) -> dict[str, Array]:
+        """v = μ·v + η·g: both products (η·g alone on the first step), then θ ± v (η·g and
+        μ·v a step more for Nesterov)."""
         lr = self.inner.lr  # type: ignore[attr-defined]
-        first = "velocity" not in prev
-        out = (
-            SubSteps.none(grad.shape)
-            if first
-            else SubSteps.of(
-                np.ones_like(grad),
-                self.inner.momentum * prev["velocity"],  # type: ignore[attr-defined]
-            )
-        )
-        if not first:
-            out = out + SubSteps.of(np.ones_like(grad), lr * grad)
-        new = SubSteps.none(grad.shape)
+        mu = self.inner.momentum  # type: ignore[attr-defined]
+        rv = _keyed(radius, "velocity")
+        v = term(1.0, lr * grad, rv)
+        if "velocity" in prev:
+            v = v + term(1.0, mu * prev["velocity"], rv)
+        new = np.zeros(grad.shape)
         if isinstance(self.inner, Nesterov):
-            new = SubSteps.of(np.ones_like(grad), lr * grad) + SubSteps.of(
-                np.ones_like(grad), self.inner.momentum * state["velocity"]
-            )
-        return {"velocity": out, "new": new}
+            rn = _keyed(radius, "new")
+            new = term(1.0, lr * grad, rn) + term(1.0, mu * state["velocity"], rn)
+        return {"velocity": v, "new": new}
 
 
 @dataclass(frozen=True)
@@ -372,14 +399,20 @@ class Nesterov(Optimizer):
         return theta - self.lr * (grad + self.momentum * v), {"velocity": v}
 
     def substeps(
-        self, theta: Array, grad: Array, prev: dict[str, Array], state: dict[str, Array], t: int
-    ) -> dict[str, SubSteps]:
+        self,
+        theta: Array,
+        grad: Array,
+        prev: dict[str, Array],
+        state: dict[str, Array],
+        t: int,
+        radius: KeyedRadius,
+    ) -> dict[str, Array]:
         """θ − η·(g + μ·v): μ·v (∂ = η) and the product η·(g + μ·v)."""
         v = state["velocity"]
-        new = SubSteps.of(np.full(v.shape, self.lr), self.momentum * v) + _step(
-            self.lr, grad + self.momentum * v
-        )
-        return {"velocity": _velocity_substeps(self.momentum, 0.0, grad, prev), "new": new}
+        rn = _keyed(radius, "new")
+        new = term(self.lr, self.momentum * v, rn) + _step(self.lr, grad + self.momentum * v, rn)
+        velocity = _velocity_substeps(self.momentum, 0.0, grad, prev, _keyed(radius, "velocity"))
+        return {"velocity": velocity, "new": new}
 
     def velocity_scaled(self, scale: float) -> Optimizer | None:
         return ScaledVelocity(self, scale)
@@ -440,11 +473,17 @@ class RMSprop(Optimizer):
         return np.sqrt(v) + self.eps
 
     def substeps(
-        self, theta: Array, grad: Array, prev: dict[str, Array], state: dict[str, Array], t: int
-    ) -> dict[str, SubSteps]:
+        self,
+        theta: Array,
+        grad: Array,
+        prev: dict[str, Array],
+        state: dict[str, Array],
+        t: int,
+        radius: KeyedRadius,
+    ) -> dict[str, Array]:
         return {
-            "v": _average_of_squares(self.alpha, prev["v"], grad),
-            "new": _divided(self.lr, grad, state["v"], self.eps),
+            "v": _average_of_squares(self.alpha, prev["v"], grad, _keyed(radius, "v")),
+            "new": _divided(self.lr, grad, state["v"], self.eps, _keyed(radius, "new")),
         }
 
     def slips(self) -> list[OptimizerSlip]:
@@ -461,15 +500,12 @@ class RMSprop(Optimizer):
 register("rmsprop", lambda s: RMSprop(s.lr, s.alpha, s.eps))
 
 
-def _average_of_squares(decay: float, prev: Array, grad: Array) -> SubSteps:
+def _average_of_squares(decay: float, prev: Array, grad: Array, radius: Radius) -> Array:
     """v = β·v + (1 − β)·g²: g² (∂ = 1 − β), and both products once v was not 0."""
     g2 = grad * grad
-    out = SubSteps.of(np.full(grad.shape, 1 - decay), g2)
-    later = prev != 0
-    return out + (
-        SubSteps.of(np.ones_like(grad), decay * prev)
-        + SubSteps.of(np.ones_like(grad), (1 - decay) * g2)
-    ).where(later)
+    out = term(1 - decay, g2, radius)
+    later = term(1.0, decay * prev, radius) + term(1.0, (1 - decay) * g2, radius)
+    return out + np.where(prev != 0, later, 0.0)
 
 
 @dataclass(frozen=True)
@@ -547,19 +583,25 @@ class Adam(Optimizer):
         return np.sqrt(v_hat) + self.eps
 
     def substeps(
-        self, theta: Array, grad: Array, prev: dict[str, Array], state: dict[str, Array], t: int
-    ) -> dict[str, SubSteps]:
+        self,
+        theta: Array,
+        grad: Array,
+        prev: dict[str, Array],
+        state: dict[str, Array],
+        t: int,
+        radius: KeyedRadius,
+    ) -> dict[str, Array]:
         """m = β₁·m + (1 − β₁)·g: both products once m was not 0; v likewise with g²; m̂ and
         v̂ one division each; θ′ as RMSprop's with m̂ and v̂."""
         m_prev = prev["m"]
-        m = (
-            SubSteps.of(np.ones_like(grad), self.beta1 * m_prev)
-            + SubSteps.of(np.ones_like(grad), (1 - self.beta1) * grad)
-        ).where(m_prev != 0)
+        rm = _keyed(radius, "m")
+        m = term(1.0, self.beta1 * m_prev, rm) + term(1.0, (1 - self.beta1) * grad, rm)
         return {
-            "m": m,
-            "v": _average_of_squares(self.beta2, prev["v"], grad),
-            "new": _divided(self.lr, state["m_hat"], state["v_hat"], self.eps),
+            "m": np.where(m_prev != 0, m, 0.0),
+            "v": _average_of_squares(self.beta2, prev["v"], grad, _keyed(radius, "v")),
+            "new": _divided(
+                self.lr, state["m_hat"], state["v_hat"], self.eps, _keyed(radius, "new")
+            ),
         }
 
     def slips(self) -> list[OptimizerSlip]:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from bpcalc.network.types import RegSpec
-from bpcalc.substeps import SubSteps
+from bpcalc.substeps import Radius, term
 
 Array = np.ndarray
 WEIGHTS = ("weights", "kernel")
@@ -82,30 +82,29 @@ def describe(regs: Mapping[str, RegSpec]) -> str:
 
 
 def penalty_substeps(
-    regs: Mapping[str, RegSpec], params: Mapping[str, Mapping[str, Array]]
-) -> SubSteps:
-    """The sub-steps of the penalty (bpcalc/substeps.py): each θ² (∂ = λ₂/2) when there are
-    several, the sum Σθ² times λ₂/2 and Σ|θ| times λ₁ (∂ = 1 each) when added to another."""
-    count = size = 0.0
+    regs: Mapping[str, RegSpec], params: Mapping[str, Mapping[str, Array]], radius: Radius
+) -> float:
+    """Σ_s |∂penalty/∂s|·radius(s) (bpcalc/substeps.py): each θ² (∂ = λ₂/2) when there are
+    several, and each part (λ₂/2)·Σθ², λ₁·Σ|θ| when added to another."""
+    total = 0.0
     parts = []
     for layer, reg in regs.items():
         for pname, theta in params.get(layer, {}).items():
             if applies(reg, pname):
                 squares = theta * theta
                 if reg.l2 and theta.size > 1:
-                    count += 0.5 * reg.l2 * theta.size
-                    size += 0.5 * reg.l2 * float(np.sum(squares))
+                    total += 0.5 * reg.l2 * float(np.sum(radius(squares)))
                 if reg.l2:
                     parts.append(0.5 * reg.l2 * float(np.sum(squares)))
                 if reg.l1:
                     parts.append(reg.l1 * float(np.sum(np.abs(theta))))
     if len(parts) > 1:
-        count += len(parts)
-        size += sum(abs(p) for p in parts)
-    return SubSteps(np.asarray(count), np.asarray(size))
+        total += float(np.sum(radius(np.asarray(parts))))
+    return total
 
 
-def grad_substeps(reg: RegSpec, theta: Array) -> SubSteps:
+def grad_substeps(reg: RegSpec, theta: Array, radius: Radius) -> Array:
     """λ₂·θ + λ₁·sign(θ): the product λ₂·θ is a sub-step when both are there."""
-    both = bool(reg.l2 and reg.l1)
-    return SubSteps.of(np.ones_like(theta), reg.l2 * theta).where(np.full(theta.shape, both))
+    if not (reg.l2 and reg.l1):
+        return np.zeros(theta.shape)
+    return term(1.0, reg.l2 * theta, radius)

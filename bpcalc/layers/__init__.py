@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bpcalc import activations
-from bpcalc.substeps import SubSteps, nonzero, sums_of_products
+from bpcalc.substeps import KeyedRadius
 
 Array = np.ndarray
 Params = dict[str, Array]
@@ -139,33 +139,15 @@ class Layer:
     def slips(self) -> list[LayerSlip]:
         return []
 
-    def substeps(self, x: Array, params: Params, dz: Array | None) -> dict[str, SubSteps]:
-        """The sub-steps a person rounds inside this layer's formulas (bpcalc/substeps.py), for
-        input x, parameters params and dz = ∂L/∂z (None: the forward pass only), in the
-        internal shapes. Keys: "z", a recorded value's suffix ("var"), "input" (∂L/∂x), a
-        parameter (∂L/∂θ), a buffer (its new value); a value not named has none. Default: none."""
+    def substeps(
+        self, x: Array, params: Params, dz: Array | None, radius: KeyedRadius
+    ) -> dict[str, Array]:
+        """Σ_s |∂v/∂s|·radius(s) over the sub-steps a person rounds inside this layer's
+        formulas (bpcalc/substeps.py), for input x, parameters params and dz = ∂L/∂z (None:
+        the forward pass only), in the internal shapes. Keys: "z", a recorded value's suffix
+        ("var"), "input" (∂L/∂x), a parameter (∂L/∂θ), a buffer (its new value); radius is
+        called with the same key. A value not named has none. Default: none."""
         return {}
-
-    def bilinear_substeps(
-        self, x: Array, params: Params, dz: Array | None, weight: str, bias: str
-    ) -> dict[str, SubSteps]:
-        """For a layer whose z sums products weight·x plus a bias, whose ∂L/∂x sums products
-        weight·∂L/∂z and whose ∂L/∂weight sums products ∂L/∂z·x (dense, conv2d): each product
-        is a sub-step. Counted by the unit's own passes on 0/1 masks (how many products) and
-        on absolute values (how large they are), so every layout, stride and padding is."""
-        zero = {k: np.zeros_like(v) for k, v in params.items()}
-        mask = {**zero, weight: nonzero(params[weight])}
-        size = {**zero, weight: np.abs(params[weight])}
-        n_z, c_mask = self.forward(nonzero(x), mask)
-        s_z, c_size = self.forward(np.abs(x), size)
-        biased, _ = self.forward(np.zeros_like(x), {**zero, bias: nonzero(params[bias])})
-        out = {"z": sums_of_products(n_z, s_z, n_z + biased)}
-        if dz is not None:
-            n_dx, n_g = self.backward(nonzero(dz), c_mask, mask)
-            s_dx, s_g = self.backward(np.abs(dz), c_size, size)
-            out["input"] = sums_of_products(n_dx, s_dx, n_dx)
-            out[weight] = sums_of_products(n_g[weight], s_g[weight], n_g[weight])
-        return out
 
 
 _REGISTRY: dict[str, tuple[str, str]] = {}  # YAML type -> (module, class name)
@@ -262,5 +244,7 @@ class Delegate(Layer):
     def param_shown(self, param: str) -> tuple[int, ...]:
         return self.inner.param_shown(param)
 
-    def substeps(self, x: Array, params: Params, dz: Array | None) -> dict[str, SubSteps]:
-        return self.inner.substeps(x, params, dz)
+    def substeps(
+        self, x: Array, params: Params, dz: Array | None, radius: KeyedRadius
+    ) -> dict[str, Array]:
+        return self.inner.substeps(x, params, dz, radius)

@@ -26,7 +26,7 @@ from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
 from bpcalc.network.types import BatchNormSpec
 from bpcalc.network.yaml_source import Src
-from bpcalc.substeps import SubSteps
+from bpcalc.substeps import KeyedRadius, Radius, term
 
 Array = np.ndarray
 _VAR = "σ² = (1/m) Σ (x − μ)² (biased)"
@@ -162,51 +162,55 @@ class BatchNorm(Layer):
     def _xhat_formula(self) -> str:
         return f"x̂ = (x − μ) / √(σ² + ε), ε = {self.eps:g}"
 
-    def substeps(self, x: Array, params: dict[str, Array], dz: Array | None) -> dict[str, SubSteps]:
+    def substeps(
+        self, x: Array, params: dict[str, Array], dz: Array | None, radius: KeyedRadius
+    ) -> dict[str, Array]:
         """σ² = (1/m) Σ (x − μ)²: each square (∂σ²/∂s = 1/m); x̂ = (x − μ)/r with r = √(σ² + ε)
         rounded (∂x̂/∂r = −x̂/r); z = γ·x̂ + β: the product γ·x̂ when β ≠ 0; ∂L/∂γ = Σ ∂L/∂z·x̂:
-        each product; ∂L/∂x = P·Q with P = γ/(m·r), Q = m·g − Σg − x̂·Σ(g·x̂): P, r and the
+        each product; ∂L/∂x = P·Q with P = γ/(m·r), Q = m·g − Σg − x̂·Σ(g·x̂): r, P and the
         product x̂·Σ(g·x̂); the running statistics (1 − k)·old + k·new: both products."""
         nd = x.ndim
         b = self._b
+        axes = self._axes(x)
         z, cache = self.forward(x, params)
         m = cache.count
         r = np.sqrt(cache.var + self.eps)
         xhat = cache.xhat
-        many = m >= 2
-        out = {
-            "var": SubSteps(np.full(cache.var.shape, 1.0 if many else 0.0), cache.var * many),
-            "xhat": SubSteps.of(xhat / b(r, nd), b(r, nd)),
-            "z": SubSteps.of(np.ones_like(z), b(params["gamma"], nd) * xhat).where(
-                b(params["beta"], nd) != 0
-            ),
-        }
+        out: dict[str, Array] = {}
+        if self.training and m >= 2:
+            squares = (x - b(cache.mean, nd)) ** 2
+            out["var"] = radius("var", squares).sum(axis=axes) / m
+        out["xhat"] = term(
+            xhat / b(r, nd), np.broadcast_to(b(r, nd), x.shape), _keyed(radius, "xhat")
+        )
+        out["z"] = np.where(
+            b(params["beta"], nd) != 0,
+            radius("z", b(params["gamma"], nd) * xhat),
+            0.0,
+        )
         k = self.momentum if self.training else 0.0
-        unbiased = cache.var * m / (m - 1) if many else cache.var
-        two = (k != 0) & (k != 1)
-        out["running_mean"] = (
-            SubSteps.of(1.0, (1 - k) * cache.running_mean) + SubSteps.of(1.0, k * cache.mean)
-        ).where(two)
-        out["running_var"] = (
-            SubSteps.of(1.0, (1 - k) * cache.running_var)
-            + SubSteps.of(1.0, k * unbiased)
-            + SubSteps.of(k, unbiased)
-        ).where(two)
+        if 0 < k < 1:
+            unbiased = cache.var * m / (m - 1) if m >= 2 else cache.var
+            out["running_mean"] = radius("running_mean", (1 - k) * cache.running_mean) + radius(
+                "running_mean", k * cache.mean
+            )
+            out["running_var"] = (
+                radius("running_var", (1 - k) * cache.running_var)
+                + radius("running_var", k * unbiased)
+                + k * radius("running_var", unbiased)
+            )
         if dz is None:
             return out
-        axes = self._axes(dz)
         dx, grads = self.backward(dz, cache, params)
-        dgamma = grads["gamma"]
-        products = np.abs(dz * xhat).sum(axis=axes)
-        out["gamma"] = SubSteps(np.full(dgamma.shape, float(m)), products).where(
-            np.full(dgamma.shape, many)
-        )
+        if m >= 2:
+            out["gamma"] = radius("gamma", dz * xhat).sum(axis=axes)
         p = b(params["gamma"] / (m * r), nd)
         q = np.where(p != 0, dx / np.where(p != 0, p, 1.0), 0.0)
+        rin = _keyed(radius, "input")
         out["input"] = (
-            SubSteps.of(q, p)
-            + SubSteps.of(p, xhat * b(dgamma, nd))
-            + SubSteps.of(dx / b(r, nd), b(r, nd))
+            term(q, np.broadcast_to(p, x.shape), rin)
+            + term(p, xhat * b(grads["gamma"], nd), rin)
+            + term(dx / b(r, nd), np.broadcast_to(b(r, nd), x.shape), rin)
         )
         return out
 
@@ -296,3 +300,7 @@ def parse(
         activation=F.activation(lsrc),
         freeze=F.freeze(lsrc, ("gamma", "beta")),
     )
+
+
+def _keyed(radius: KeyedRadius, key: str) -> Radius:
+    return lambda s: radius(key, s)

@@ -26,7 +26,7 @@ from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
 from bpcalc.network.types import Conv2dSpec
 from bpcalc.network.yaml_source import Src
-from bpcalc.substeps import SubSteps
+from bpcalc.substeps import KeyedRadius, sum_of_products
 
 Array = np.ndarray
 
@@ -154,8 +154,47 @@ class Conv2d(Layer):
         return tuple(self.spec.params[param].shape)
 
     # -- the checker ----------------------------------------------------------------------
-    def substeps(self, x: Array, params: dict[str, Array], dz: Array | None) -> dict[str, SubSteps]:
-        return self.bilinear_substeps(x, params, dz, "kernel", "bias")
+    def substeps(
+        self, x: Array, params: dict[str, Array], dz: Array | None, radius: KeyedRadius
+    ) -> dict[str, Array]:
+        """Every product of z = Σ K·x + b (over the taps of a window), of ∂L/∂K = Σ ∂L/∂z·x
+        (over the positions and samples) and of ∂L/∂x (over the taps that saw the input)."""
+        k = self._effective(params["kernel"])
+        o, c, kh, kw = k.shape
+        n, _, h, w = x.shape
+        ho, wo = self._out_size(h, w, kh, kw)
+        cols = self.im2col(x, kh, kw)  # (N, CKK, HW)
+        kf = k.reshape(o, -1)
+        bias = np.broadcast_to(params["bias"] != 0, (o,))[None, :, None]
+        z = sum_of_products(
+            kf[None, :, :, None] * cols[:, None], (2,), lambda s: radius("z", s), bias
+        )
+        out = {"z": z.reshape(n, o, ho, wo)}
+        if dz is not None:
+            d3 = dz.reshape(n, o, 1, -1)
+            dk = sum_of_products(
+                d3 * cols[:, None], (0, 3), lambda s: radius("kernel", s), 0
+            ).reshape(o, c, kh, kw)
+            out["kernel"] = np.ascontiguousarray(dk[:, :, ::-1, ::-1]) if self.flip else dk
+            products = kf[None, :, :, None] * d3  # (N, O, CKK, HW)
+            rounded = radius("input", products).sum(axis=1)
+            terms = (products != 0).sum(axis=1).astype(np.float64)
+            each = self._scatter(rounded, x.shape, ho, wo, kh, kw)
+            many = self._scatter(terms, x.shape, ho, wo, kh, kw)
+            out["input"] = np.where(many >= 2, each, 0.0)
+        return out
+
+    def _scatter(
+        self, dcols: Array, x_shape: tuple[int, ...], ho: int, wo: int, kh: int, kw: int
+    ) -> Array:
+        """(N, C·kh·kw, Ho·Wo) onto the input positions each tap saw, summed: (N, C, H, W)."""
+        n, c, h, w = x_shape
+        ph, pw = self.padding
+        d6 = dcols.reshape(n, c, kh, kw, ho, wo)
+        dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=np.float64)
+        for i, j, rows, cs in self._taps(kh, kw, ho, wo):
+            dxp[:, :, rows, cs] += d6[:, :, i, j]
+        return dxp[:, :, ph : ph + h, pw : pw + w]
 
     def slips(self) -> list[LayerSlip]:
         name = self.spec.name
