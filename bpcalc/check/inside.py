@@ -144,7 +144,7 @@ def _pass(
                     ctx.put(target, reg_mod.grad_substeps(reg, params[p], ctx.radius(target)))
         x = a
     yy = np.asarray(y, dtype=np.float64).reshape(x.shape)
-    if backward and not fused:
+    if backward:  # recorded as ∂L/∂a even where ∂L/∂z comes from the fused formula
         target = f"grad.{layers[-1].name}.a"
         scale = losses.batch_scale(spec.loss.reduction, n) * factor
         ctx.put(target, scale * loss.grad_substeps(x, yy, ctx.radius(target)))
