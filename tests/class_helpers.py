@@ -24,24 +24,38 @@ EXAMPLES = [
     "examples/gd_variants.yaml",
 ]
 
-# The published 3-2-2 worked example: sigmoid hidden layer, softmax output, cross-entropy.
+# A 3-2-2 worked example as published: sigmoid hidden layer, softmax output, cross-entropy,
+# 3 decimals. Hidden: z = [0.2 + 0 − 0.5 − 0.4, 0.3 + 0 + 0.2 + 0.2] = [−0.7, 0.7],
+# a = σ(z) = [0.332, 0.668]; output: z = [0.3·0.332 + 0.5·0.668 − 0.006,
+# −0.2·0.332 + 0.3·0.668 + 0.023] = [0.428, 0.157]; the target is class 0.
 PUBLISHED = """
 name: 3-2-2 (sigmoid hidden, softmax output, cross-entropy)
-input: [1.0, 4.0, 5.0]
-target: 1
+input: [1.0, 0.0, 1.0]
+target: 0
 layers:
   - name: hidden
     type: dense
-    weights: [[0.1, 0.3, 0.5], [0.2, 0.4, 0.6]]
-    bias: [0.5, 0.5]
+    weights: [[0.2, 0.4, -0.5], [0.3, 0.1, 0.2]]
+    bias: [-0.4, 0.2]
     activation: sigmoid
   - name: out
     type: dense
-    weights: [[0.7, 0.9], [0.8, 0.1]]
-    bias: [0.5, 0.5]
+    weights: [[0.3, 0.5], [-0.2, 0.3]]
+    bias: [-0.006, 0.023]
     activation: softmax
 loss: cross_entropy
-learning_rate: 0.01
+learning_rate: 0.1
+"""
+
+# The author's page: out.z[1] slipped, 0.185 for 0.157, and everything after worked from it
+# with a digit more kept than written: softmax(0.428, 0.185) = [0.56045, 0.43955], written
+# [0.561, 0.439]; L = −ln 0.5605 = 0.579.
+PUBLISHED_SHEET = """
+hidden.z: [-0.7, 0.7]
+hidden.a: [0.332, 0.668]
+out.z: [0.428, 0.185]
+out.a: [0.561, 0.439]
+loss: 0.579
 """
 
 NETWORKS: dict[str, str] = {
@@ -113,16 +127,16 @@ target: [1.0]
 layers:
   - {name: fc, type: dense, weights: [[0.6, 0.2]], bias: [0.0]}
 loss: half_sse
-optimizer: {type: rmsprop, lr: 0.01, alpha: 0.9, eps: 0.001}
+optimizer: {type: rmsprop, lr: 0.01, alpha: 0.9, eps: 0.1}
 """,
     "adam": """
 input: [1.0, 2.0]
-target: [0.5]
+target: [3.0]
 layers:
   - {name: h, type: dense, weights: [[0.3, -0.2], [0.1, 0.4]], bias: [0.0, 0.1], activation: relu}
-  - {name: o, type: dense, weights: [[0.5, -0.6]], bias: [0.2]}
+  - {name: o, type: dense, weights: [[0.5, 0.6]], bias: [0.2]}
 loss: half_sse
-optimizer: {type: adam, lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 0.01}
+optimizer: {type: adam, lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 0.5}
 """,
     "regularized_batch": """
 inputs: [[0.5, -1.0], [1.5, 0.2], [-0.3, 0.8]]

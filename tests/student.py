@@ -83,22 +83,24 @@ class Student:
     def write(self, name: str, value: Array, copied: bool = False) -> Array:
         """Write a named value on the sheet; what the student computes on with."""
         v = np.asarray(value, dtype=np.float64) if copied else self.R(value)
+        inner = v.shape
+        shown = self.shapes[self.k - 1][name]
+        v = np.array(v, dtype=np.float64).reshape(shown)
         slip = self.slip
         if slip is not None and slip.step == self.k and slip.name == name:
-            v = np.array(v, dtype=np.float64)
             if slip.kind == "arith":
                 old = float(v[slip.element])
                 unit = 10.0 ** (-self.decimals)
                 v[slip.element] = self.R(old + 0.25 * abs(old) + 40 * unit)
             elif slip.kind == "sign":
                 v = -v
-            elif slip.kind == "other_class":
+            elif slip.kind == "other_class":  # 1 − y for BCE, the other one-hot entry for CE
                 flat = v.reshape(v.shape[0], -1) if self.batched else v.reshape(1, -1)
-                v = (1.0 - flat if flat.shape[1] == 1 else flat[:, ::-1]).reshape(v.shape)
-        shown = self.shapes[self.k - 1][name]
-        out = v.reshape(shown)
+                bce = self.spec.loss.kind == "binary_cross_entropy"
+                v = (1.0 - flat if bce else flat[:, ::-1]).reshape(v.shape)
         f = -1.0 if self.delta_t_minus_o and name.startswith("grad.") else 1.0
-        self.sheet[(self.k, name)] = out * f
+        self.sheet[(self.k, name)] = v * f
+        v = v.reshape(inner)
         return v
 
     # -- the exercise -----------------------------------------------------------------------
@@ -528,7 +530,6 @@ class Student:
         k = self.conv_kernel(p["kernel"], layer, backward=True)
         o, ch, kh, kw = k.shape
         (sh, sw), (ph, pw) = layer.stride, layer.padding
-        n = x.shape[0]
         _, ho, wo = layer.out_shape
         h, w = x.shape[2:]
         contributions: dict[tuple[int, int, int], list[Array]] = {}

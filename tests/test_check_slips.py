@@ -130,7 +130,10 @@ def test_sum_over_the_outputs_instead_of_the_mean_is_named(tmp_path, capsys):
 def test_a_gradient_summed_over_the_batch_instead_of_averaged_is_named(tmp_path, capsys):
     # mean: ∂L/∂W = 8/3; summed over the 3 samples: 8; the loss summed: 2.5 (mean 0.8333)
     net = write(tmp_path, "n.yaml", BATCH.format(reduction="mean"))
-    sheet = write(tmp_path, "a.yaml", "grad.fc.weights: [[8]]\nloss: 2.5\nfc.z: [[1], [2], [3]]\n")
+    # (to one decimal: written as whole numbers, each could be up to ½ off what was used)
+    sheet = write(
+        tmp_path, "a.yaml", "grad.fc.weights: [[8.0]]\nloss: 2.5\nfc.z: [[1.0], [2.0], [3.0]]\n"
+    )
     code, doc, _ = check(capsys, net, sheet)
     assert code == 1
     assert entry(doc, "fc.z")["verdict"] == "correct"

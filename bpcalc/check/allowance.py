@@ -14,12 +14,15 @@ update (recorded for the checker as after:fc.z, ...), whose rounding is a sub-st
 loss_after. The sub-steps inside each formula (∂v/∂s) are the units' own, exact
 (bpcalc/check/inside.py).
 
-Worked example (3-2-2 network, the output pre-activations written 0.428 and 0.185 to 3
-decimals, p₀ = softmax(z)₀ written 0.561): p₀ = e^z₀/(e^z₀ + e^z₁) from the student's own
-numbers is 0.560450; ∂p₀/∂z₀ = p₀p₁ = 0.246 and ∂p₀/∂z₁ = −0.246, so the written z's add
-(0.246 + 0.246)·0.0005 = 0.000246; the sub-steps e^0.428 and e^0.185 add
-((1 − p₀) + p₀)/(e^z₀ + e^z₁)·0.0005 = 0.000177; with the answer's own 0.0005 the allowance
-is 0.000923, and |0.561 − 0.560450| = 0.00055 is inside it.
+Worked example (a 3-2-2 network, 3 decimals; the output pre-activations written 0.428 and
+0.185, the softmax output p₀ written 0.561): from the student's own numbers
+p₀ = e^0.428/(e^0.428 + e^0.185) = 0.560453. The written z's add |∂p₀/∂z₀|·0.0005 +
+|∂p₀/∂z₁|·0.0005 = 2·p₀p₁·0.0005 = 0.000246 (∂p₀/∂z₀ = p₀p₁ = 0.2463 = −∂p₀/∂z₁). The
+sub-steps e^0.428 = 1.534186 and e^0.185 = 1.203218, rounded to 1.534 and 1.203, are off
+by 0.000186 and 0.000218; through ∂p₀/∂e₀ = p₁/S and ∂p₀/∂e₁ = −p₀/S (S = 2.7374, the
+student's p₀ = 0.561) they add 0.000075. With the answer's own 0.0005 the allowance is
+0.000821, and |0.561 − 0.560453| = 0.000547 is inside it: ↪, carried forward from the slip
+in z₁. Under the old ±½-in-the-last-decimal rule it was ✗.
 """
 
 from __future__ import annotations
@@ -110,7 +113,7 @@ def compute(
             return None
         return precision.radius(int(decimals[key].max()))
 
-    subs = inside.substeps(runner, carried, radius_of)
+    subs = inside.substeps(runner, carried, radius_of, given)
     for key in wanted:
         if key in subs:
             al.inside[key] = subs[key]

@@ -143,7 +143,13 @@ def _value(g: Graded, st: list[StepTrace]) -> np.ndarray:
 
 
 def _reproduces(g: Graded, st: list[StepTrace]) -> bool:
-    return bool(within(g.answer.value, _value(g, st), g.allowance).all())
+    """The slip's value is the answer, to the answer's allowance scaled as the value is (a
+    slip that doubles a value doubles the rounding it carries too)."""
+    value = _value(g, st)
+    ref = np.abs(g.carried)
+    ratio = np.where(ref > 0, np.abs(value) / np.where(ref > 0, ref, 1.0), 1.0)
+    allowance = g.allowance * np.clip(ratio, 1.0, 100.0)
+    return bool(within(g.answer.value, value, allowance).all())
 
 
 def _also_fits(g: Graded, st: list[StepTrace]) -> bool:
@@ -178,12 +184,12 @@ def _conventions(spec: NetworkSpec, report: Report, runner: Runner, sheet: Sheet
         if exact_steps is None:
             continue
         other = grade(spec, sheet, report.tolerance, exact_steps, runner=alt)
-        cleared = sum(
-            1
-            for g, h in zip(report.entries, other.entries, strict=True)
-            if g.verdict == WRONG and h.verdict != WRONG
-        )
-        if cleared and (best is None or cleared > best[0]):
+        pairs = list(zip(report.entries, other.entries, strict=True))
+        cleared = sum(1 for g, h in pairs if g.verdict == WRONG and h.verdict != WRONG)
+        # the other convention must explain wrong answers and contradict no right one
+        # (θ + η·g after right gradients is "you added the step", not δ = t − o)
+        contradicts = any(g.verdict != WRONG and h.verdict == WRONG for g, h in pairs)
+        if cleared and not contradicts and (best is None or cleared > best[0]):
             best = (cleared, key, value, other)
     if best is None:
         return report

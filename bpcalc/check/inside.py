@@ -5,14 +5,14 @@ numbers of the run it needs and the rounding of the value each sub-step leads to
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from bpcalc import engine, losses
 from bpcalc import optim as optim_mod
 from bpcalc import regularization as reg_mod
-from bpcalc.check.runner import Runner
+from bpcalc.check.runner import Given, Runner
 from bpcalc.substeps import Radius
 from bpcalc.trace import StepTrace
 
@@ -25,9 +25,12 @@ def _none(s: np.ndarray) -> np.ndarray:
     return np.zeros(np.shape(s))
 
 
-def substeps(runner: Runner, steps: list[StepTrace], radius_of: RadiusOf) -> dict[Key, np.ndarray]:
+def substeps(
+    runner: Runner, steps: list[StepTrace], radius_of: RadiusOf, given: Given | None = None
+) -> dict[Key, np.ndarray]:
     """(step, name) -> Σ_s |∂v/∂s|·radius(s) over the sub-steps of that value, in its shape
-    as recorded, for the values radius_of wants. `steps`: the run as the student writes it."""
+    as recorded, for the values radius_of wants. `steps`: the run as the student writes it;
+    given: the student's own numbers, which the sub-steps are worked from where there are."""
     spec = runner.spec
     sub = runner.substitution
     layers = [engine.build_layer(s) for s in spec.layers]
@@ -37,10 +40,10 @@ def substeps(runner: Runner, steps: list[StepTrace], radius_of: RadiusOf) -> dic
         layers, factor = sub.apply(layers), sub.loss_factor
         optimizer = sub.optimizer or optimizer
     out: dict[Key, np.ndarray] = {}
-    previous: StepTrace | None = None
+    previous: _Step | None = None
     for st in steps:
         k = st.step
-        ctx = _Step(runner, st, out, radius_of)
+        ctx = _Step(runner, st, out, radius_of, (given or {}).get(k, {}))
         x, y = ctx.get("input"), ctx.get("target")
         if x is not None and y is not None:
             n = len(st.samples) if st.samples is not None else 1
@@ -55,7 +58,7 @@ def substeps(runner: Runner, steps: list[StepTrace], radius_of: RadiusOf) -> dic
                 finally:
                     engine.set_training(layers, True)
             _update(ctx, layers, optimizer, k, previous)
-        previous = st
+        previous = ctx
     return out
 
 
@@ -63,13 +66,25 @@ class _Step:
     """One step's values (engine view) and where the results go."""
 
     def __init__(
-        self, runner: Runner, st: StepTrace, out: dict[Key, np.ndarray], radius_of: RadiusOf
+        self,
+        runner: Runner,
+        st: StepTrace,
+        out: dict[Key, np.ndarray],
+        radius_of: RadiusOf,
+        given: Mapping[str, np.ndarray],
     ) -> None:
         self.runner, self.st, self.out, self.radius_of = runner, st, out, radius_of
+        self.given = given
 
     def get(self, name: str) -> np.ndarray | None:
+        """The value as the student has it: their number where they wrote one."""
         rec = self.st.records.get(name) or self.st.hidden.get(name)
-        return None if rec is None else np.asarray(self.runner.to_engine(name, rec.value))
+        if rec is None:
+            return None
+        value = rec.value
+        if name in self.given:
+            value = np.where(np.isnan(self.given[name]), value, self.given[name])
+        return np.asarray(self.runner.to_engine(name, value))
 
     def radius(self, name: str) -> Radius:
         return self.radius_of(self.st.step, name) or _none
@@ -210,7 +225,7 @@ def _update(
     layers: list[engine.Layer],
     optimizer: optim_mod.Optimizer,
     k: int,
-    previous: StepTrace | None,
+    previous: _Step | None,
 ) -> None:
     for layer in layers:
         if not layer.parametric:
@@ -233,9 +248,9 @@ def _update(
             prev = optimizer.init_state(theta)
             if previous is not None:
                 for s in optimizer.slots:
-                    rec = previous.records.get(f"state.{name}.{p}.{s}")
-                    if rec is not None:
-                        prev[s] = np.asarray(ctx.runner.to_engine(rec.name, rec.value))
+                    before = previous.get(f"state.{name}.{p}.{s}")
+                    if before is not None:
+                        prev[s] = before
             found = optimizer.substeps(theta, g, prev, state, k, _keyed(ctx, keys.__getitem__))
             for key, value in found.items():
                 ctx.put(keys[key], value)

@@ -21,16 +21,22 @@ def render(report: Report, console: Console, *, decimals: int = 4) -> None:
     console.print(Text(f"bpcalc check · {report.network}", style="bold"))
     console.print(f"  network: {report.network_file}   answers: {report.sheet_file}")
     console.print(f"  tolerance: {report.tolerance.describe()}")
+    if report.precision is not None and report.entries:
+        console.print(f"  your sheet is written to {report.precision.describe()}")
+    for line in report.conventions.describe():
+        console.print(f"  convention: {line}")
+    if report.steps > 1:
+        console.print(f"  steps: {report.steps} (later steps start from your own new values)")
     if report.round_each is not None:
         console.print(
             f"  expected values follow hand rounding: every value rounded to "
-            f"{report.round_each} decimals before it is used"
+            f"{report.round_each} decimals (half away from zero) before it is used"
         )
     if not report.entries:
         console.print("No answers yet: fill in the sheet (replace ~ with your numbers).")
         return
     t = Table(show_lines=True, title_justify="left")
-    longest = max(len(g.answer.ref) for g in report.entries)
+    longest = max(len(g.answer.label) for g in report.entries)
     # the name and the verdict never shrink; long rows of numbers wrap rather than hide
     t.add_column("value", style="cyan", min_width=min(longest, 32))
     t.add_column("", justify="center", no_wrap=True, min_width=1)
@@ -39,7 +45,7 @@ def render(report: Report, console: Console, *, decimals: int = 4) -> None:
     wrong = [g for g in report.entries if g.verdict == WRONG]
     for g in report.entries:
         style = "on grey23" if g.first_wrong else None
-        name = Text(g.answer.ref)
+        name = Text(g.answer.label)
         note = _note(g, wrong.index(g) + 1 if g in wrong else 0)
         if note:
             name.append("\n" + note, style=STYLES[g.verdict])
@@ -54,7 +60,7 @@ def render(report: Report, console: Console, *, decimals: int = 4) -> None:
     console.print(Text(report.summary(), style="bold"))
     for i, g in enumerate(wrong, start=1):
         w = g.answer.where
-        head = f"({i}) {g.answer.ref}, line {w.line}"
+        head = f"({i}) {g.answer.label}, line {w.line}"
         if g.first_wrong:
             head += ": the first wrong value, start here"
         console.print(Text(head, style="bold red" if g.first_wrong else "bold"))
@@ -63,6 +69,17 @@ def render(report: Report, console: Console, *, decimals: int = 4) -> None:
             console.print("    Each of these slips gives your number:")
         for m in msgs:
             console.print(f"    {m}")
+    both = [g for g in report.entries if g.also_fits]
+    for g in both:
+        console.print(
+            Text(
+                f"{g.answer.label}: within rounding of both the right value and a slip, so "
+                "your numbers cannot tell which you did:",
+                style="yellow",
+            )
+        )
+        for d in g.also_fits:
+            console.print(f"    {d.message}")
     carried = [g for g in report.entries if g.verdict == CARRIED]
     if carried:
         console.print(
@@ -103,6 +120,13 @@ def _note(g: Graded, number: int) -> str:
     return "\n".join(parts)
 
 
+def _diagnosis(d: Any) -> dict[str, Any]:
+    out = {"slip": d.slip, "message": d.message}
+    if d.contradicted_by:
+        out["contradicted_by"] = list(d.contradicted_by)
+    return out
+
+
 def _idx(ix: Any) -> str:
     return "[" + ",".join(str(int(i)) for i in ix) + "]"
 
@@ -121,6 +145,8 @@ def document(report: Report) -> dict[str, Any]:
         answers.append(
             {
                 "ref": a.ref,
+                "label": a.label,
+                "step": a.step,
                 "name": a.name,
                 "index": list(a.index) if a.index is not None else None,
                 "location": str(a.where),
@@ -135,11 +161,13 @@ def document(report: Report) -> dict[str, Any]:
                 "wrong_elements": [[int(i) for i in ix] for ix in np.argwhere(g.wrong & a.given)],
                 "rests_on": g.rests_on,
                 "transposed": a.transposed,
-                "diagnoses": [{"slip": d.slip, "message": d.message} for d in g.diagnoses],
+                "diagnoses": [_diagnosis(d) for d in g.diagnoses],
+                "also_fits": [_diagnosis(d) for d in g.also_fits],
+                "allowance": np.asarray(g.allowance, dtype=np.float64).tolist(),
                 "formula": g.formula,
             }
         )
-    first = next((g.answer.ref for g in report.entries if g.first_wrong), None)
+    first = next((g.answer.label for g in report.entries if g.first_wrong), None)
     return {
         "bpcalc": __version__,
         "network": report.network,
@@ -151,6 +179,14 @@ def document(report: Report) -> dict[str, Any]:
             "atol": report.tolerance.atol,
         },
         "round_each": report.round_each,
+        "steps": report.steps,
+        "conventions": report.conventions.declared(),
+        "precision": (
+            None
+            if report.precision is None
+            else {"decimals": report.precision.decimals, "sigfigs": report.precision.sigfigs}
+        ),
+        "notes": report.notes,
         "answers": answers,
         "summary": {
             "correct": report.count(CORRECT),
