@@ -69,6 +69,7 @@ class Sheet:
     answers: list[Answer] = field(default_factory=list)
     conventions: Src | None = None  # the sheet's conventions: block, if any
     notes: list[str] = field(default_factory=list)  # what the reading assumed (decimal commas)
+    lines: list[str] = field(default_factory=list, repr=False)  # the sheet's text
 
     @property
     def steps(self) -> int:
@@ -112,7 +113,7 @@ def parse_sheet(text: str, file: str, step: StepTrace | list[StepTrace]) -> Shee
             f"an answer sheet should be a mapping of value names to numbers (name: answer), "
             f"found {V.type_name(root.value)}; see bpcalc check NETWORK --template"
         )
-    sheet = Sheet(file)
+    sheet = Sheet(file, lines=text.splitlines())
     names = list(steps[0].records)
     covered: dict[tuple[int, str], list[tuple[np.ndarray, Location]]] = {}
 
@@ -207,11 +208,13 @@ def _read_answer(
         elif value.size == int(np.prod(shape)) and _squeezed(value.shape) == _squeezed(shape):
             value, decimals = value.reshape(shape), decimals.reshape(shape)
         else:
-            raise src.error(_shape_message(name, shape, value.shape, src))
+            raise src.error(_shape_message(name, shape, value.shape, src, sheet.lines))
     return Answer(ref, name, None, value, decimals, src.key_loc, transposed, src.value, k)
 
 
-def _shape_message(name: str, shape: tuple[int, ...], got: tuple[int, ...], src: Src) -> str:
+def _shape_message(
+    name: str, shape: tuple[int, ...], got: tuple[int, ...], src: Src, lines: list[str]
+) -> str:
     """A wrong shape, in words: "a single number", "a list of 3 numbers", "a 2 x 3 matrix"."""
     if not shape:
         how = f"write it as one number ({name}: 0.25)"
@@ -221,7 +224,8 @@ def _shape_message(name: str, shape: tuple[int, ...], got: tuple[int, ...], src:
             f"{element_name(name, tuple(0 for _ in shape))}"
         )
     text = f"{name} is {_words(shape)} but this answer is {_words(got)}; {how}"
-    flow = str(src.value)
+    line = src.loc.line
+    flow = lines[line - 1] if 0 < line <= len(lines) else ""
     if any(isinstance(x, int) for x in _leaves(src.value)) and re.search(r"\d,\d", flow):
         text += (
             " (a decimal comma inside a list splits the number in two: write 0.298, "

@@ -28,18 +28,39 @@ def template(trace: Trace, network_file: str) -> str:
     ]
     if trace.batched:
         lines.append("# Per-sample values have the sample index first: fc.a[1,0] is sample 1.")
-    lines.append(f"# Check it with: bpcalc check {network_file} answers.yaml")
-    stage = None
-    records = list(st)
-    width = max(len(r.name) for r in records) + 1
-    blank_width = max(len(_blank(r)) for r in records)
-    for r in records:
-        if r.stage != stage:
-            stage = r.stage
-            lines += ["", f"# --- {STAGE_TITLES[stage]} ---"]
-        key = f"{r.name}:".ljust(width)
-        lines.append(f"{key} {_blank(r).ljust(blank_width)}  # {_comment(r)}")
+    many = len(trace.steps) > 1
+    if many:
+        lines.append(
+            f"# {len(trace.steps)} steps: step 1 at the top, each later step in its own section; "
+            "a step starts from your own new values of the step before."
+        )
+    extra = f" --steps {len(trace.steps)}" if many else ""
+    lines.append(f"# Check it with: bpcalc check {network_file} answers.yaml{extra}")
+    lines += ["# Conventions you write in, if not bpcalc's (see docs/check.md):"]
+    lines += ["# conventions: {delta: t_minus_o, velocity: textbook, log: log10}"]
+    for st in trace.steps:
+        indent = ""
+        if st.step > 1:
+            lines += ["", f"step {st.step}:"]
+            indent = "  "
+        stage = None
+        records = list(st)
+        width = max(len(r.name) for r in records) + 1
+        blank_width = max(len(_blank(r)) for r in records)
+        for r in records:
+            if r.stage != stage:
+                stage = r.stage
+                lines += ["", f"{indent}# --- {STAGE_TITLES[stage]} ---"]
+            key = f"{r.name}:".ljust(width)
+            carried = st.step > 1 and _is_given(r) and r.name not in ("input", "target")
+            comment = _carried(r) if carried else _comment(r)
+            lines.append(f"{indent}{key} {_blank(r).ljust(blank_width)}  # {comment}")
     return "\n".join(lines) + "\n"
+
+
+def _carried(r: Record) -> str:
+    shape = "scalar" if not r.shape else " x ".join(str(s) for s in r.shape)
+    return f"{shape}, your new value from the step before"
 
 
 def r_name(r: Record) -> str:
