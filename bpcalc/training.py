@@ -77,7 +77,9 @@ class Trainer:
         *,
         lr: float | None = None,
         optimizer: optim_mod.Optimizer | None = None,
+        dense_pass: bool = True,
     ) -> None:
+        """dense_pass: False keeps every step on TrainPass (tests compare the two)."""
         self.spec = spec
         self.dtype = np.dtype(dtype)
         self.layers = [engine.build_layer(s) for s in spec.layers]
@@ -107,20 +109,44 @@ class Trainer:
         # without two new arrays per parameter; nothing outside keeps the old θ in training
         sgd = type(self.optimizer) is optim_mod.SGD and type(self.optimizer.lr) is float
         self._sgd_lr = self.optimizer.lr if sgd else None
+        # dense networks with softmax and cross-entropy under plain SGD: the same maths into
+        # buffers kept from step to step (bpcalc.dense_pass; other batches fall back to
+        # TrainPass). Plain SGD only: the gradients it returns are overwritten next step.
+        if dense_pass and self._sgd_lr is not None and not self._modal and not self._buffered:
+            from bpcalc.dense_pass import DensePass
+
+            self._pass = DensePass.build(self._pass, self.layers, self.dtype) or self._pass
+        self._dense = type(self._pass).__name__ == "DensePass"
+        # every parameter trained (none frozen): the dense pass keeps them in one array and
+        # updates them with two ufunc calls a step (DensePass.adopt / sgd_update)
+        self._flat = self._dense and len(self._trained) == sum(
+            len(layer.param_names) for layer in self.layers if layer.parametric
+        )
+        if self._flat:
+            self._pass.adopt(self.params)
 
     def train_step(self, xb: Array, yb: Array) -> float:
         """Forward, loss, backward, update on one batch; returns the loss before the update."""
         return self.step_with_output(xb, yb)[0]
 
-    def step_with_output(self, xb: Array, yb: Array) -> tuple[float, Array]:
-        """train_step that also hands back the batch's output (for the running accuracy)."""
+    def step_with_output(self, xb: Array, yb: Array, one_hot: bool = False) -> tuple[float, Array]:
+        """train_step that also hands back the batch's output (for the running accuracy).
+
+        one_hot: the caller vouches that every row of yb is zeros and a single 1, which the
+        buffered dense pass uses (bpcalc.dense_pass); the output may live in its buffers,
+        valid until the next step."""
         params = self.params
-        loss, fwd, grads = self._pass.run(params, xb, yb)
+        if one_hot and self._dense:
+            loss, fwd, grads = self._pass.run(params, xb, yb, one_hot=True)
+        else:
+            loss, fwd, grads = self._pass.run(params, xb, yb)
         if self._buffered:
             engine.carry_buffers(self.layers, fwd, params)
         self.t += 1
         lr = self._sgd_lr
         if lr is not None:
+            if self._flat and self._pass.sgd_update(params, grads, lr):
+                return loss, fwd.out
             for name, pname in self._trained:
                 theta, g = params[name][pname], grads[name][pname]
                 if (
@@ -183,6 +209,13 @@ class Trainer:
         return total / n, (correct / n if self.accuracy is not None else None)
 
 
+def _one_hot(flat: Array, classes: Array) -> bool:
+    """Every row of flat (N, K) is zeros and a single 1, at its class: a 1 at each class and
+    no more non-zero elements than rows."""
+    rows = np.arange(flat.shape[0])
+    return bool(np.count_nonzero(flat) == flat.shape[0] and (flat[rows, classes] == 1).all())
+
+
 @dataclass(frozen=True)
 class EpochResult:
     epoch: int
@@ -223,6 +256,16 @@ def fit(
     kind = trainer.accuracy
     # each sample's class, once for all epochs, rather than an arg-max of its target per batch
     classes = y.reshape(n, -1).argmax(axis=1) if kind == "argmax" else None
+    # every target zeros and a single 1 (targets read from class indices always are): the
+    # training pass may skip Σy in ∂L/∂z = p·Σy − y
+    one_hot = classes is not None and _one_hot(y.reshape(n, -1), classes)
+    # Per-step costs of the loop itself, kept small for small networks (issue 18): each
+    # shuffled batch is gathered into the same two arrays (x.take(out=) rather than x[idx],
+    # a new array a step), and the arg-max of each batch's output goes into `predicted`,
+    # compared with the classes once an epoch rather than once a batch.
+    predicted = np.empty(n, dtype=np.intp) if classes is not None else None
+    x_batch = np.empty((min(batch_size, n), *x.shape[1:]), dtype=x.dtype) if shuffle else x
+    y_batch = np.empty((min(batch_size, n), *y.shape[1:]), dtype=y.dtype) if shuffle else y
     results: list[EpochResult] = []
     for epoch in range(1, epochs + 1):
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -230,12 +273,15 @@ def fit(
         total, correct = 0.0, 0
         for b, i in enumerate(range(0, n, batch_size)):
             if order is None:
-                idx = slice(i, i + batch_size)
-                xb, yb = x[idx], y[idx]
+                xb, yb = x[i : i + batch_size], y[i : i + batch_size]
             else:
                 idx = order[i : i + batch_size]
-                xb, yb = x[idx], y[idx]
-            loss, out = trainer.step_with_output(xb, yb)
+                m = idx.shape[0]
+                # mode="clip": the indices are a permutation's, always in range, and numpy
+                # writes straight into `out` only when it need not check them
+                xb = x.take(idx, axis=0, out=x_batch[:m], mode="clip")
+                yb = y.take(idx, axis=0, out=y_batch[:m], mode="clip")
+            loss, out = trainer.step_with_output(xb, yb, one_hot)
             if not math.isfinite(loss):
                 raise NumericError(
                     f"the loss became {loss} at epoch {epoch}, batch {b + 1} (step {trainer.t}); "
@@ -244,13 +290,16 @@ def fit(
                     value="loss",
                 )
             total += loss * xb.shape[0] if mean else loss
-            if classes is not None:  # count_correct's arg-max rule
-                hits = out.reshape(out.shape[0], -1).argmax(axis=1) == classes[idx]
-                correct += int(np.count_nonzero(hits))
+            if predicted is not None:  # count_correct's arg-max rule, counted below
+                out.reshape(out.shape[0], -1).argmax(axis=1, out=predicted[i : i + batch_size])
             else:
                 correct += count_correct(kind, out, yb)
             if on_batch is not None:
                 on_batch(epoch, b, loss)
+        if predicted is not None:
+            assert classes is not None
+            seen = classes if order is None else classes[order]
+            correct = int(np.count_nonzero(predicted == seen))
         test_loss = test_acc = None
         if test is not None:
             test_loss, test_acc = trainer.evaluate(*test)

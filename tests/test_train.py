@@ -453,11 +453,11 @@ def test_ctrl_c_shows_the_finished_epochs_and_exits_130(tmp_path, capsys, monkey
     calls = {"n": 0}
     real = training.Trainer.step_with_output
 
-    def interrupted_on_the_fifth_step(self, xb, yb):
+    def interrupted_on_the_fifth_step(self, xb, yb, *rest):
         calls["n"] += 1
         if calls["n"] == 5:
             raise KeyboardInterrupt
-        return real(self, xb, yb)
+        return real(self, xb, yb, *rest)
 
     monkeypatch.setattr(training.Trainer, "step_with_output", interrupted_on_the_fifth_step)
     code = run(["train", str(write(tmp_path, TINY)), "-e", "10", "-b", "2"])
