@@ -100,25 +100,27 @@ class MaxPool2d:
         their shares in the windows' row-major order."""
         (kh, kw), (sh, sw) = self.size, self.stride
         ho, wo = dout.shape[2:]
+        h, w = cache.x_shape[2:]
         disjoint = sh >= kh and sw >= kw  # each element in at most one window
-        tiled = sh == kh and sw == kw  # ... and every element up to ho·sh, wo·sw in one
-        dx = (
-            np.empty(cache.x_shape, dtype=dout.dtype)
-            if tiled
-            else np.zeros(cache.x_shape, dout.dtype)
-        )
-        if tiled:  # the rows and columns past the last window
-            dx[:, :, ho * sh :, :] = 0
-            dx[:, :, : ho * sh, wo * sw :] = 0
+        if sh == kh and sw == kw:  # tiled: every element up to ho·sh, wo·sw in one window
+            dx = np.empty(cache.x_shape, dtype=dout.dtype)
+            if ho * sh < h:  # the rows and columns past the last window
+                dx[:, :, ho * sh :, :] = 0
+            if wo * sw < w:
+                dx[:, :, : ho * sh, wo * sw :] = 0
+        else:
+            dx = np.zeros(cache.x_shape, dtype=dout.dtype)
         won = np.empty(dout.shape, dtype=bool)
-        share = np.empty_like(dout)
+        share = None if disjoint else np.empty_like(dout)
         for t, (rows, cols) in enumerate(_taps(self.size, self.stride, ho, wo)):
             np.equal(cache.winner, t, out=won)
-            np.multiply(dout, won, out=share)
-            if disjoint:
-                np.add(share, 0.0, out=dx[:, :, rows, cols])  # 0 + (−0.0) is +0.0
+            if share is None:  # written once: ∂L/∂a·[won] straight into place
+                np.multiply(dout, won, out=dx[:, :, rows, cols])
             else:
+                np.multiply(dout, won, out=share)
                 dx[:, :, rows, cols] += share
+        if share is None:
+            np.add(dx, 0.0, out=dx)  # 0 + ∂L/∂a·[won]: a lost element's −0.0 becomes +0.0
         return dx, {}
 
 
