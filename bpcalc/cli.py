@@ -196,7 +196,7 @@ def step(
         from bpcalc.render import json_doc
 
         names = {r.name for st in trace.steps for r in st if keep(r)}
-        print(json_doc.dumps(json_doc.document(trace, names, work)))
+        json_doc.write(json_doc.document(trace, names, work))
         return
     if fmt in (Format.markdown, Format.latex):
         from bpcalc.render import latex, markdown
@@ -321,7 +321,7 @@ def check(
     if json_:
         from bpcalc.render import json_doc
 
-        print(json_doc.dumps(check_report.document(report)))
+        json_doc.write(check_report.document(report))
     else:
         check_report.render(report, _console(), decimals=decimals)
     return report.exit_code
