@@ -193,11 +193,21 @@ def parse_regularization(root: Src, layers_src: Src, layers: list[LayerSpec]) ->
         if layer.type not in PARAMETRIC:
             continue
         lsrc = layers_src.child(i)
+        own = "regularization" in lsrc.value
         reg = (
             _parse_reg_block(lsrc.child("regularization"), f"layer {layer.name!r}'s regularization")
-            if "regularization" in lsrc.value
+            if own
             else glob
         )
+        if own and reg.include_bias and "bias" not in layer.params:  # type: ignore[attr-defined]
+            raise (
+                lsrc.child("regularization")
+                .child("include_bias")
+                .error(
+                    f"layer {layer.name!r} has no bias (bias: none), so there is no bias to penalise",
+                    at_key=True,
+                )
+            )
         if reg.active:
             out[layer.name] = reg
     return out

@@ -70,7 +70,8 @@ class LayerSpec:
 @dataclass(frozen=True)
 class DenseSpec(LayerSpec):
     weights: np.ndarray = field(default=None)  # type: ignore[assignment]  # as written: (out, in) or (in, out)
-    bias: np.ndarray = field(default=None)  # type: ignore[assignment]  # (out,), or (1,) when shared
+    # (out,), or (1,) when shared; None: no bias at all (bias: none), z = W·x
+    bias: np.ndarray | None = None
     layout: str = "out_in"  # "out_in": z = W·x + b;  "in_out": z = x·W + b
     bias_shared: bool = False
     activation: ActivationSpec | None = None
@@ -80,13 +81,15 @@ class DenseSpec(LayerSpec):
 
     @property
     def params(self) -> dict[str, np.ndarray]:
+        if self.bias is None:
+            return {"weights": self.weights}
         return {"weights": self.weights, "bias": self.bias}
 
 
 @dataclass(frozen=True)
 class Conv2dSpec(LayerSpec):
     kernel: np.ndarray = field(default=None)  # type: ignore[assignment]  # (O, C, kh, kw) internally
-    bias: np.ndarray = field(default=None)  # type: ignore[assignment]  # (O,)
+    bias: np.ndarray | None = None  # (O,); None: no bias at all (bias: none)
     kernel_2d: bool = False  # written as one kh x kw matrix: shown and reported that way
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
@@ -96,6 +99,8 @@ class Conv2dSpec(LayerSpec):
 
     @property
     def params(self) -> dict[str, np.ndarray]:
+        if self.bias is None:
+            return {"kernel": self.kernel}
         return {"kernel": self.kernel, "bias": self.bias}
 
 

@@ -52,17 +52,16 @@ def network_yaml(
                 root["layers"][i], {k: hold(v, v.shape) for k, v in p.items()}
             )
             continue
+        # a layer with bias: none keeps that key as written and gets no bias
         if isinstance(layer, DenseSpec):
-            values = {
-                "weights": hold(p["weights"], layer.weights_shown),
-                "bias": hold(p["bias"], layer.bias_shown),
-            }
+            values = {"weights": hold(p["weights"], layer.weights_shown)}
+            if "bias" in p:
+                values["bias"] = hold(p["bias"], layer.bias_shown)
         else:
             kshape = p["kernel"].shape[2:] if layer.kernel_2d else p["kernel"].shape
-            values = {
-                "kernel": hold(p["kernel"], kshape),
-                "bias": hold(p["bias"], () if layer.kernel_2d else p["bias"].shape),
-            }
+            values = {"kernel": hold(p["kernel"], kshape)}
+            if "bias" in p:
+                values["bias"] = hold(p["bias"], () if layer.kernel_2d else p["bias"].shape)
         root["layers"][i] = _with_values(root["layers"][i], values)
     _rebase_files(Src(spec.doc, ()), root, (), Path(out_path).resolve().parent)
 
