@@ -20,9 +20,6 @@ from bpcalc import optim as optim_mod
 from bpcalc import regularization as reg_mod
 from bpcalc.errors import Location, NumericError
 from bpcalc.network.types import (
-    BatchNormSpec,
-    Conv2dSpec,
-    DenseSpec,
     LayerSpec,
     NetworkSpec,
     RegSpec,
@@ -151,9 +148,9 @@ class Substitution:
 
 def initial_params(spec: NetworkSpec, dtype: Any = np.float64) -> Params:
     return {
-        layer.name: {k: np.array(v, dtype=dtype) for k, v in layer.params.items()}  # type: ignore[attr-defined]
+        layer.name: {k: np.array(v, dtype=dtype) for k, v in layer.params.items()}
         for layer in spec.layers
-        if isinstance(layer, (DenseSpec, Conv2dSpec, BatchNormSpec))
+        if layer.params
     }
 
 
@@ -325,7 +322,10 @@ def forward(
         z, cache = layer.op.forward(x, p)
         if recording:
             for r in layer.op.recorded(cache):
-                shown = t.shown if r.per_sample else (layer.spec.in_shape[0],)  # or per feature
+                if r.shape is not None:
+                    shown = r.shape
+                else:
+                    shown = t.shown if r.per_sample else (layer.spec.in_shape[0],)  # or per feature
                 emit(f"{name}.{r.suffix}", r.value, "forward", name, r.formula, shown, r.per_sample)
         if recording and layer.parametric:
             z = emit(t.z, z, "forward", name, t.z_formula, t.shown)

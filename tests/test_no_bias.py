@@ -174,3 +174,45 @@ def test_training_and_saving_keep_a_layer_without_bias(tmp_path: Path, capsys):
     assert layers[0]["bias"] == "none" and layers[1]["bias"] is False
     again = spec_from(saved.read_text())
     assert again.layers[0].bias is None and again.layers[1].bias is None
+
+
+# Printed by tests/torch_scripts/layernorm.py (torch 2.13.0+cpu, float64): nn.Conv2d(1, 2, 2,
+# bias=False), ReLU, flatten, nn.Linear(8, 1, bias=False), ½ Σ (a − y)², gradients by autograd.
+TORCH_NO_BIAS = {
+    "out": [[-0.32250000000000006]],
+    "loss": 0.5227531249999999,
+    "x": [[[[-0.061349999999999995, 0.173825, -0.025562500000000002],
+            [0.10224999999999995, -0.020450000000000006, 0.11247500000000002],
+            [-0.08180000000000001, 0.06135, 0.0]]]],
+    "kernel": [[[[0.20450000000000002, 0.255625], [-0.51125, 0.051125000000000004]]],
+               [[[0.10224999999999995, 1.0225], [-0.10225000000000001, -0.46012499999999995]]]],
+    "w": [[0.0, -1.2525625, -0.6134999999999999, 0.0, -0.6135, 0.0, -0.818, -1.1247500000000001]],
+}  # fmt: skip
+
+TORCH_NET = """
+input: [[1.0, 2.0, 0.5], [0.0, -1.0, 1.5], [2.0, 0.5, -0.5]]
+target: 0.7
+layers:
+  - name: conv
+    type: conv2d
+    kernel: [[[[0.5, -0.25], [0.1, 0.3]]], [[[-0.2, 0.4], [0.6, 0.0]]]]
+    bias: none
+    activation: relu
+  - type: flatten
+  - name: out
+    type: dense
+    weights: [[0.3, -0.1, 0.2, 0.4, -0.3, 0.5, 0.1, -0.2]]
+    bias: none
+loss: half_sse
+learning_rate: 0.1
+"""
+
+
+def test_bias_free_conv_and_dense_layers_agree_with_pytorch():
+    v = _records(TORCH_NET)
+    t = TORCH_NO_BIAS
+    assert float(v["out.a"][0]) == pytest.approx(t["out"][0][0], rel=1e-12)
+    assert float(v["loss"]) == pytest.approx(t["loss"], rel=1e-12)
+    np.testing.assert_allclose(v["grad.conv.input"], np.array(t["x"])[0, 0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(v["grad.conv.kernel"], t["kernel"], rtol=1e-12)
+    np.testing.assert_allclose(v["grad.out.weights"], t["w"], rtol=1e-12)

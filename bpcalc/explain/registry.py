@@ -13,6 +13,8 @@ Roles:
                                                                  kind: activation (identity, relu, ...)
   layer       <layer>.a of a shape layer                         kind: layer type (maxpool2d, flatten, dropout)
   bn          <layer>.mean, .var, .xhat of a batchnorm layer     kind: mean | var | xhat
+  recorded    another value a layer records, <layer>.<what>      kind: <layer type>.<what>
+              (layernorm.mean, layernorm.var, layernorm.xhat)
   loss        loss                                               kind: loss kind
   loss_grad   grad.<last layer>.a                                kind: loss kind
   grad_a      grad.<layer>.a of an inner layer                   kind: "next"
@@ -77,7 +79,7 @@ def registered() -> list[tuple[str, str]]:
     return sorted(_REGISTRY)
 
 
-PARAMETRIC = ("dense", "conv2d", "batchnorm")  # a z before the activation
+PARAMETRIC = ("dense", "conv2d", "batchnorm", "layernorm")  # a z before the activation
 ACTIVATION_KINDS = activations.kinds()
 
 
@@ -164,6 +166,7 @@ def classify(spec: Any, rec: Record, st_names: Container[str] = ()) -> Item:
             return Item(rec, "bn", what, layer, pos)
         if what == "mask" and layer.type == "dropout":
             return Item(rec, "given", "mask", layer, pos)
+        return Item(rec, "recorded", f"{layer.type}.{what}", layer, pos)
     return Item(rec, "other", "")
 
 

@@ -30,12 +30,14 @@ class Recorded:
     """A value a layer computes besides z and a (batchnorm's μ, σ², x̂; dropout's mask).
 
     per_sample: one per sample of the batch (shaped like the layer's output), else one per
-    feature or channel."""
+    feature or channel. shape: one sample's (or the value's) shape as shown, when it is
+    neither (layer norm's μ and σ²: one per row of a sample)."""
 
     suffix: str
     value: Array
     formula: str
     per_sample: bool
+    shape: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,7 @@ register("bpcalc.layers.pool", "AvgPool2d", "avgpool2d")
 register("bpcalc.layers.flatten", "Flatten", "flatten")
 register("bpcalc.layers.dropout", "Dropout", "dropout")
 register("bpcalc.layers.batchnorm", "BatchNorm", "batchnorm")
+register("bpcalc.layers.layernorm", "LayerNorm", "layernorm")
 register("bpcalc.layers.activation", "ActivationLayer", *activations.kinds())
 
 

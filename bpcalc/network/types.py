@@ -34,6 +34,7 @@ LAYER_TYPES = (
     "flatten",
     "dropout",
     "batchnorm",
+    "layernorm",
     *ACTIVATIONS,
 )
 
@@ -65,6 +66,11 @@ class LayerSpec:
     squeezed_out: bool = False
     activation: ActivationSpec | None = None  # applied after the layer's own op
     freeze: frozenset[str] = frozenset()  # parameters not updated
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The layer's parameters (and carried statistics) as the network gives them."""
+        return {}
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,25 @@ class BatchNormSpec(LayerSpec):
             "running_mean": self.running_mean,
             "running_var": self.running_var,
         }
+
+
+@dataclass(frozen=True)
+class LayerNormSpec(LayerSpec):
+    """Layer normalization of each sample over its last `axes` axes (torch.nn.LayerNorm with
+    normalized_shape = in_shape[-axes:]), the same in training and evaluation."""
+
+    gamma: np.ndarray = field(default=None)  # type: ignore[assignment]  # in_shape[-axes:]
+    beta: np.ndarray = field(default=None)  # type: ignore[assignment]
+    axes: int = 1  # how many trailing axes are normalized together
+    eps: float = 1e-5
+    activation: ActivationSpec | None = None
+    freeze: frozenset[str] = frozenset()
+    # the checker's slip: σ² divided by D − 1 (unbiased) instead of D; never read from YAML
+    unbiased: bool = False
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {"gamma": self.gamma, "beta": self.beta}
 
 
 @dataclass(frozen=True)
