@@ -11,7 +11,14 @@ from typing import Any
 from bpcalc import activations
 from bpcalc.errors import SpecError
 from bpcalc.network import values as V
-from bpcalc.network.types import ACTIVATIONS, PARAMETRIC, ActivationSpec, DropoutSpec, LayerSpec
+from bpcalc.network.types import (
+    ACTIVATIONS,
+    PARAMETRIC,
+    ActivationSpec,
+    DropoutSpec,
+    LayerSpec,
+    map_layers,
+)
 from bpcalc.network.yaml_source import Src
 
 
@@ -146,10 +153,14 @@ def check_dropout_masks(layers: list[LayerSpec], n: int) -> None:
 
 
 def with_dropout_seeds(layers: list[LayerSpec], seed: int) -> list[LayerSpec]:
-    """Dropout layers without their own seed draw from the network's seed."""
-    return [
-        replace(layer, seed=seed)
-        if isinstance(layer, DropoutSpec) and layer.seed is None and layer.mask is None
-        else layer
-        for layer in layers
-    ]
+    """Dropout layers without their own seed (inside blocks too) draw from the network's seed."""
+    return list(
+        map_layers(
+            layers,
+            lambda layer: (
+                replace(layer, seed=seed)
+                if isinstance(layer, DropoutSpec) and layer.seed is None and layer.mask is None
+                else layer
+            ),
+        )
+    )

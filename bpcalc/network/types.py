@@ -8,7 +8,8 @@ the kinds a file may use, no parsing, so any module can import it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,6 +36,7 @@ LAYER_TYPES = (
     "dropout",
     "batchnorm",
     "layernorm",
+    "residual",
     *ACTIVATIONS,
 )
 
@@ -71,6 +73,15 @@ class LayerSpec:
     def params(self) -> dict[str, np.ndarray]:
         """The layer's parameters (and carried statistics) as the network gives them."""
         return {}
+
+    @property
+    def inner(self) -> tuple[LayerSpec, ...]:
+        """The layers inside a block (a residual block's f), in order; none for a layer."""
+        return ()
+
+    def with_inner(self, inner: tuple[LayerSpec, ...]) -> LayerSpec:
+        """The block with these inner layers (a layer has none to replace)."""
+        return self
 
 
 @dataclass(frozen=True)
@@ -192,6 +203,44 @@ class LayerNormSpec(LayerSpec):
 
 
 @dataclass(frozen=True)
+class ResidualSpec(LayerSpec):
+    """A residual block: a = x + f(x), f its own layers in order (named <block>.<inner>),
+    whose output has the shape of x."""
+
+    layers: tuple[LayerSpec, ...] = ()
+    # the checker's slip: the skip path dropped from ∂L/∂x; never read from YAML
+    skip_grad: bool = True
+
+    @property
+    def inner(self) -> tuple[LayerSpec, ...]:
+        return self.layers
+
+    def with_inner(self, inner: tuple[LayerSpec, ...]) -> LayerSpec:
+        return replace(self, layers=tuple(inner))
+
+
+def flat_layers(layers: tuple[LayerSpec, ...] | list[LayerSpec]) -> list[LayerSpec]:
+    """Every layer, each block followed by the layers inside it (depth first)."""
+    out: list[LayerSpec] = []
+    for layer in layers:
+        out.append(layer)
+        out += flat_layers(layer.inner)
+    return out
+
+
+def map_layers(
+    layers: tuple[LayerSpec, ...] | list[LayerSpec], fn: Callable[[LayerSpec], LayerSpec]
+) -> tuple[LayerSpec, ...]:
+    """fn applied to every layer, blocks rebuilt around their (mapped) inner layers."""
+    out = []
+    for layer in layers:
+        if layer.inner:
+            layer = layer.with_inner(map_layers(layer.inner, fn))
+        out.append(fn(layer))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class LossSpec:
     kind: str
     reduction: str = "mean"  # over the batch: "mean" or "sum"
@@ -277,6 +326,16 @@ class NetworkSpec:
     @property
     def output_shape(self) -> tuple[int, ...]:
         return self.layers[-1].out_shape
+
+    @property
+    def all_layers(self) -> list[LayerSpec]:
+        """Every layer, the layers inside blocks included (see flat_layers)."""
+        return flat_layers(self.layers)
+
+    def with_layer(self, new: LayerSpec) -> NetworkSpec:
+        """The network with `new` in place of the layer of the same name, wherever it is."""
+        layers = map_layers(self.layers, lambda layer: new if layer.name == new.name else layer)
+        return replace(self, layers=layers)
 
     @property
     def output_activation(self) -> str:
