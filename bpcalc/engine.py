@@ -333,11 +333,14 @@ class _ForwardScope:
         self.params, self.emit, self.result = params, emit, result
         self.layer: Layer
 
-    def record(self, suffix: str, value: Array, formula: str) -> Array:
+    def record(
+        self, suffix: str, value: Array, formula: str, like: str | None = None
+    ) -> Array:
         if self.emit is silent:
             return value
-        name = self.layer.name
-        return self.emit(f"{name}.{suffix}", value, "forward", name, formula, self.layer.text.shown)
+        name, t = self.layer.name, self.layer.text
+        shown = t.in_shown if like == "input" else t.shown
+        return self.emit(f"{name}.{suffix}", value, "forward", name, formula, shown)
 
     def forward(self, x: Array) -> Array:
         inner = forward(list(self.layer.inner), self.params, x, self.emit)
@@ -466,11 +469,13 @@ class _BackwardScope:
         self.layer: Layer
         self.need_input = True
 
-    def record(self, suffix: str, value: Array, formula: str) -> Array:
+    def record(
+        self, suffix: str, value: Array, formula: str, like: str | None = None
+    ) -> Array:
         if self.emit is silent:
             return value
-        name = self.layer.name
-        shown = self.layer.text.in_shown
+        name, t = self.layer.name, self.layer.text
+        shown = t.shown if like == "output" else t.in_shown
         return self.emit(f"grad.{name}.{suffix}", value, "backward", name, formula, shown)
 
     def forward(self, x: Array) -> Array:

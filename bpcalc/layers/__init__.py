@@ -69,10 +69,14 @@ class Scope(Protocol):
 
     need_input: bool
 
-    def record(self, suffix: str, value: Array, formula: str) -> Array:
-        """Record one sample-shaped value of this layer: <layer>.<suffix> in the forward pass,
-        grad.<layer>.<suffix> in the backward pass. Returns the value to go on with (a student's
-        answer where the checker substitutes one, rounded with --round-each)."""
+    def record(
+        self, suffix: str, value: Array, formula: str, like: str | None = None
+    ) -> Array:
+        """Record one per-sample value of this layer: <layer>.<suffix> in the forward pass,
+        grad.<layer>.<suffix> in the backward pass, shaped like the layer's "input" or
+        "output" (like=None: the output in the forward pass, the input in the backward pass).
+        Returns the value to go on with (a student's answer where the checker substitutes one,
+        rounded with --round-each)."""
         ...
 
     def forward(self, x: Array) -> Array:
