@@ -333,9 +333,7 @@ class _ForwardScope:
         self.params, self.emit, self.result = params, emit, result
         self.layer: Layer
 
-    def record(
-        self, suffix: str, value: Array, formula: str, like: str | None = None
-    ) -> Array:
+    def record(self, suffix: str, value: Array, formula: str, like: str | None = None) -> Array:
         if self.emit is silent:
             return value
         name, t = self.layer.name, self.layer.text
@@ -469,9 +467,7 @@ class _BackwardScope:
         self.layer: Layer
         self.need_input = True
 
-    def record(
-        self, suffix: str, value: Array, formula: str, like: str | None = None
-    ) -> Array:
+    def record(self, suffix: str, value: Array, formula: str, like: str | None = None) -> Array:
         if self.emit is silent:
             return value
         name, t = self.layer.name, self.layer.text

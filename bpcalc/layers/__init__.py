@@ -69,9 +69,7 @@ class Scope(Protocol):
 
     need_input: bool
 
-    def record(
-        self, suffix: str, value: Array, formula: str, like: str | None = None
-    ) -> Array:
+    def record(self, suffix: str, value: Array, formula: str, like: str | None = None) -> Array:
         """Record one per-sample value of this layer: <layer>.<suffix> in the forward pass,
         grad.<layer>.<suffix> in the backward pass, shaped like the layer's "input" or
         "output" (like=None: the output in the forward pass, the input in the backward pass).
