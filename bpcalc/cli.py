@@ -416,6 +416,7 @@ NEW_EPILOG = """Examples:
   bpcalc new mlp --sizes 2,3,1
   bpcalc new mlp --sizes 64,32,10 -o digits.yaml
   bpcalc new mlp --sizes 4,8,2 --loss mse --activation tanh
+  bpcalc new mlp --sizes 4,16,3 --blocks 2     (two residual blocks with layer norm)
   bpcalc new cnn --input 1,8,8 --channels 4 --kernel 3 --classes 10 -o cnn.yaml
 
 The file runs at once (made-up example data): bpcalc step FILE, bpcalc train FILE.
@@ -455,6 +456,13 @@ def new(
     activation: Annotated[
         str, typer.Option("--activation", help="mlp: hidden activation (relu, tanh, ...).")
     ] = "relu",
+    blocks: Annotated[
+        int,
+        typer.Option(
+            "--blocks",
+            help="mlp: residual blocks (layernorm, dense, dense) after the hidden layers.",
+        ),
+    ] = 0,
     loss: Annotated[
         str | None,
         typer.Option(
@@ -481,8 +489,14 @@ def new(
         if sizes is None:
             raise UsageError("bpcalc new mlp needs --sizes, e.g. --sizes 2,3,1 (input first)")
         command = f"bpcalc new mlp --sizes {sizes}" + (f" --loss {loss}" if loss else "")
+        command += f" --blocks {blocks}" if blocks else ""
         text = starter.mlp_yaml(
-            _ints(sizes, "--sizes"), activation=activation, loss=loss, lr=lr, command=command
+            _ints(sizes, "--sizes"),
+            activation=activation,
+            loss=loss,
+            lr=lr,
+            command=command,
+            blocks=blocks,
         )
     else:
         c, h, w = _ints(input_shape, "--input", 3)

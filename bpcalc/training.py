@@ -85,16 +85,17 @@ class Trainer:
         self.optimizer = optimizer if optimizer is not None else optim_mod.build(opt_spec)
         self.opt_state: dict[str, dict[str, dict[str, Array]]] = {}
         self.t = 0
-        self.frozen = {layer.name: layer.spec.freeze for layer in self.layers}
+        every = engine.leaves(self.layers)  # the layers inside blocks too
+        self.frozen = {layer.name: layer.spec.freeze for layer in every}
         self.accuracy = accuracy_kind(spec)
         # layers with a training/evaluation mode (dropout, batchnorm), whose running
         # statistics carry from step to step (batchnorm)
-        self._modal = any(layer.op.modal for layer in self.layers)
+        self._modal = any(layer.op.modal for layer in every)
         self._shared_log = engine.shares_log_softmax(spec)
         # the parameters the optimizer updates: (layer, parameter), frozen ones left out
         self._trained = [
             (layer.name, p)
-            for layer in self.layers
+            for layer in every
             if layer.parametric
             for p in layer.param_names
             if p not in self.frozen[layer.name]
