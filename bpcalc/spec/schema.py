@@ -7,6 +7,7 @@ the output. The engine trusts these objects and re-checks nothing.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from bpcalc import batching
+from bpcalc import budget as _budget
 from bpcalc.errors import Location, SpecError
 from bpcalc.spec import initializers as _init
 from bpcalc.spec import values as V
@@ -359,6 +361,7 @@ def _parse_layers(src: Src, input_shape: tuple[int, ...], squeezed: bool) -> lis
         layer = _LAYER_PARSERS[ltype](
             lsrc, name, ltype, shape, sq, f"layer {out[-1].name!r}" if out else "the input"
         )
+        _budget.check_layer(src, i, layer, f"layer {out[-1].name!r}" if out else "the input")
         out.append(layer)
         shape, sq = layer.out_shape, layer.squeezed_out
     return out
@@ -430,7 +433,7 @@ def _freeze(lsrc: Src, params: tuple[str, ...]) -> frozenset[str]:
 
 
 def _vector_len(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape))
+    return math.prod(shape)  # Python ints: np.prod would overflow int64 for huge shapes
 
 
 def _parse_dense(
@@ -760,7 +763,9 @@ def _parse_targets(
                 raise s.error(
                     f"class index {c} does not fit the output, which has {k} classes (0 to {k - 1})"
                 )
-        return np.eye(k)[classes].reshape((n, *out_shape)), classes
+        from bpcalc.data import one_hot_rows
+
+        return one_hot_rows(src, classes, k).reshape((n, *out_shape)), classes
     rows = []
     for s in items:
         t = V.array(s, key)
