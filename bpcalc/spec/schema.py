@@ -1022,17 +1022,28 @@ def check_batchnorm_batches(layers: list[LayerSpec], spec: BatchingSpec, n: int)
     size = batching.batch_size_for(spec.mode, spec.batch_size, n)
     smallest = n % size or size
     for layer in layers:
-        if isinstance(layer, BatchNormSpec) and len(layer.in_shape) == 1 and smallest < 2:
-            why = (
-                "every step uses one sample"
-                if size == 1
-                else f"the last batch of each epoch has one sample ({n} samples, batch_size {size})"
-            )
+        if not isinstance(layer, BatchNormSpec):
+            continue
+        per_sample = 1 if len(layer.in_shape) == 1 else math.prod(layer.in_shape[1:])
+        if smallest * per_sample >= 2:
+            continue
+        why = (
+            "every step uses one sample"
+            if size == 1
+            else f"the last batch of each epoch has one sample ({n} samples, batch_size {size})"
+        )
+        if len(layer.in_shape) == 1:
             raise SpecError(
                 f"batchnorm layer {layer.name!r} normalizes each feature over the batch, but "
                 f"{why}: its variance would be 0. Use batches of at least 2 samples",
                 layer.where,
             )
+        raise SpecError(  # as PyTorch: "Expected more than 1 value per channel when training"
+            f"batchnorm layer {layer.name!r} normalizes each channel over N·H·W values, but its "
+            f"input is 1 x 1 per channel and {why}: one value, variance 0. Use batches of at "
+            "least 2 samples",
+            layer.where,
+        )
 
 
 def _check_dropout_masks(layers: list[LayerSpec], n: int) -> None:
