@@ -340,7 +340,10 @@ def check(
     ] = None,
     template: Annotated[
         bool,
-        typer.Option("--template", help="Print a blank answer sheet to standard output."),
+        typer.Option(
+            "--template",
+            help="Print a blank answer sheet to standard output (with --json: as JSON).",
+        ),
     ] = False,
     json_: Annotated[bool, typer.Option("--json", help="Write the report as JSON.")] = False,
     rtol: Annotated[
@@ -396,9 +399,14 @@ def check(
     budget.check_run(spec, 1, False, "")
     trace = engine.run(spec, round_each=round_each)
     if template:
-        from bpcalc.render.answer_sheet import template as blank
+        from bpcalc.render import answer_sheet
 
-        print(blank(trace, network), end="")
+        if json_:  # the same blanks as JSON: value name -> nulls (check reads it back)
+            from bpcalc.render import json_doc
+
+            print(json_doc.dumps(answer_sheet.template_json(trace)))
+        else:
+            print(answer_sheet.template(trace, network), end="")
         return ExitCode.OK
     from bpcalc.check.diagnose import diagnose
     from bpcalc.check.grade import grade
@@ -594,6 +602,7 @@ def new(
             lr=lr,
             command=command,
         )
+    _runs_as_a_step(text)
     if output is None:
         sys.stdout.write(text)
         return
@@ -601,6 +610,23 @@ def new(
 
     write_text_atomic(output, text, force=force, option="-o")
     print(f"bpcalc: wrote {output}", file=sys.stderr)
+
+
+def _runs_as_a_step(text: str) -> None:
+    """`bpcalc new` writes only what `bpcalc step` would run: the file is parsed as step would
+    parse it and sized against the same budget (--max-memory applies to both)."""
+    from bpcalc import budget
+    from bpcalc.errors import SpecError
+    from bpcalc.spec.load import load_yaml_text
+    from bpcalc.spec.schema import parse_network
+
+    try:
+        spec = parse_network(load_yaml_text(text, "new.yaml"))
+        budget.check_run(spec, 1, False, "")
+    except SpecError as exc:
+        raise UsageError(
+            f"these options make a network bpcalc step would refuse: {exc.message}"
+        ) from None
 
 
 def _console() -> Any:
