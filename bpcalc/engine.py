@@ -627,8 +627,8 @@ def _untouched(rec: Recorder, last: Layer) -> bool:
 
 
 DATASET_LOSS = (
-    "L over all the samples with the updated parameters (evaluation mode: no dropout, "
-    "batchnorm on its running statistics)"
+    "L over all the samples with the updated parameters, in evaluation mode (no dropout, "
+    "batchnorm on its running statistics), as bpcalc train's test loss"
 )
 
 

@@ -175,7 +175,8 @@ def conventions(
         elif isinstance(layer, DropoutSpec):
             text = (
                 f"inverted dropout, p = {layer.p:g}: kept units are scaled by 1/(1 − p) during "
-                "training (as PyTorch), so nothing is rescaled at test time; "
+                "training (as PyTorch), so nothing is rescaled at test time (evaluation mode: "
+                "dataset_loss_after, bpcalc train's test loss, drops nothing); "
                 + (
                     "the mask is given"
                     if layer.mask is not None
@@ -188,8 +189,9 @@ def conventions(
             text = (
                 f"batch normalization in training mode, per {per}: batch mean μ and biased "
                 f"variance σ² (as PyTorch), ε = {layer.eps:g}; running statistics "
-                f"(momentum {layer.momentum:g}, PyTorch's convention) use the unbiased variance "
-                "and are recorded, not used"
+                f"(momentum {layer.momentum:g}, PyTorch's convention) use the unbiased variance; "
+                "the step records their update and does not use them: evaluation mode does "
+                "(dataset_loss_after, bpcalc train's test loss)"
             )
         else:
             continue
