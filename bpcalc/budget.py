@@ -12,11 +12,13 @@ what would not fit:
            about 10 µs a number). Default 8 MiB of text; `--max-output 64MiB` raises it.
 
 The estimates are upper bounds of what the engine does (tests/test_budget_and_bombs.py
-measures a step against its estimate): a step records for every layer its output, z, the
+measures steps against their estimates): a step records for every layer its output, z, the
 gradients of both and of its input (RECORDED_PER_OUT, RECORDED_PER_IN numbers per sample),
-for every parameter its value, gradient, new value and optimizer state (RECORDED_PER_PARAM),
-and holds the working arrays of its caches twice (the step's forward and the forward after
-the update). The limits are per process and set by the command line (`using`).
+for every parameter its value, gradient and new value, the optimizer's state and the
+penalty's gradients (PARAM_ARRAYS), holds the working arrays of its caches twice (the step's
+forward and the forward after the update) and copies of the input (INPUT_COPIES). While a
+network file is parsed, before the optimizer is known, a parameter counts PARSE_PER_PARAM
+times: no command needs less. The limits are per process, set by the command line (`using`).
 """
 
 from __future__ import annotations
@@ -36,10 +38,23 @@ DEFAULT_OUTPUT = 8 << 20  # characters of tables, write-ups and explanations
 
 RECORDED_PER_OUT = 5  # z, a, ∂L/∂a, ∂L/∂z, (the mask or x̂ of dropout and batchnorm)
 RECORDED_PER_IN = 1  # ∂L/∂x
-RECORDED_PER_PARAM = 8  # θ, ∂L/∂θ, θ′, the penalty's gradient, up to four optimizer slots
+# Arrays of a parameter's size in a step (recorded, held besides). Recorded: θ, ∂L/∂θ, θ′ and
+# the optimizer's slots (adam: m, v, m̂, v̂); held: the spec's θ, the run's copy, the carried
+# state, the update's temporaries. A penalty adds (2, 1): ∂L/∂θ of the data and the penalty.
+PARAM_ARRAYS = {
+    "sgd": (3, 5),
+    "momentum": (4, 6),
+    "nesterov": (4, 7),
+    "rmsprop": (4, 7),
+    "adam": (7, 10),
+}
+PENALTY_ARRAYS = (2, 1)
+PARSE_PER_PARAM = 2  # the drawn float64 array and one more its size: what any command needs
+INPUT_COPIES = 5  # the file's array, the input as float64, the batch, its rounding, ∂L/∂x
 YAML_BYTES_PER_VALUE = 320  # a number read from YAML: the float, its list slot, its location
-JSON_BYTES_PER_NUMBER = 160  # --json: the number as a Python float in a list, and as text
+JSON_BYTES_PER_NUMBER = 48  # --json: the number as a Python float in a list, and its text
 CHARS_PER_NUMBER = 4  # a number in a table besides its decimals: sign, digits, spacing
+TRAIN_PER_PARAM = 14  # train: θ, ∂L/∂θ, optimizer state and temporaries in the training dtype
 EPOCH_RECORD_BYTES = 1024  # `bpcalc train`: what one epoch's result keeps
 EPOCH_PRINTED = 80  # `bpcalc train`: one row of the epoch table
 
@@ -169,21 +184,37 @@ def layer_cost(layer: Any) -> Cost:
     return Cost(params, inp, out, work)
 
 
-def step_numbers(costs: Sequence[Cost], batch: int, n: int) -> tuple[int, int]:
+def param_arrays(spec: Any) -> tuple[int, int]:
+    """(recorded, held) arrays of a parameter's size in a step of `spec` (PARAM_ARRAYS)."""
+    rec, held = PARAM_ARRAYS.get(spec.optimizer.type, (9, 11))
+    if getattr(spec, "regularization", None):
+        rec, held = rec + PENALTY_ARRAYS[0], held + PENALTY_ARRAYS[1]
+    return rec, held
+
+
+def step_numbers(
+    costs: Sequence[Cost], batch: int, n: int, arrays: tuple[int, int]
+) -> tuple[int, int]:
     """(numbers one step records, numbers its computation holds besides) for a batch of
     `batch` samples out of `n` (the loss over all n after the update runs a forward on all)."""
     per_sample = sum(RECORDED_PER_OUT * c.out + RECORDED_PER_IN * c.inp for c in costs)
     first_in = costs[0].inp if costs else 0
-    recorded = batch * (per_sample + first_in) + sum(RECORDED_PER_PARAM * c.params for c in costs)
-    working = 2 * batch * sum(c.work for c in costs) + n * sum(c.out + c.work for c in costs)
+    params = sum(c.params for c in costs)
+    recorded = batch * (per_sample + first_in) + arrays[0] * params
+    working = (
+        2 * batch * sum(c.work for c in costs)
+        + n * sum(c.out + c.work for c in costs)
+        + INPUT_COPIES * n * first_in
+        + arrays[1] * params
+    )
     return recorded, working
 
 
-def _largest(costs: Sequence[Cost], batch: int) -> int:
+def _largest(costs: Sequence[Cost], batch: int, arrays: tuple[int, int]) -> int:
     """The layer that holds the most per step."""
     sizes = [
         batch * (RECORDED_PER_OUT * c.out + RECORDED_PER_IN * c.inp + 2 * c.work)
-        + RECORDED_PER_PARAM * c.params
+        + sum(arrays) * c.params
         for c in costs
     ]
     return max(range(len(sizes)), key=sizes.__getitem__)
@@ -224,14 +255,14 @@ def _layer_src(layers_src: Any, i: int, layer: Any) -> Any:
 
 def check_param(src: Any, shape: Sequence[int], what: str) -> None:
     """Before drawing a parameter of `shape` (float64) at `src` (units:, out_channels:):
-    a step holds it RECORDED_PER_PARAM times (value, gradient, update, optimizer state)."""
+    any command holds it PARSE_PER_PARAM times (its values and their gradient at least)."""
     count = math.prod(int(s) for s in shape)
-    need = 8 * RECORDED_PER_PARAM * count
+    need = 8 * PARSE_PER_PARAM * count
     if need > limits().memory:
         raise src.error(
-            f"{what}: {_shape(shape)} numbers, and a step holds {RECORDED_PER_PARAM} arrays "
-            f"that size (values, gradient, update, optimizer state): {size_text(need)}"
-            + over_memory(need)
+            f"{what}: {_shape(shape)} numbers, and every command holds at least "
+            f"{PARSE_PER_PARAM} arrays that size (the values and their gradient): "
+            f"{size_text(need)}" + over_memory(need)
         )
 
 
@@ -239,7 +270,7 @@ def check_layer(layers_src: Any, i: int, layer: Any, prev: str) -> None:
     """One sample through the layer just parsed, before the next one is (a flatten of a huge
     padded image would otherwise be allocated by the batchnorm after it)."""
     cost = layer_cost(layer)
-    need = 8 * (RECORDED_PER_OUT * cost.out + 2 * cost.work + RECORDED_PER_PARAM * cost.params)
+    need = 8 * (RECORDED_PER_OUT * cost.out + 2 * cost.work + PARSE_PER_PARAM * cost.params)
     if need > limits().memory:
         raise _layer_src(layers_src, i, layer).error(
             f"{layer.type} layer {layer.name!r} (after {prev}) needs {size_text(need)} for a "
@@ -254,7 +285,8 @@ def step_bytes(spec: Any, steps: int, json_out: bool) -> int:
     n = spec.inputs.shape[0]
     b = spec.batching
     batch = batching.batch_size_for(b.mode, b.batch_size, n)
-    recorded, working = step_numbers([layer_cost(x) for x in spec.layers], batch, n)
+    costs = [layer_cost(x) for x in spec.layers]
+    recorded, working = step_numbers(costs, batch, n, param_arrays(spec))
     data = spec.inputs.nbytes + spec.targets.nbytes
     per_number = 8 + (JSON_BYTES_PER_NUMBER if json_out else 0)
     return data + 8 * working + steps * recorded * per_number
@@ -273,7 +305,7 @@ def check_run(spec: Any, steps: int, json_out: bool, asked: str) -> None:
     b = spec.batching
     batch = batching.batch_size_for(b.mode, b.batch_size, n)
     costs = [layer_cost(x) for x in spec.layers]
-    i = _largest(costs, batch)
+    i = _largest(costs, batch, param_arrays(spec))
     layer = spec.layers[i]
     about = f"layer {layer.name!r}: {_layer_words(layer, costs[i])}"
     one = step_bytes(spec, 1, False)
@@ -335,13 +367,24 @@ def check_training(
     per_sample = sum(3 * c.out + c.inp + 2 * c.work for c in costs)
     params = sum(c.params for c in costs)
     evaluation = min(n, 1024)  # Trainer.evaluate's batches
-    arrays = spec.inputs.nbytes + spec.targets.nbytes + extra
-    need = arrays + itemsize * (max(batch, evaluation) * per_sample + 6 * params)
+
+    def needs(b: int) -> int:
+        data = 2 * (spec.inputs.nbytes + spec.targets.nbytes + extra)  # and a batch's copy
+        # the spec's float64 parameters, and TRAIN_PER_PARAM arrays of the training dtype
+        kept = params * (8 + TRAIN_PER_PARAM * itemsize)
+        return data + kept + itemsize * max(b, evaluation) * per_sample
+
+    need = needs(batch)
     if need > limits().memory:
-        i = _largest(costs, batch)
+        i = _largest(costs, batch, (0, TRAIN_PER_PARAM))
+        about = f"layer {spec.layers[i].name!r}: {_layer_words(spec.layers[i], costs[i])}"
+        if needs(1) > limits().memory and spec.doc is not None:  # not the batch's fault
+            raise _layer_src(spec.doc.root().child("layers"), i, spec.layers[i]).error(
+                f"training this network needs about {size_text(needs(1))} ({about})"
+                + over_memory(needs(1))
+            )
         raise UsageError(
-            f"--batch-size {batch}: training needs about {size_text(need)} (layer "
-            f"{spec.layers[i].name!r}: {_layer_words(spec.layers[i], costs[i])})"
+            f"--batch-size {batch}: training needs about {size_text(need)} ({about})"
             + over_memory(need)
         )
     kept = need + epochs * EPOCH_RECORD_BYTES
@@ -364,10 +407,13 @@ def check_data(where: Location, nbytes: int, what: str) -> None:
         raise SpecError(f"{what}: {size_text(nbytes)}" + over_memory(nbytes), where)
 
 
+YAML_SHARE = 4  # a YAML file may take a quarter of the budget while read: the run needs the rest
+
+
 def yaml_values() -> int:
-    """How many values a YAML file may hold within the budget (each costs
-    YAML_BYTES_PER_VALUE while it is read)."""
-    return limits().memory // YAML_BYTES_PER_VALUE
+    """How many values a YAML file may hold: each costs YAML_BYTES_PER_VALUE while it is
+    read, and reading may take 1/YAML_SHARE of the budget (1 GiB: 838,860 values)."""
+    return limits().memory // (YAML_SHARE * YAML_BYTES_PER_VALUE)
 
 
 __all__ = [

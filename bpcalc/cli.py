@@ -266,7 +266,7 @@ def step(
         from bpcalc.render import json_doc
 
         names = {r.name for st in trace.steps for r in st if keep(r)}
-        print(json_doc.dumps(json_doc.document(trace, names, work)))
+        json_doc.dump(json_doc.document(trace, names, work), sys.stdout)
         return
     if fmt in (Format.markdown, Format.latex):
         from bpcalc.render import latex, markdown

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TextIO
 
 from bpcalc import __version__
 from bpcalc.trace import Trace
@@ -39,3 +39,17 @@ def document(
 
 def dumps(doc: dict[str, Any]) -> str:
     return json.dumps(doc, allow_nan=False, ensure_ascii=False, indent=1)
+
+
+def dump(doc: dict[str, Any], fp: TextIO) -> None:
+    """dumps(doc) and a newline, written to `fp` as it is encoded: a large trace is never held
+    as one string (and a list of its pieces) besides its numbers (bpcalc.budget counts this)."""
+    encoder = json.JSONEncoder(allow_nan=False, ensure_ascii=False, indent=1)
+    pieces: list[str] = []
+    for piece in encoder.iterencode(doc):
+        pieces.append(piece)
+        if len(pieces) >= 1 << 16:  # a write per piece would take 3 times as long
+            fp.write("".join(pieces))
+            pieces.clear()
+    pieces.append("\n")
+    fp.write("".join(pieces))

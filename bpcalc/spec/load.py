@@ -365,7 +365,8 @@ class _Builder:
             raise SpecError(
                 f"the YAML holds more than {self.max_built:,} values, as many as the memory "
                 f"budget of {budget.size_text(budget.limits().memory)} allows (each takes "
-                f"~{budget.YAML_BYTES_PER_VALUE} bytes while it is read); keep big arrays in "
+                f"~{budget.YAML_BYTES_PER_VALUE} bytes while it is read, and reading may take "
+                f"1/{budget.YAML_SHARE} of the budget); keep big arrays in "
                 ".npy/.npz/.csv/IDX files and reference them with {file: ...}, or raise the "
                 "budget with --max-memory",
                 where,
