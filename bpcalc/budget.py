@@ -407,12 +407,12 @@ def check_data(where: Location, nbytes: int, what: str) -> None:
         raise SpecError(f"{what}: {size_text(nbytes)}" + over_memory(nbytes), where)
 
 
-YAML_SHARE = 4  # a YAML file may take a quarter of the budget while read: the run needs the rest
+YAML_SHARE = 8  # a YAML file may take an eighth of the budget while read: the run needs the rest
 
 
 def yaml_values() -> int:
     """How many values a YAML file may hold: each costs YAML_BYTES_PER_VALUE while it is
-    read, and reading may take 1/YAML_SHARE of the budget (1 GiB: 838,860 values)."""
+    read, and reading may take 1/YAML_SHARE of the budget (1 GiB: 419,430 values)."""
     return limits().memory // (YAML_SHARE * YAML_BYTES_PER_VALUE)
 
 

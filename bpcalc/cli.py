@@ -66,10 +66,7 @@ def _max_memory(value: str | None) -> str | None:
     if value is not None:
         from bpcalc import budget
 
-        try:
-            budget.set_limits(memory=budget.parse_size(value, "--max-memory"))
-        except UsageError as exc:
-            raise typer.BadParameter(exc.message.removeprefix("--max-memory ")) from None
+        budget.set_limits(memory=budget.parse_size(value, "--max-memory"))
     return value
 
 
@@ -78,17 +75,15 @@ def _max_output(value: str | None) -> str | None:
     if value is not None:
         from bpcalc import budget
 
-        try:
-            budget.set_limits(output=budget.parse_size(value, "--max-output"))
-        except UsageError as exc:
-            raise typer.BadParameter(exc.message.removeprefix("--max-output ")) from None
+        budget.set_limits(output=budget.parse_size(value, "--max-output"))
     return value
 
 
-def _tolerance(value: float | None) -> float | None:
-    """--rtol/--atol: a finite number, 0 or more (NaN would grade every answer wrong)."""
+def _tolerance(ctx: typer.Context, param: typer.CallbackParam, value: float | None) -> float | None:
+    """--rtol/--atol: a finite number, 0 or more (NaN would grade every answer wrong, and
+    JSON cannot hold it)."""
     if value is not None and not (math.isfinite(value) and value >= 0):
-        raise typer.BadParameter(f"should be a finite number, 0 or more, found {value:g}")
+        raise UsageError(f"{param.opts[0]} should be a finite number, 0 or more, found {value:g}")
     return value
 
 
@@ -602,7 +597,7 @@ def new(
             lr=lr,
             command=command,
         )
-    _runs_as_a_step(text)
+    _runs_as_a_step(text, command)
     if output is None:
         sys.stdout.write(text)
         return
@@ -612,7 +607,7 @@ def new(
     print(f"bpcalc: wrote {output}", file=sys.stderr)
 
 
-def _runs_as_a_step(text: str) -> None:
+def _runs_as_a_step(text: str, command: str) -> None:
     """`bpcalc new` writes only what `bpcalc step` would run: the file is parsed as step would
     parse it and sized against the same budget (--max-memory applies to both)."""
     from bpcalc import budget
@@ -625,7 +620,7 @@ def _runs_as_a_step(text: str) -> None:
         budget.check_run(spec, 1, False, "")
     except SpecError as exc:
         raise UsageError(
-            f"these options make a network bpcalc step would refuse: {exc.message}"
+            f"{command}: makes a network bpcalc step would refuse: {exc.message}"
         ) from None
 
 

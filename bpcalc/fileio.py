@@ -24,7 +24,7 @@ import secrets
 import signal
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from bpcalc.errors import UsageError
@@ -60,24 +60,28 @@ def atomic_write(
     data = text.encode("utf-8") if isinstance(text, str) else text
     directory = target.parent if str(target.parent) else Path(".")
     remove_stale_temporaries(target)
-    tmp = ""
-    with _interrupts_held():  # until the try below can clean up what mkstemp made
-        try:
-            fd, tmp = _create_temporary(directory, target.name)
-        except OSError as exc:
-            raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    held = _hold_interrupts()  # Ctrl-C waits until the try below can remove the temporary
     try:
+        fd, tmp = _create_temporary(directory, target.name)
+    except OSError as exc:
+        _release_interrupts(held)
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    owned: int | None = fd  # closed here until fdopen owns it
+    try:
+        _release_interrupts(held)  # a Ctrl-C held back is raised here, inside the try
         with os.fdopen(fd, "wb") as fh:
+            owned = None
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, _mode_for(target))
         os.replace(tmp, target)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(OSError):
+            if owned is not None:
+                os.close(owned)
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         if isinstance(exc, OSError):
             raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
         raise
@@ -142,21 +146,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _interrupts_held() -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP are held back (blocked, not lost) inside: delivered when it
-    ends, by which time the caller's cleanup is armed. A no-op where signals cannot be masked."""
+def _hold_interrupts() -> set[signal.Signals] | None:
+    """Block SIGINT, SIGTERM and SIGHUP (held, not lost) and return the mask to restore; None
+    where signals cannot be masked (Windows)."""
     held = {signal.SIGINT, signal.SIGTERM} | (
         {signal.SIGHUP} if hasattr(signal, "SIGHUP") else set()
     )
     try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        return signal.pthread_sigmask(signal.SIG_BLOCK, held)
     except (AttributeError, OSError, ValueError):
-        yield
-        return
-    try:
-        yield
-    finally:
+        return None
+
+
+def _release_interrupts(old: set[signal.Signals] | None) -> None:
+    """Restore the mask: a signal held back is delivered now, where the caller is ready."""
+    if old is not None:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
