@@ -24,6 +24,7 @@ times: no command needs less. The limits are per process, set by the command lin
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -113,10 +114,33 @@ def parse_size(text: str, option: str) -> int:
     return int(min(value, 1 << 62))
 
 
+def physical_memory() -> int | None:
+    """This computer's memory in bytes (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def parse_memory(text: str, option: str = "--max-memory") -> int:
+    """parse_size, and no more than the computer has: a budget beyond it would let bpcalc
+    start what can only end in 'out of memory'."""
+    size = parse_size(text, option)
+    have = physical_memory()
+    if have is not None and size > have:
+        raise UsageError(
+            f"{option} {text} is more than this computer's memory ({size_text(have)}); "
+            f"at most {size_text(have)}"
+        )
+    return size
+
+
 def size_text(n: int | float) -> str:
     """Bytes for people: 512 bytes, 3.5 KiB, 7.45 GiB; astronomical sizes as 1.2e+22 GiB."""
     if n < 1024:
         return f"{int(n)} bytes"
+    if n > 1 << 1000:  # beyond float64: 10^k bytes
+        return f"about 10^{len(str(int(n))) - 1} bytes"
     for unit, scale in (("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30)):
         if n < 1024 * scale or unit == "GiB":
             v = n / scale
@@ -138,6 +162,12 @@ def over_memory(need: int | float) -> str:
     lim = limits().memory
     if need > (1 << 50):  # a petabyte: no limit helps, the input is a mistake
         return f", more than the memory budget of {size_text(lim)} (and than any computer has)"
+    have = physical_memory()
+    if have is not None and need > have:
+        return (
+            f", more than the memory budget of {size_text(lim)} and than this computer's "
+            f"{size_text(have)}"
+        )
     return (
         f", more than the memory budget of {size_text(lim)}; raise it with "
         f"--max-memory {suggest(need)} if the computer has that much"

@@ -66,7 +66,7 @@ def _max_memory(value: str | None) -> str | None:
     if value is not None:
         from bpcalc import budget
 
-        budget.set_limits(memory=budget.parse_size(value, "--max-memory"))
+        budget.set_limits(memory=budget.parse_memory(value, "--max-memory"))
     return value
 
 

@@ -181,6 +181,12 @@ def load(src: Src, what: str, *, batched: bool = True, dtype: Any = np.float64) 
         arr = arr[: V.positive_int(src.child("limit"), "limit")]
     if arr.dtype.kind not in "biuf":
         raise fsrc.error(f"{path.name}: expected numbers, found an array of {arr.dtype}")
+    if arr.size == 0:  # (0, ...) samples, a (N, 0) table, columns: []
+        raise fsrc.error(
+            f"{path.name}: no values to use (the array has shape {V._fmt(arr.shape)}"
+            + (" after columns:" if "columns" in opts else "")
+            + ")"
+        )
     classes = None
     if "one_hot" in opts:
         arr, classes = _one_hot(src.child("one_hot"), arr)
@@ -456,6 +462,18 @@ def _over(need: int) -> str:
     return budget.size_text(need) + budget.over_memory(need)
 
 
+MAX_DIMS = 32  # numpy holds at most 64 axes; no data bpcalc reads has more than a few
+
+
+def _check_shape(shape: tuple[int, ...], what: str) -> None:
+    """Axes numpy can make: at most MAX_DIMS of them, each 0 to 2**62."""
+    if len(shape) > MAX_DIMS:
+        raise DataFileError(f"{what} announces {len(shape)} axes; at most {MAX_DIMS} are read")
+    nonzero = math.prod(d for d in shape if d)  # numpy sizes axes even when one of them is 0
+    if any(d < 0 for d in shape) or nonzero > 1 << 58:
+        raise DataFileError(f"{what} announces the shape {shape}, which no array can have")
+
+
 def _check_size(count: int, dtype: np.dtype, shape: tuple[int, ...], available: int | None) -> int:
     """The bytes a header announces, checked against what the file holds (when known) and the
     memory budget, before any of it is read."""
@@ -523,6 +541,7 @@ def read_idx(path: Path) -> np.ndarray:
                 f"the IDX header announces {ndim} dimensions but the file ends first"
             )
         dims = struct.unpack(f">{ndim}I", bytes(raw[4:header]))
+        _check_shape(dims, "the IDX header")
         dtype = np.dtype(IDX_TYPES[code])
         count = math.prod(dims)
         expected = count * dtype.itemsize
@@ -571,8 +590,11 @@ def _npy(stream: BinaryIO, available: int | None) -> np.ndarray:
             shape, fortran, dtype = fmt.read_array_header_2_0(stream)
         else:
             shape, fortran, dtype = fmt._read_array_header(stream, version)
-    except (ValueError, SyntaxError, TypeError, EOFError, OverflowError, KeyError) as exc:
-        raise DataFileError(f"not a readable .npy array ({exc})") from None
+    except (OSError, MemoryError):
+        raise
+    except Exception as exc:  # numpy's header parser raises whatever the bytes make it raise
+        raise DataFileError(f"not a readable .npy array ({type(exc).__name__}: {exc})") from None
+    _check_shape(shape, "its header")
     if dtype.hasobject:
         raise DataFileError(
             "the array holds Python objects (pickled data), which bpcalc never loads; save "
