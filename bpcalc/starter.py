@@ -49,7 +49,10 @@ def _default_loss(n_out: int, loss: str | None) -> str:
         if loss not in LOSS_OUTPUT:
             raise UsageError(f"--loss should be one of {', '.join(LOSS_OUTPUT)}, found {loss!r}")
         if loss == "cross_entropy" and n_out < 2:
-            raise UsageError("cross_entropy needs at least 2 outputs (softmax over classes)")
+            raise UsageError(
+                "--loss cross_entropy needs at least 2 outputs (softmax over classes); the "
+                "last of --sizes is 1: use binary_cross_entropy"
+            )
         return loss
     return "cross_entropy" if n_out > 1 else "binary_cross_entropy"
 
