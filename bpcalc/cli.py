@@ -678,6 +678,7 @@ def _run(argv: list[str], debug: bool) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.showwarning = _library_warning  # inside catch_warnings: restored after
             rv = _click_command()(args=argv, prog_name="bpcalc", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else ExitCode.OK
     except Exit as exc:
@@ -726,6 +727,12 @@ def _run(argv: list[str], debug: bool) -> int:
             file=sys.stderr,
         )
         return ExitCode.INTERNAL
+
+
+def _library_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+    """A warning from a library (numpy, PyYAML) as one bpcalc line on stderr, never the
+    library's two lines naming its source file."""
+    print(f"bpcalc: warning: {one_line(f'{category.__name__}: {message}')}", file=sys.stderr)
 
 
 def one_line(text: str) -> str:

@@ -622,6 +622,18 @@ def read_npy(path: Path) -> np.ndarray:
         return _npy(stream, size)
 
 
+def npz_keys(path: Path) -> list[str]:
+    """The names of an .npz's arrays (its members without .npy); DataFileError if it is none."""
+    import zipfile
+
+    with _open_data(path) as fh:
+        try:
+            with zipfile.ZipFile(fh) as zf:
+                return [n[:-4] if n.endswith(".npy") else n for n in zf.namelist()]
+        except (zipfile.BadZipFile, ValueError, struct.error, OverflowError) as exc:
+            raise DataFileError(f"not a zip archive ({exc})") from None
+
+
 def read_npz(path: Path, key: str | None) -> np.ndarray:
     """An .npz (a zip of .npy files, np.savez or np.savez_compressed): `key` names the member
     (without .npy); each member is read as a stream and its header checked before its data."""

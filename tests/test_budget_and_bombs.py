@@ -147,6 +147,7 @@ def write_files(d: Path) -> None:
     npz_bomb(d / "bomb.npz", (300, 1 << 17), 300 << 23)  # 300 MiB of zeros, ~300 KB
     os.mkfifo(d / "fifo.csv")
     os.mkfifo(d / "fifo.yaml")
+    os.mkfifo(d / "fifo.npz")
     (d / "adir.csv").mkdir()
     os.symlink("/etc/hostname", d / "outside.yaml")
     sheet = "loss: 1\n"
@@ -270,6 +271,7 @@ CASES = [
     Case("/dev/zero named as a CSV file", ("step", "{net}"), *ref("{file: /dev/zero, format: csv}", "/dev/zero"), ("character device",), measured=True),
     Case("/dev/zero named as an IDX file", ("step", "{net}"), *ref("{file: /dev/zero, format: idx}", "/dev/zero"), ("character device",), measured=True),
     Case("a named pipe as a data file", ("step", "{net}"), *ref("{file: fifo.csv}", "fifo"), ("named pipe",), measured=True),
+    Case("a named pipe as train's --test data", ("train", EX2, "-e", "1", "--test", "fifo.npz"), at="fifo.npz:1:1", words=("named pipe",), measured=True),
     Case("a directory as a data file", ("step", "{net}"), *ref("{file: adir.csv}", "adir"), ("directory",)),
     # --- writes only where they belong -----------------------------------------------
     Case("-o /dev/null --force", ("new", "mlp", "--sizes", "2,1", "-o", "/dev/null", "--force"), at="-o", words=("device",)),
@@ -352,6 +354,8 @@ def _located(case: Case, args: list[str], err: str) -> None:
     message = err.removeprefix("bpcalc: error: ")
     if case.at.startswith(("-", "bpcalc new")):
         assert message.startswith(case.at), err
+    elif case.at.endswith(":1:1"):  # a file named on the command line
+        assert message.startswith(case.at + ": "), err
     elif case.at.endswith(".yaml"):  # a network named as it is, somewhere in it
         assert re.match(re.escape(case.at) + r":\d+:\d+: ", message), err
     else:
@@ -479,6 +483,25 @@ def test_new_writes_nothing_that_step_would_refuse(folder: Path) -> None:
     assert code == 0, err
     (folder / "new_ok.yaml").write_text(out)
     assert _in_process(["step", "new_ok.yaml", "--json"], folder)[0] == 0
+
+
+def test_a_library_warning_reaches_stderr_as_one_bpcalc_line(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import warnings
+
+    from bpcalc import engine
+
+    real = engine.run
+
+    def warns(*args: object, **kwargs: object) -> object:
+        warnings.warn("something numpy says\nover two lines", UserWarning, stacklevel=1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "run", warns)
+    code, _, err = _in_process(["step", EX1, "--json"], folder)
+    assert code == 0
+    assert err == "bpcalc: warning: UserWarning: something numpy says\\nover two lines\n", err
 
 
 # --- the answer sheet ----------------------------------------------------------------------

@@ -99,10 +99,11 @@ def load_dataset_file(
         where = Location(path, 1, 1)
         if not p.exists():
             raise SpecError("no such file", where)
-        try:
-            with np.load(p, allow_pickle=False) as npz:
-                names = set(npz.files)
-        except Exception as exc:  # noqa: BLE001 - any failure to open is the file's fault
+        from bpcalc import data
+
+        try:  # a regular file only (a named pipe would block), its members' names
+            names = set(data.npz_keys(p))
+        except (data.DataFileError, OSError) as exc:
             raise SpecError(f"not a readable .npz file ({exc})", where) from None
         pair = next(
             ((a, b) for a, b in (("inputs", "targets"), ("x", "y")) if a in names and b in names),
