@@ -61,6 +61,53 @@ def _learning_rate(value: float | None) -> float | None:
     return value
 
 
+def _max_memory(value: str | None) -> str | None:
+    """--max-memory SIZE: the memory budget of this run (bpcalc.budget)."""
+    if value is not None:
+        from bpcalc import budget
+
+        budget.set_limits(memory=budget.parse_memory(value, "--max-memory"))
+    return value
+
+
+def _max_output(value: str | None) -> str | None:
+    """--max-output SIZE: how much text tables and --explain may print (bpcalc.budget)."""
+    if value is not None:
+        from bpcalc import budget
+
+        budget.set_limits(output=budget.parse_size(value, "--max-output"))
+    return value
+
+
+def _tolerance(ctx: typer.Context, param: typer.CallbackParam, value: float | None) -> float | None:
+    """--rtol/--atol: a finite number, 0 or more (NaN would grade every answer wrong, and
+    JSON cannot hold it)."""
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise UsageError(f"{param.opts[0]} should be a finite number, 0 or more, found {value:g}")
+    return value
+
+
+MaxMemory = Annotated[
+    str | None,
+    typer.Option(
+        "--max-memory",
+        callback=_max_memory,
+        metavar="SIZE",
+        help="Memory for arrays this run may use (default 1GiB), e.g. 4GiB; bpcalc refuses, "
+        "before it allocates anything, what would need more.",
+    ),
+]
+MaxOutput = Annotated[
+    str | None,
+    typer.Option(
+        "--max-output",
+        callback=_max_output,
+        metavar="SIZE",
+        help="Text that tables, write-ups and --explain may print (default 8MiB), e.g. 64MiB.",
+    ),
+]
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"bpcalc {__version__}")
@@ -171,6 +218,8 @@ def step(
             "--summary", help="Tables: only one row per step (its samples, loss before and after)."
         ),
     ] = False,
+    max_memory: MaxMemory = None,
+    max_output: MaxOutput = None,
 ) -> None:
     """Run one forward / backward / update step and show every intermediate value."""
     from bpcalc import engine
@@ -181,6 +230,14 @@ def step(
         from bpcalc.network.sections import with_batching
 
         spec = with_batching(spec, mode.value if mode else None, batch_size)
+    fmt = Format.json if json_ else format
+    from bpcalc import budget
+
+    asked = [f"--steps {steps}"] if steps > 1 else []
+    asked += [f"--batch-size {batch_size}"] if batch_size is not None else []
+    asked += [f"--mode {mode.value}"] if mode is not None else []
+    asked += ["--json"] if fmt is Format.json else []
+    budget.check_run(spec, steps, fmt is Format.json, " ".join(asked))
     trace = engine.run(spec, steps=steps, round_each=round_each)
     _warn_all(trace.warnings)
     stages = {s.value for s in stage} if stage else None
@@ -190,7 +247,17 @@ def step(
             return False
         return not only or any(fnmatch.fnmatchcase(r.name, pat) for pat in only)
 
-    fmt = Format.json if json_ else format
+    if fmt is not Format.json and not summary:
+        from bpcalc.render import printed
+
+        chars, largest = printed.table_chars(trace, keep, decimals, full)
+        budget.check_printed(
+            chars,
+            f"{'--full: ' if full else ''}the values of {len(trace.steps)} step"
+            + ("s" if len(trace.steps) > 1 else ""),
+            f"the largest is {largest}; choose values with --only or --stage"
+            + ("" if full else ", or fewer --steps"),
+        )
     work = _explain(trace, explain, fmt, decimals, full, keep)
     if fmt is Format.json:
         from bpcalc.render import json_doc
@@ -224,6 +291,16 @@ def _explain(
     request = explain.parse_requests(requests, trace)
     if request.empty:
         return None
+    from bpcalc import budget
+    from bpcalc.render import printed
+
+    chars, largest = printed.work_chars(trace, request, decimals, full, keep)
+    budget.check_printed(
+        chars,
+        f"--explain {' '.join(requests)}{' --full' if full else ''}",
+        f"{largest} prints most; name fewer values or single elements such as {largest}[0]"
+        + (", or leave out --full" if full else ""),
+    )
     hidden = sorted(n for n in request.named() if not keep(trace.steps[0].records[n]))
     if hidden:
         _warn_all([f"{', '.join(hidden)} hidden by --stage/--only: not explained"])
@@ -261,16 +338,29 @@ def check(
     ] = None,
     template: Annotated[
         bool,
-        typer.Option("--template", help="Print a blank answer sheet to standard output."),
+        typer.Option(
+            "--template",
+            help="Print a blank answer sheet to standard output (with --json: as JSON).",
+        ),
     ] = False,
     json_: Annotated[bool, typer.Option("--json", help="Write the report as JSON.")] = False,
     rtol: Annotated[
         float | None,
-        typer.Option("--rtol", min=0, help="Relative tolerance instead of the decimals rule."),
+        typer.Option(
+            "--rtol",
+            min=0,
+            callback=_tolerance,
+            help="Relative tolerance instead of the decimals rule.",
+        ),
     ] = None,
     atol: Annotated[
         float | None,
-        typer.Option("--atol", min=0, help="Absolute tolerance instead of the decimals rule."),
+        typer.Option(
+            "--atol",
+            min=0,
+            callback=_tolerance,
+            help="Absolute tolerance instead of the decimals rule.",
+        ),
     ] = None,
     round_each: Annotated[
         int | None,
@@ -284,6 +374,7 @@ def check(
     decimals: Annotated[
         int, typer.Option("--decimals", "-d", min=0, max=15, help="Decimals shown in tables.")
     ] = 4,
+    max_memory: MaxMemory = None,
 ) -> int:
     """Grade the answers you computed by hand: the first wrong step, errors carried
     forward, and the likely mistake."""
@@ -301,11 +392,19 @@ def check(
             "or --template for a blank one"
         )
     spec = load_network(network)
+    from bpcalc import budget
+
+    budget.check_run(spec, 1, False, "")
     trace = engine.run(spec, round_each=round_each)
     if template:
-        from bpcalc.render.answer_sheet import template as blank
+        from bpcalc.render import answer_sheet
 
-        print(blank(trace, network), end="")
+        if json_:  # the same blanks as JSON: value name -> nulls (check reads it back)
+            from bpcalc.render import json_doc
+
+            print(json_doc.dumps(answer_sheet.template_json(trace)))
+        else:
+            print(answer_sheet.template(trace, network), end="")
         return ExitCode.OK
     from bpcalc.check.diagnose import diagnose
     from bpcalc.check.grade import grade
@@ -391,6 +490,7 @@ def train(
     json_: Annotated[
         bool, typer.Option("--json", help="One JSON line per epoch on stdout instead of tables.")
     ] = False,
+    max_memory: MaxMemory = None,
 ) -> None:
     """Train the network for some epochs in mini-batches; show loss and accuracy per epoch."""
     from bpcalc.train_cmd import run_train
@@ -481,6 +581,7 @@ def new(
         str | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing -o file.")] = False,
+    max_memory: MaxMemory = None,
 ) -> None:
     """Write a commented starter network YAML (a multi-layer perceptron or a small CNN)."""
     from bpcalc import starter
@@ -513,6 +614,7 @@ def new(
             lr=lr,
             command=command,
         )
+    _runs_as_a_step(text, command)
     if output is None:
         sys.stdout.write(text)
         return
@@ -520,6 +622,23 @@ def new(
 
     write_text_atomic(output, text, force=force, option="-o")
     print(f"bpcalc: wrote {output}", file=sys.stderr)
+
+
+def _runs_as_a_step(text: str, command: str) -> None:
+    """`bpcalc new` writes only what `bpcalc step` would run: the file is parsed as step would
+    parse it and sized against the same budget (--max-memory applies to both)."""
+    from bpcalc import budget
+    from bpcalc.errors import SpecError
+    from bpcalc.network.parse import parse_network
+    from bpcalc.network.yaml_source import load_yaml_text
+
+    try:
+        spec = parse_network(load_yaml_text(text, "new.yaml"))
+        budget.check_run(spec, 1, False, "")
+    except SpecError as exc:
+        raise UsageError(
+            f"{command}: makes a network bpcalc step would refuse: {exc.message}"
+        ) from None
 
 
 def _console() -> Any:
@@ -566,9 +685,17 @@ def run(argv: list[str] | None = None) -> int:
     """
     debug = os.environ.get("BPCALC_DEBUG") == "1"
     argv = _bare_explain(sys.argv[1:] if argv is None else list(argv))
+    from bpcalc import budget
+
+    with budget.using():  # --max-memory/--max-output set the limits of this run only
+        return _run(argv, debug)
+
+
+def _run(argv: list[str], debug: bool) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.showwarning = _library_warning  # inside catch_warnings: restored after
             rv = _click_command()(args=argv, prog_name="bpcalc", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else ExitCode.OK
     except Exit as exc:
@@ -617,6 +744,12 @@ def run(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return ExitCode.INTERNAL
+
+
+def _library_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+    """A warning from a library (numpy, PyYAML) as one bpcalc line on stderr, never the
+    library's two lines naming its source file."""
+    print(f"bpcalc: warning: {one_line(f'{category.__name__}: {message}')}", file=sys.stderr)
 
 
 def one_line(text: str) -> str:

@@ -15,8 +15,8 @@ GIVEN_BUFFER = "the running statistic this step starts from (not trained)"
 NO_ACTIVATION = "a = z (no activation)"
 NO_ACTIVATION_GRAD = "∂L/∂z = ∂L/∂a (no activation)"
 DATASET_LOSS = (
-    "L over all the samples with the updated parameters (evaluation mode: no dropout, "
-    "batchnorm on its running statistics)"
+    "L over all the samples with the updated parameters, in evaluation mode (no dropout, "
+    "batchnorm on its running statistics), as bpcalc train's test loss"
 )
 
 

@@ -20,12 +20,24 @@ LOSS_OUTPUT = {
     "half_sse": "identity",
 }
 HIDDEN = ("relu", "leaky_relu", "sigmoid", "tanh")
+MAX_INLINE = 100_000  # made-up numbers written into the file (~700 KB of YAML)
 
 _DATA_HELP = """\
 # Data: inline lists as below, or files (paths relative to this file), for example
 #   inputs:  {file: data.npz, key: x, scale: 255}     .npy, .npz, .csv or MNIST IDX (gzipped or not)
 #   targets: {file: data.npz, key: y}                  class indices 0..K-1 for cross_entropy
 """
+
+
+def _check_inline(option: str, samples: int, per_sample: int, what: str) -> None:
+    """The made-up data is written into the file: refuse sizes that make it huge (before
+    drawing any number)."""
+    if samples * per_sample > MAX_INLINE:
+        raise UsageError(
+            f"{option}: each made-up sample's {what} would have {per_sample:,} numbers, too "
+            f"many to write into the file ({samples} samples, at most {MAX_INLINE:,} numbers "
+            "in all); make a smaller network, or write one whose inputs: read a data file"
+        )
 
 
 def _row(values: np.ndarray) -> str:
@@ -37,7 +49,10 @@ def _default_loss(n_out: int, loss: str | None) -> str:
         if loss not in LOSS_OUTPUT:
             raise UsageError(f"--loss should be one of {', '.join(LOSS_OUTPUT)}, found {loss!r}")
         if loss == "cross_entropy" and n_out < 2:
-            raise UsageError("cross_entropy needs at least 2 outputs (softmax over classes)")
+            raise UsageError(
+                "--loss cross_entropy needs at least 2 outputs (softmax over classes); the "
+                "last of --sizes is 1: use binary_cross_entropy"
+            )
         return loss
     return "cross_entropy" if n_out > 1 else "binary_cross_entropy"
 
@@ -88,6 +103,8 @@ def mlp_yaml(
         raise UsageError(f"--activation should be one of {', '.join(HIDDEN)}, found {activation!r}")
     n_in, n_out = sizes[0], sizes[-1]
     loss = _default_loss(n_out, loss)
+    per_target = n_out if loss != "cross_entropy" and n_out > 1 else 1
+    _check_inline("--sizes", samples, n_in + per_target, "input and target")
     out_act = LOSS_OUTPUT[loss]
     rng = np.random.default_rng(0)
     hidden_init = "he" if activation in ("relu", "leaky_relu") else "xavier"
@@ -172,6 +189,7 @@ def cnn_yaml(
         )
     if kernel > h or kernel > w:
         raise UsageError(f"--kernel {kernel} is larger than the {h}x{w} input")
+    _check_inline("--input", samples, c * h * w, "image")
     ho, wo = h - kernel + 1, w - kernel + 1
     if pool > 1 and (ho % pool or wo % pool):
         raise UsageError(

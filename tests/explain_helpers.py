@@ -142,7 +142,7 @@ def evaluate(expr: str) -> float:
     √(v) → sqrt(v), b^t → b**t. Only numbers, + − × / **, parentheses and
     exp/log/max/tanh/sqrt are allowed."""
     s = expr.replace("×", "*").replace("·", "*").replace("−", "-").replace("²", "**2")
-    s = re.sub(r"(?<![\d.])e\^([\d.]+)", r"exp(\1)", s).replace("e^(", "exp(")
+    s = re.sub(r"(?<![\d.])e\^([\d.]+(?:e[-+]?\d+)?)", r"exp(\1)", s).replace("e^(", "exp(")
     s = s.replace("ln(", "log(").replace("√(", "sqrt(").replace("^", "**")
     tree = ast.parse(s, mode="eval")
 

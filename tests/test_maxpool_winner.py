@@ -109,3 +109,16 @@ def test_a_window_whose_maximum_is_nan_sends_no_gradient_anywhere() -> None:
     assert cache.winner[0, 0, 0].tolist() == [NO_WINNER, 0]
     dx, _ = op.backward(np.array([[[[2.0, 3.0]]]]), cache, {})
     assert dx.tolist() == [[[[0.0, 0.0, 3.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]]
+
+
+def test_a_window_of_more_than_254_positions_records_its_winner_in_a_wider_integer():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 3, 20, 20))
+    pool = MaxPool2d((20, 20), (20, 20))
+    out, cache = pool.forward(x, {})
+    np.testing.assert_array_equal(out[..., 0, 0], x.max(axis=(2, 3)))
+    dx, _ = pool.backward(np.ones_like(out), cache, {})
+    flat = x.reshape(2, 3, -1)
+    expected = np.zeros_like(flat)
+    np.put_along_axis(expected, flat.argmax(axis=2)[..., None], 1.0, axis=2)
+    np.testing.assert_array_equal(dx, expected.reshape(x.shape))

@@ -173,20 +173,28 @@ def _explain_step(
     for rec in st:
         if not keep(rec):
             continue
-        if rec.name in request.elements and rec.name not in request.values:
-            indices = request.elements[rec.name]
-        elif rec.name in request.values:
-            indices = list(np.ndindex(*rec.shape))
-        elif request.all or any(fnmatch.fnmatchcase(rec.name, g) for g in request.globs):
-            if rec.value.size > LIMIT and not full:
-                out.append(Explained(rec, [], skipped=True))
-                continue
-            indices = list(np.ndindex(*rec.shape))
-        else:
+        chosen = selected(rec, request, full)
+        if chosen is None:
             continue
+        if chosen == "skipped":
+            out.append(Explained(rec, [], skipped=True))
+            continue
+        indices = request.elements[rec.name] if chosen == "elements" else np.ndindex(*rec.shape)
         item = classify(trace.spec, rec, st.records)
         out.append(Explained(rec, [explain_element(ctx, item, tuple(i)) for i in indices]))
     return out
+
+
+def selected(rec: Record, request: Request, full: bool) -> str | None:
+    """What of `rec` the request explains: "elements" (those named), "all" its elements,
+    "skipped" (too large without --full), or None."""
+    if rec.name in request.elements and rec.name not in request.values:
+        return "elements"
+    if rec.name in request.values:
+        return "all"
+    if request.all or any(fnmatch.fnmatchcase(rec.name, g) for g in request.globs):
+        return "skipped" if rec.value.size > LIMIT and not full else "all"
+    return None
 
 
 def explain_value(trace: Trace, ref: str, decimals: int = 4, step: int = 1) -> list[Work]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from bpcalc import budget as _budget
 from bpcalc import layers as layer_units
 from bpcalc.errors import Location
 from bpcalc.network import samples, sections
@@ -155,6 +156,7 @@ def parse_layers(
         if prefix and not out:
             before = f"the input of block {prefix[:-1]!r}"
         layer = layer_units.parse(ltype)(lsrc, prefix + name, ltype, shape, sq, before)
+        _budget.check_layer(src, i, layer, before)
         out.append(layer)
         shape, sq = layer.out_shape, layer.squeezed_out
     return out

@@ -52,6 +52,15 @@ class MaxPoolCache:
 NO_WINNER = 255  # a window whose maximum is NaN: no element equals it, none gets a gradient
 
 
+def _winner_dtype(taps: int) -> np.dtype:
+    """The smallest unsigned integer that numbers every position of a window and keeps its
+    largest value free for NO_WINNER (255 for the usual windows of up to 254 positions)."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if taps < np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.uint64)
+
+
 @dataclass(frozen=True)
 class AvgPoolCache:
     x_shape: tuple[int, ...]
@@ -96,26 +105,26 @@ class MaxPool2d(_Pool):
         of its strided slice once (contiguous, then compared and taken twice)."""
         ho, wo = _out_size(x.shape, self.size, self.stride)
         taps = _taps(self.size, self.stride, ho, wo)
-        assert len(taps) < NO_WINNER
+        index = _winner_dtype(len(taps))
         rows, cols = taps[0]
         out = x[:, :, rows, cols].copy()
-        winner = np.zeros(out.shape, dtype=np.uint8)
+        winner = np.zeros(out.shape, dtype=index)
         if len(taps) > 1:
             tap = np.empty_like(out)
             larger = np.empty(out.shape, dtype=bool)
-            number = np.empty(out.shape, dtype=np.uint8)
+            number = np.empty(out.shape, dtype=index)
             for t, (rows, cols) in enumerate(taps[1:], start=1):
                 np.copyto(tap, x[:, :, rows, cols])
                 np.greater(tap, out, out=larger)
                 # the positions come in increasing order: the winner so far is below t, so
                 # max(winner, t·larger) puts t where this one is larger and keeps the rest
-                np.multiply(larger.view(np.uint8), np.uint8(t), out=number)
+                np.multiply(larger.view(np.uint8), index.type(t), out=number)
                 np.maximum(winner, number, out=winner)
                 np.maximum(out, tap, out=out)  # NaN propagates, as it always did
         if out.dtype.kind == "f":
             nan = np.isnan(out)
             if nan.any():
-                winner[nan] = NO_WINNER
+                winner[nan] = np.iinfo(index).max  # NO_WINNER for windows of up to 254
         return out, MaxPoolCache(x.shape, winner)
 
     def backward(
