@@ -117,8 +117,19 @@ def step(
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     json_: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     decimals: Annotated[
-        int, typer.Option("--decimals", "-d", min=0, max=15, help="Decimals shown in tables.")
-    ] = 4,
+        int | None,
+        typer.Option(
+            "--decimals",
+            "-d",
+            min=0,
+            max=15,
+            help="Show N fixed decimals instead of 4 significant digits.",
+        ),
+    ] = None,
+    digits: Annotated[
+        int | None,
+        typer.Option("--digits", min=1, max=17, help="Significant digits shown (default 4)."),
+    ] = None,
     full: Annotated[
         bool, typer.Option("--full", help="Show every element of large tensors.")
     ] = False,
@@ -190,8 +201,10 @@ def step(
             return False
         return not only or any(fnmatch.fnmatchcase(r.name, pat) for pat in only)
 
+    _no_match(only, trace)
+    shown = _precision(decimals, digits, round_each)
     fmt = Format.json if json_ else format
-    work = _explain(trace, explain, fmt, decimals, full, keep)
+    work = _explain(trace, explain, fmt, shown, full, keep)
     if fmt is Format.json:
         from bpcalc.render import json_doc
 
@@ -202,13 +215,57 @@ def step(
         from bpcalc.render import latex, markdown
 
         renderer = markdown if fmt is Format.markdown else latex
-        print(renderer.render(trace, decimals=decimals, full=full, keep=keep, work=work), end="")
+        print(renderer.render(trace, decimals=shown, full=full, keep=keep, work=work), end="")
         return
     from bpcalc.render import tables
 
+    console = _console()
     tables.render(
-        trace, _console(), decimals=decimals, full=full, keep=keep, summary=summary, work=work
+        trace,
+        console,
+        decimals=shown,
+        full=full,
+        keep=keep,
+        summary=summary,
+        work=work,
+        wrap=_wrap(console),
     )
+
+
+def _precision(decimals: int | None, digits: int | None, round_each: int | None) -> Any:
+    """How numbers are shown: --decimals N fixed decimals, --digits N significant digits,
+    by default 4 significant digits (with --round-each N, at least its N decimals, so the
+    hand-rounded values show whole)."""
+    from bpcalc.render.numbers import DIGITS, Precision
+
+    if decimals is not None and digits is not None:
+        raise UsageError("--decimals and --digits both set how numbers are shown; give one of them")
+    if decimals is not None:
+        return Precision(decimals=decimals)
+    return Precision(digits=digits or DIGITS, min_decimals=round_each or 0)
+
+
+def _no_match(patterns: list[str] | None, trace: Any) -> None:
+    """--only with a pattern that matches no value: an error naming the closest values (an
+    empty table would look like a run that computed nothing)."""
+    names = [r.name for r in trace.steps[0]]
+    for pat in patterns or []:
+        if any(fnmatch.fnmatchcase(n, pat) for n in names):
+            continue
+        raise UsageError(f"--only {pat}: no value matches{_close(pat, names)}")
+
+
+def _close(pattern: str, names: list[str]) -> str:
+    """'; did you mean a or b?' from the value names closest to a name or glob."""
+    import difflib
+
+    stem = pattern.rstrip("*?[]")
+    close = difflib.get_close_matches(pattern, names, n=3, cutoff=0.5)
+    if not close and stem:
+        close = difflib.get_close_matches(stem, names, n=3, cutoff=0.5)
+    if not close and stem:
+        close = [n for n in names if n.startswith(stem.split(".")[0])][:3]
+    return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
 def _explain(
@@ -282,8 +339,19 @@ def check(
         ),
     ] = None,
     decimals: Annotated[
-        int, typer.Option("--decimals", "-d", min=0, max=15, help="Decimals shown in tables.")
-    ] = 4,
+        int | None,
+        typer.Option(
+            "--decimals",
+            "-d",
+            min=0,
+            max=15,
+            help="Show N fixed decimals instead of 4 significant digits.",
+        ),
+    ] = None,
+    digits: Annotated[
+        int | None,
+        typer.Option("--digits", min=1, max=17, help="Significant digits shown (default 4)."),
+    ] = None,
 ) -> int:
     """Grade the answers you computed by hand: the first wrong step, errors carried
     forward, and the likely mistake."""
@@ -323,7 +391,13 @@ def check(
 
         print(json_doc.dumps(check_report.document(report)))
     else:
-        check_report.render(report, _console(), decimals=decimals)
+        console = _console()
+        check_report.render(
+            report,
+            console,
+            decimals=_precision(decimals, digits, round_each),
+            wrap=_wrap(console),
+        )
     return report.exit_code
 
 
@@ -515,7 +589,13 @@ def _console() -> Any:
         def on_broken_pipe(self) -> None:  # rich would exit 1; the boundary decides instead
             raise BrokenPipeError
 
-    return _Console(soft_wrap=False, highlight=False, emoji=False)
+    return _Console(soft_wrap=False, highlight=False, emoji=False, markup=False)
+
+
+def _wrap(console: Any) -> bool:
+    """Prose wraps at the console's width in a terminal, or when COLUMNS asks for a width;
+    in a pipe it is left whole, for the pager, the editor or grep."""
+    return bool(console.is_terminal or os.environ.get("COLUMNS"))
 
 
 def _warn_all(warnings: list[str]) -> None:

@@ -31,6 +31,7 @@ from bpcalc.explain import (  # noqa: F401  (they register their explainers)
     optimizers,
     regularization,
 )
+from bpcalc.explain.arith import explained
 from bpcalc.explain.registry import (
     FALLBACK_NOTE,
     Item,
@@ -42,6 +43,7 @@ from bpcalc.explain.registry import (
 )
 from bpcalc.explain.text import work_lines
 from bpcalc.explain.work import Ctx, Fmt, Work
+from bpcalc.render.numbers import Precision
 from bpcalc.trace import Record, StepTrace, Trace, element_name, parse_ref
 
 LIMIT = 16  # values with more elements are explained only when named (or with --full)
@@ -147,7 +149,7 @@ def parse_requests(requests: Iterable[str], trace: Trace) -> Request:
 def explain_trace(
     trace: Trace,
     request: Request,
-    decimals: int = 4,
+    decimals: int | Precision = 4,
     full: bool = False,
     keep: Callable[[Record], bool] = lambda r: True,
     min_sig: int = 1,
@@ -183,11 +185,13 @@ def _explain_step(
         else:
             continue
         item = classify(trace.spec, rec, st.records)
-        out.append(Explained(rec, [explain_element(ctx, item, tuple(i)) for i in indices]))
+        out.append(Explained(rec, [explained(ctx, item, tuple(i)) for i in indices]))
     return out
 
 
-def explain_value(trace: Trace, ref: str, decimals: int = 4, step: int = 1) -> list[Work]:
+def explain_value(
+    trace: Trace, ref: str, decimals: int | Precision = 4, step: int = 1
+) -> list[Work]:
     """The work for a value (`conv.z`) or one element (`conv.z[0,0]`) of step `step`."""
     st = trace.steps[step - 1]
     name, index = parse_ref(ref)
@@ -195,4 +199,4 @@ def explain_value(trace: Trace, ref: str, decimals: int = 4, step: int = 1) -> l
     ctx = Ctx(trace, st, trace.spec, Fmt(decimals))
     item = classify(trace.spec, rec, st.records)
     indices = [index] if index is not None else list(np.ndindex(*rec.shape))
-    return [explain_element(ctx, item, tuple(i)) for i in indices]
+    return [explained(ctx, item, tuple(i)) for i in indices]

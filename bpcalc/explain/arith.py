@@ -1,0 +1,101 @@
+"""Explanations that add up: a reader who types the substituted numbers into a calculator
+gets the printed result, to its last printed digit.
+
+Operands are first written with the precision of the tables; where the rounded operands do
+not give the printed result ((−0.525) × 6 is −3.15, the result −3.1499 needs −0.52498),
+the element is explained again with more digits in its operands, the result still at the
+tables' precision. `evaluate` reads the explanations' notation: numbers, + − × · /,
+parentheses, powers (², ^), e^v, ln, √, max, tanh.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from dataclasses import replace
+from typing import Any
+
+from bpcalc.explain.registry import Item, explain_element
+from bpcalc.explain.work import Ctx, Work
+from bpcalc.render.numbers import decimals_shown
+
+EXTRA = (1, 2, 3, 4, 6, 8, 12)  # more operand digits to try, in turn
+
+_BIN: dict[type, Any] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+}
+_FUN: dict[str, Any] = {
+    "exp": math.exp,
+    "log": math.log,
+    "max": max,
+    "min": min,
+    "tanh": math.tanh,
+    "sqrt": math.sqrt,
+}
+
+
+def evaluate(expr: str) -> float:
+    """The value of an explanation's substituted numbers: × · -> *, − -> -, ² -> **2,
+    e^v -> exp(v), ln -> log, √(v) -> sqrt(v), b^t -> b**t. ValueError for anything else
+    (a symbol, a name, a call that is not one of exp/log/max/min/tanh/sqrt)."""
+    s = expr.replace("×", "*").replace("·", "*").replace("−", "-").replace("²", "**2")
+    s = re.sub(r"(?<![\d.])e\^([\d.]+)", r"exp(\1)", s).replace("e^(", "exp(")
+    s = s.replace("ln(", "log(").replace("√(", "sqrt(").replace("^", "**")
+    try:
+        tree = ast.parse(s, mode="eval")
+    except SyntaxError as exc:
+        raise ValueError(f"not arithmetic: {expr!r}") from exc
+
+    def ev(node: ast.AST) -> float:
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return float(node.value)
+        if isinstance(node, ast.BinOp) and type(node.op) in _BIN:
+            return float(_BIN[type(node.op)](ev(node.left), ev(node.right)))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            return -ev(node.operand) if isinstance(node.op, ast.USub) else ev(node.operand)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUN:
+            return float(_FUN[node.func.id](*(ev(a) for a in node.args)))
+        raise ValueError(f"not allowed in an explanation: {ast.dump(node)} in {expr!r}")
+
+    return ev(tree)
+
+
+def shown(result: str) -> float:
+    """A printed result as a number: '−3.15' -> -3.15."""
+    return float(result.replace("−", "-"))
+
+
+def adds_up(w: Work) -> bool:
+    """The substituted numbers, evaluated, round to the printed result: they lie within half
+    a unit of its last digit. True when there is nothing to evaluate (a given value, a
+    symbol, a note) or the result is not a plain number."""
+    if not w.substituted:
+        return True
+    try:
+        got = evaluate(w.substituted)
+        want = shown(w.result)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return True
+    if not (math.isfinite(got) and math.isfinite(want)):
+        return True
+    half = 0.5 * 10.0 ** -decimals_shown(w.result)
+    return abs(got - want) <= half * (1 + 1e-9) + 1e-15 * max(abs(got), abs(want))
+
+
+def explained(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
+    """The element's work, with more digits in its operands where the rounded ones would
+    not add up to the printed result."""
+    w = explain_element(ctx, item, index)
+    for extra in EXTRA:
+        if adds_up(w):
+            return w
+        w = explain_element(replace(ctx, f=replace(ctx.f, extra=extra)), item, index)
+    return w
