@@ -25,7 +25,7 @@ app = typer.Typer(
     help="A step-by-step backpropagation calculator: every forward, backward and update value "
     "of a small network, number by number.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -81,31 +81,32 @@ def _root(
 
 STEP_EPILOG = """Examples:
 
+\b
   bpcalc step examples/example1.yaml
-
   bpcalc step examples/example2.yaml --json | jq '.steps[0].values["grad.conv.kernel"]'
-
-  bpcalc step net.yaml --stage backward --only 'grad.*.kernel' --decimals 6
-
+  bpcalc step net.yaml --stage backward --only 'grad.*.kernel' --digits 6
   bpcalc step examples/gd_variants.yaml --mode sgd --steps 8 --summary
 
 Show the work (formula, numbers, result) for every small value, or only what you name:
 
+\b
   bpcalc step examples/example2.yaml --explain
-
   bpcalc step examples/example2.yaml --explain 'grad.conv.kernel[0,1]' --explain fc.z
-
   bpcalc step examples/example2.yaml --explain 'grad.*' --stage backward
 
 Round every intermediate value to 4 decimals, as on paper:
 
+\b
   bpcalc step examples/example2.yaml --round-each 4 --explain
 
 Write-ups (these show the work by default; --explain none leaves it out):
 
+\b
   bpcalc step examples/example2.yaml --format markdown > step.md
-
   bpcalc step examples/example1.yaml --format latex > step.tex && pdflatex step.tex
+
+Numbers show 4 significant digits (--digits N for more, --decimals N for fixed decimals);
+the tables fit the terminal's width, and are stacked when they would not.
 """
 
 
@@ -252,20 +253,9 @@ def _no_match(patterns: list[str] | None, trace: Any) -> None:
     for pat in patterns or []:
         if any(fnmatch.fnmatchcase(n, pat) for n in names):
             continue
-        raise UsageError(f"--only {pat}: no value matches{_close(pat, names)}")
+        from bpcalc.usage import close_names, did_you_mean
 
-
-def _close(pattern: str, names: list[str]) -> str:
-    """'; did you mean a or b?' from the value names closest to a name or glob."""
-    import difflib
-
-    stem = pattern.rstrip("*?[]")
-    close = difflib.get_close_matches(pattern, names, n=3, cutoff=0.5)
-    if not close and stem:
-        close = difflib.get_close_matches(stem, names, n=3, cutoff=0.5)
-    if not close and stem:
-        close = [n for n in names if n.startswith(stem.split(".")[0])][:3]
-    return f"; did you mean {' or '.join(close)}?" if close else ""
+        raise UsageError(f"--only {pat}: no value matches{did_you_mean(close_names(pat, names))}")
 
 
 def _explain(
@@ -289,20 +279,17 @@ def _explain(
 
 CHECK_EPILOG = """Examples:
 
+\b
   bpcalc check examples/example2.yaml --template > answers.yaml
-
   bpcalc check examples/example2.yaml answers.yaml
-
   bpcalc check examples/example2.yaml answers.yaml --json
-
   bpcalc check net.yaml answers.yaml --round-each 4
-
   bpcalc check net.yaml answers.yaml --rtol 0.01
 
 An answer sheet maps value names to your numbers, whole values or single elements:
 
+\b
   conv.z: [[0.12]]
-
   grad.conv.kernel[0,1]: 0.268
 
 Exit status: 0 every answer right, 1 some answer wrong or carried forward, 2 invalid input.
@@ -640,11 +627,12 @@ def run(argv: list[str] | None = None) -> int:
     except Exit as exc:
         return exc.exit_code
     except TyperException as exc:  # usage errors: unknown option, missing argument, bad value
-        show = getattr(exc, "show", None)
-        if show is not None:
-            show(file=sys.stderr)
-        else:
-            print(f"bpcalc: error: {exc.format_message()}", file=sys.stderr)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `bpcalc step` alone: its help
+            exc.show(file=sys.stderr)
+            return ExitCode.INVALID_INPUT
+        from bpcalc.usage import usage_line
+
+        print(f"bpcalc: error: {one_line(usage_line(exc))}", file=sys.stderr)
         return ExitCode.INVALID_INPUT
     except (Abort, KeyboardInterrupt):
         print("bpcalc: interrupted", file=sys.stderr)

@@ -370,7 +370,7 @@ def backward(
             da,
             "backward",
             name,
-            losses.GRAD_FORMULAS[kind]
+            notation.batch_mean_formula(spec, losses.GRAD_FORMULAS[kind])
             if i == len(layers) - 1
             else f"∂L/∂a = ∂L/∂x of {layers[i + 1].name}",
             layer.out_shown(),
@@ -380,7 +380,7 @@ def backward(
                 dz, formula = da, "∂L/∂z = ∂L/∂a (the derivative left out)"
             elif fused and i == len(layers) - 1:
                 dz = losses.fused_grad_z(kind, a, y) * scale
-                formula = losses.FUSED_FORMULAS[kind]
+                formula = notation.batch_mean_formula(spec, losses.FUSED_FORMULAS[kind])
             elif variant is not None:
                 act = layer.activation
                 dz = variant.activation_backward(name, act.kind, da, z, a, act.slope)
@@ -404,7 +404,8 @@ def backward(
         grads[name] = {}
         reg = spec.regularization.get(name)
         for pname in layer.param_names:
-            g, g_formula = pgrads[pname], notation.grad_param_formula(lspec, pname)
+            g_formula = notation.batch_sum_formula(spec, notation.grad_param_formula(lspec, pname))
+            g = pgrads[pname]
             if reg_mod.applies(reg, pname):  # ∂L/∂θ = ∂L_data/∂θ + ∂penalty/∂θ
                 g, g_formula = _with_penalty(emit, layer, pname, g, g_formula, reg, params)
             grads[name][pname] = emit(

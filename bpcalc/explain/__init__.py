@@ -14,7 +14,6 @@ a glob (`grad.*`) the matching values within the limit; `none` nothing.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from bpcalc.explain.text import work_lines
 from bpcalc.explain.work import Ctx, Fmt, Work
 from bpcalc.render.numbers import Precision
 from bpcalc.trace import Record, StepTrace, Trace, element_name, parse_ref
+from bpcalc.usage import close_names, did_you_mean
 
 LIMIT = 16  # values with more elements are explained only when named (or with --full)
 SYMBOLS = (
@@ -137,8 +137,7 @@ def parse_requests(requests: Iterable[str], trace: Trace) -> Request:
         if any(ch in text for ch in "*?[") and any(fnmatch.fnmatchcase(n, text) for n in names):
             req.globs.append(text)
             continue
-        close = difflib.get_close_matches(name or text, names, n=3)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        hint = did_you_mean(close_names(name or text, names))
         raise UsageError(
             f"--explain {text}: no value of that name{hint} "
             "(give all, a value name such as conv.z, an element such as conv.z[0,0], or a glob such as 'grad.*')"
