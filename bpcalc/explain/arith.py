@@ -49,8 +49,8 @@ def evaluate(expr: str) -> float:
     s = s.replace("ln(", "log(").replace("√(", "sqrt(").replace("^", "**")
     try:
         tree = ast.parse(s, mode="eval")
-    except SyntaxError as exc:
-        raise ValueError(f"not arithmetic: {expr!r}") from exc
+    except (SyntaxError, RecursionError, MemoryError) as exc:  # not arithmetic, or too deep
+        raise ValueError(f"not arithmetic: {expr[:80]!r}") from exc
 
     def ev(node: ast.AST) -> float:
         if isinstance(node, ast.Expression):
@@ -58,6 +58,17 @@ def evaluate(expr: str) -> float:
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
             return float(node.value)
         if isinstance(node, ast.BinOp) and type(node.op) in _BIN:
+            # a long sum (a batch of a thousand samples) nests to the left: walk down the
+            # left spine instead of recursing into it
+            chain = []
+            while isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+                chain.append(node)
+                node = node.left
+            if chain:
+                total = ev(node)
+                for op in reversed(chain):
+                    total = _BIN[type(op.op)](total, ev(op.right))
+                return float(total)
             return float(_BIN[type(node.op)](ev(node.left), ev(node.right)))
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             return -ev(node.operand) if isinstance(node.op, ast.USub) else ev(node.operand)
@@ -65,7 +76,10 @@ def evaluate(expr: str) -> float:
             return float(_FUN[node.func.id](*(ev(a) for a in node.args)))
         raise ValueError(f"not allowed in an explanation: {ast.dump(node)} in {expr!r}")
 
-    return ev(tree)
+    try:
+        return ev(tree)
+    except RecursionError as exc:
+        raise ValueError(f"too deeply nested: {expr[:80]!r}") from exc
 
 
 def shown(result: str) -> float:

@@ -18,7 +18,13 @@ from rich.text import Text
 
 from bpcalc.render.layout import Column, Out, fitted_table, wrap
 from bpcalc.render.numbers import Precision, fmt, grid, precision
-from bpcalc.render.writeup import UpdateRow, loss_change, shape_text, update_rows
+from bpcalc.render.writeup import (
+    UpdateRow,
+    loss_change,
+    samples_shown,
+    shape_text,
+    update_rows,
+)
 from bpcalc.trace import STAGE_TITLES, Record, StepTrace, Trace
 
 Keep = Callable[[Record], bool]
@@ -287,9 +293,6 @@ def _shape(v: Any) -> str:
     return "scalar" if not v.shape else " x ".join(str(s) for s in v.shape)
 
 
-SAMPLES_SHOWN = 3  # per-sample values of larger batches show this many samples unless --full
-
-
 def _value(
     r: Record,
     p: Precision,
@@ -302,7 +305,7 @@ def _value(
     if r.per_sample:
         n = r.value.shape[0]
         labels = samples if samples and len(samples) == n else None
-        shown = n if full or n <= SAMPLES_SHOWN + 1 else SAMPLES_SHOWN
+        shown = samples_shown(n, full)
         lines = []
         for i in range(shown):
             label = f"sample {labels[i] if labels else i}:"
