@@ -19,9 +19,9 @@ from typing import Any
 
 from bpcalc.explain.registry import Item, explain_element
 from bpcalc.explain.work import Ctx, Work
-from bpcalc.render.numbers import decimals_shown
+from bpcalc.render.numbers import Precision, decimals_shown, fmt
 
-EXTRA = (1, 2, 3, 4, 6, 8, 12)  # more operand digits to try, in turn
+EXTRA = (1, 2, 3, 4, 6, 8, 12, 20)  # more operand digits to try, in turn (20: every digit)
 
 _BIN: dict[type, Any] = {
     ast.Add: operator.add,
@@ -112,4 +112,22 @@ def explained(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
         if adds_up(w):
             return w
         w = explain_element(replace(ctx, f=replace(ctx.f, extra=extra)), item, index)
-    return w
+    if adds_up(w):
+        return w
+    return _at_float_precision(w)
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:e[-+]\d+)?")
+
+
+def _at_float_precision(w: Work) -> Work:
+    """A result that float64 cannot give to the digits asked for: a sum that cancels to
+    rounding noise (0.2087 + 0.1327 + ... = −2.22e-16, where the same numbers added in
+    another order give −9.5e-17). With every operand digit printed, the result is rounded
+    to the absolute precision of the arithmetic, 1e-12 of its largest operand: 0."""
+    scale = max((float(m) for m in _NUMBER.findall(w.substituted)), default=0.0)
+    if not math.isfinite(w.value) or scale == 0:
+        return w
+    decimals = max(0, 12 - math.floor(math.log10(scale)))
+    text = fmt(w.value, Precision(decimals=decimals))
+    return replace(w, result="−" + text[1:] if text.startswith("-") else text)

@@ -28,7 +28,7 @@ def render(
     verdict on one line, the answer and the expected value under it) when it does not."""
     out = Out(console, wrap)
     p = precision(decimals)
-    out.line(Text(f"bpcalc check · {report.network}", style="bold"))
+    out.prose(f"bpcalc check · {report.network}", style="bold")
     out.prose(f"network: {report.network_file}   answers: {report.sheet_file}", indent=2)
     out.prose(f"tolerance: {report.tolerance.describe()}", indent=2)
     if report.round_each is not None:
@@ -117,10 +117,12 @@ def expected_precision(g: Graded, p: Precision) -> Precision:
     written = np.asarray(a.decimals)[given]
     most = int(written.max()) if written.size else 0
     if p.decimals is not None:
-        base = Precision(decimals=max(p.decimals, most))
+        base = Precision(decimals=max(p.decimals, most), min_decimals=max(most, 0), pad=True)
     else:
         base = Precision(
-            digits=max(p.digits, _significant(a.value[given], written)), min_decimals=max(most, 0)
+            digits=max(p.digits, _significant(a.value[given], written)),
+            min_decimals=max(most, 0),
+            pad=True,
         )
     expected = np.asarray(g.expected, dtype=np.float64)
     student = np.asarray(a.value.T if a.transposed else a.value, dtype=np.float64)

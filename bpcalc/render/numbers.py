@@ -26,11 +26,13 @@ _CONTEXT = decimal.Context(prec=1200, rounding=decimal.ROUND_HALF_UP)
 class Precision:
     """How many digits a number is shown with: `digits` significant digits, or, when
     `decimals` is set, that many fixed decimals. `min_decimals`: at least this many decimals
-    (the check report shows the expected value with as many as the student wrote)."""
+    (the check report shows the expected value with as many as the student wrote, padded
+    with zeros when `pad`)."""
 
     digits: int = DIGITS
     decimals: int | None = None
     min_decimals: int = 0
+    pad: bool = False  # keep trailing zeros up to min_decimals (0.1200 beside a student's 0.1338)
 
     def finer(self, extra: int) -> Precision:
         """The same style with `extra` more digits."""
@@ -67,11 +69,16 @@ def fmt(v: float, p: int | Precision | None = None) -> str:
         return "0"
     exact = decimal.Decimal(repr(v))
     if p.decimals is not None:
-        return _fixed(exact, max(p.decimals, p.min_decimals))
-    lead = exact.adjusted()  # the power of ten of the first significant digit
-    if lead < SCI_BELOW or lead >= SCI_FROM:
-        return _scientific(exact, p.digits)
-    return _fixed(exact, max(p.digits - 1 - lead, p.min_decimals, 0))
+        s = _fixed(exact, max(p.decimals, p.min_decimals))
+    else:
+        lead = exact.adjusted()  # the power of ten of the first significant digit
+        if lead < SCI_BELOW or lead >= SCI_FROM:
+            return _scientific(exact, p.digits)
+        s = _fixed(exact, max(p.digits - 1 - lead, p.min_decimals, 0))
+    if p.pad and p.min_decimals > 0:
+        head, _, tail = s.partition(".")
+        s = f"{head}.{tail.ljust(p.min_decimals, '0')}"
+    return s
 
 
 def decimals_shown(text: str) -> int:

@@ -53,8 +53,13 @@ def render(
         return
     for st in trace.steps:
         if len(trace.steps) > 1:
-            used = f" · samples {', '.join(map(str, st.samples))}" if st.samples else ""
-            console.rule(Text(f"Step {st.step}{used}"))
+            used = f"samples {', '.join(map(str, st.samples))}" if st.samples else ""
+            if used and len(used) + 20 <= out.width:
+                console.rule(Text(f"Step {st.step} · {used}"))
+            else:  # a long list of samples goes under the rule, wrapped as prose
+                console.rule(Text(f"Step {st.step}"))
+                if used:
+                    out.prose(used)
         for block in step_tables(st, p, full, keep, out.width):
             out.print(block)
         if work is not None:
@@ -145,7 +150,8 @@ def print_header(out: Out, trace: Trace) -> None:
 def header_lines(trace: Trace, width: int | None = None) -> list[tuple[str, str]]:
     """The title and the conventions, as (line, style); prose wrapped at `width` (None:
     not wrapped)."""
-    lines = [(f"bpcalc · {trace.network}", "bold"), ("Conventions", "bold underline")]
+    lines = [(part, "bold") for part in wrap(f"bpcalc · {trace.network}", width, 0, 2)]
+    lines.append(("Conventions", "bold underline"))
     for key, line in trace.conventions.items():
         lines += [(part, "") for part in wrap(f"{key}: {line}", width, 2, 2)]
     return lines
