@@ -130,9 +130,14 @@ def parse(lines: list[str]) -> tuple[list[Table], list[Block]]:
             for a, b in zip(cuts, cuts[1:], strict=False):
                 assert b - a > 1, f"a column of width 0: {line}"
             title = lines[i - 1].strip() if i > 0 else ""
-            header = [line_cut(lines[i + 1], cuts)]
+            head_lines = []
+            j = i + 1
+            while not lines[j].startswith("┡"):  # a header of one line or more
+                head_lines.append(line_cut(lines[j], cuts))
+                j += 1
+            header = [[" ".join(x for x in col if x) for col in zip(*head_lines, strict=True)]]
             body: list[str] = []
-            j = i + 3
+            j += 1
             while not lines[j].startswith("└"):
                 body.append(lines[j])
                 j += 1

@@ -68,10 +68,10 @@ def column_widths(
     least = []
     for j, col in enumerate(columns):
         cells = [r[j] for r in rows]
-        nat = max([cell_len(col.header), *(widest(c) for c in cells)])
+        nat = max([widest(col.header), *(widest(c) for c in cells)])
         natural.append(max(nat, 1))
         if col.prose:
-            word = max([cell_len(col.header), *(longest_word(c) for c in cells)])
+            word = max([longest_word(col.header), *(longest_word(c) for c in cells)])
             least.append(min(nat, max(FLEX_MIN, word)))
         else:
             least.append(nat)

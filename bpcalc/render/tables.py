@@ -49,7 +49,7 @@ def render(
     p = precision(decimals)
     print_header(out, trace)
     if summary:
-        out.print(_fit_or_stack(out, *steps_summary_rows(trace, p)))
+        _fit_or_stack(out, *steps_summary_rows(trace, p))
         return
     for st in trace.steps:
         if len(trace.steps) > 1:
@@ -65,7 +65,7 @@ def render(
         if work is not None:
             print_work(out, work.get(st.step, []), symbols=st is trace.steps[0])
     if len(trace.steps) > 1 and "loss" in trace.steps[0] and keep(trace.steps[0].records["loss"]):
-        out.print(_fit_or_stack(out, *steps_summary_rows(trace, p)))
+        _fit_or_stack(out, *steps_summary_rows(trace, p))
 
 
 def steps_summary_rows(trace: Trace, p: Precision) -> tuple[str, list[Column], list[list[str]]]:
@@ -76,7 +76,7 @@ def steps_summary_rows(trace: Trace, p: Precision) -> tuple[str, list[Column], l
     cols += [Column("loss", "right"), Column("loss after", "right")]
     every = any("dataset_loss_after" in st for st in trace.steps)
     if every:
-        cols.append(Column("loss after, all samples", "right"))
+        cols.append(Column("loss after\n(all samples)", "right"))
     rows = []
     for st in trace.steps:
         used = [", ".join(map(str, st.samples or []))] if trace.batched else []
@@ -94,19 +94,16 @@ def steps_summary(trace: Trace, decimals: int | Precision | None = None) -> Rend
     return fitted_table(title, cols, rows, UNLIMITED, show_lines=False) or Group()
 
 
-def _fit_or_stack(
-    out: Out, title: str, cols: list[Column], rows: list[list[str]]
-) -> RenderableType:
-    """A small table of short cells, or, too wide, one 'header: cell' line per cell."""
+def _fit_or_stack(out: Out, title: str, cols: list[Column], rows: list[list[str]]) -> None:
+    """A small table of short cells, or, too wide, one line of 'header cell; ...' a row."""
     t = fitted_table(title, cols, rows, out.width, show_lines=False)
     if t is not None:
-        return t
-    lines = [Text(title, style="bold")]
+        out.print(t)
+        return
+    out.line(Text(title, style="bold"))
     for row in rows:
-        lines.append(
-            Text("; ".join(f"{c.header} {v}" for c, v in zip(cols, row, strict=True) if v))
-        )
-    return Group(*lines)
+        cells = [f"{' '.join(c.header.split())} {v}" for c, v in zip(cols, row, strict=True) if v]
+        out.prose("; ".join(cells), hanging=2)
 
 
 def print_work(out: Out | Console, explained: list[Any], symbols: bool = True) -> None:
