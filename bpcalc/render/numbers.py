@@ -10,6 +10,7 @@ decimal form, as a person rounds (15.125 -> 15.13), not half-even on its binary 
 from __future__ import annotations
 
 import decimal
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -67,14 +68,13 @@ def fmt(v: float, p: int | Precision | None = None) -> str:
         return str(v)
     if v == 0:
         return "0"
-    exact = decimal.Decimal(repr(v))
     if p.decimals is not None:
-        s = _fixed(exact, max(p.decimals, p.min_decimals))
+        s = _fixed(v, max(p.decimals, p.min_decimals))
     else:
-        lead = exact.adjusted()  # the power of ten of the first significant digit
+        lead = _lead(v)  # the power of ten of the first significant digit
         if lead < SCI_BELOW or lead >= SCI_FROM:
-            return _scientific(exact, p.digits)
-        s = _fixed(exact, max(p.digits - 1 - lead, p.min_decimals, 0))
+            return _scientific(decimal.Decimal(repr(v)), p.digits)
+        s = _fixed(v, max(p.digits - 1 - lead, p.min_decimals, 0))
     if p.pad and p.min_decimals > 0:
         head, _, tail = s.partition(".")
         s = f"{head}.{tail.ljust(p.min_decimals, '0')}"
@@ -90,9 +90,27 @@ def decimals_shown(text: str) -> int:
     return len(frac) - (int(exp) if exp else 0)
 
 
-def _fixed(exact: decimal.Decimal, decimals: int) -> str:
-    q = _CONTEXT.quantize(exact, decimal.Decimal(1).scaleb(-decimals))
-    s = f"{q:f}"
+def _lead(v: float) -> int:
+    """The power of ten of v's first significant digit in its shortest decimal form."""
+    lead = math.floor(math.log10(abs(v)))
+    if 10.0**lead > abs(v):  # log10 rounded up across a power of ten
+        lead -= 1
+    elif 10.0 ** (lead + 1) <= abs(v):
+        lead += 1
+    return lead
+
+
+def _fixed(v: float, decimals: int) -> str:
+    """v rounded half up to `decimals` decimals, trailing zeros dropped. The binary value
+    rounds like its shortest decimal form except at a decimal tie (15.125 to 2 decimals:
+    half-even on the binary value gives 15.12); only a tie takes the slow exact path."""
+    r = repr(v)
+    frac = r.partition(".")[2]
+    if "e" in r or (len(frac) == decimals + 1 and frac.endswith("5")):
+        q = _CONTEXT.quantize(decimal.Decimal(r), decimal.Decimal(1).scaleb(-decimals))
+        s = f"{q:f}"
+    else:
+        s = f"{v:.{decimals}f}"
     if "." in s:
         s = s.rstrip("0").rstrip(".")
     return "0" if s in ("-0", "") else s
