@@ -525,4 +525,12 @@ def test_the_command_line_prints_what_the_renderer_checked_above(
         monkeypatch.setenv("COLUMNS", str(width))
     assert run(["step", "examples/mlp_2_3_1.yaml", "--steps", "2"]) == 0
     out = capsys.readouterr().out
-    assert out == render_tables(trace_of("example:examples/mlp_2_3_1.yaml"), width)
+    trace = trace_of("example:examples/mlp_2_3_1.yaml")
+    assert out == render_tables(trace, width)
+    lines = out.split("\n")
+    for key, text in trace.conventions.items():
+        if width is None:  # a pipe: every convention on one line, however long
+            assert f"  {key}: {text}" in lines
+        else:  # a terminal: wrapped at spaces, continued 4 spaces in
+            assert all(len(line) <= width for line in lines)
+            assert norm(f"{key}: {text}") in norm(out)
