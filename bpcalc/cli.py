@@ -25,7 +25,7 @@ app = typer.Typer(
     help="A step-by-step backpropagation calculator: every forward, backward and update value "
     "of a small network, number by number.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -128,31 +128,32 @@ def _root(
 
 STEP_EPILOG = """Examples:
 
+\b
   bpcalc step examples/example1.yaml
-
   bpcalc step examples/example2.yaml --json | jq '.steps[0].values["grad.conv.kernel"]'
-
-  bpcalc step net.yaml --stage backward --only 'grad.*.kernel' --decimals 6
-
+  bpcalc step net.yaml --stage backward --only 'grad.*.kernel' --digits 6
   bpcalc step examples/gd_variants.yaml --mode sgd --steps 8 --summary
 
 Show the work (formula, numbers, result) for every small value, or only what you name:
 
+\b
   bpcalc step examples/example2.yaml --explain
-
   bpcalc step examples/example2.yaml --explain 'grad.conv.kernel[0,1]' --explain fc.z
-
   bpcalc step examples/example2.yaml --explain 'grad.*' --stage backward
 
 Round every intermediate value to 4 decimals, as on paper:
 
+\b
   bpcalc step examples/example2.yaml --round-each 4 --explain
 
 Write-ups (these show the work by default; --explain none leaves it out):
 
+\b
   bpcalc step examples/example2.yaml --format markdown > step.md
-
   bpcalc step examples/example1.yaml --format latex > step.tex && pdflatex step.tex
+
+Numbers show 4 significant digits (--digits N for more, --decimals N for fixed decimals);
+the tables fit the terminal's width, and are stacked when they would not.
 """
 
 
@@ -164,8 +165,19 @@ def step(
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     json_: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     decimals: Annotated[
-        int, typer.Option("--decimals", "-d", min=0, max=15, help="Decimals shown in tables.")
-    ] = 4,
+        int | None,
+        typer.Option(
+            "--decimals",
+            "-d",
+            min=0,
+            max=15,
+            help="Show N fixed decimals instead of 4 significant digits.",
+        ),
+    ] = None,
+    digits: Annotated[
+        int | None,
+        typer.Option("--digits", min=1, max=17, help="Significant digits shown (default 4)."),
+    ] = None,
     full: Annotated[
         bool, typer.Option("--full", help="Show every element of large tensors.")
     ] = False,
@@ -247,10 +259,12 @@ def step(
             return False
         return not only or any(fnmatch.fnmatchcase(r.name, pat) for pat in only)
 
+    _no_match(only, trace)
+    shown = _precision(decimals, digits, round_each)
     if fmt is not Format.json and not summary:
         from bpcalc.render import printed
 
-        chars, largest = printed.table_chars(trace, keep, decimals, full)
+        chars, largest = printed.table_chars(trace, keep, shown.shown_decimals(), full)
         budget.check_printed(
             chars,
             f"{'--full: ' if full else ''}the values of {len(trace.steps)} step"
@@ -258,7 +272,7 @@ def step(
             f"the largest is {largest}; choose values with --only or --stage"
             + ("" if full else ", or fewer --steps"),
         )
-    work = _explain(trace, explain, fmt, decimals, full, keep)
+    work = _explain(trace, explain, fmt, shown, full, keep)
     if fmt is Format.json:
         from bpcalc.render import json_doc
 
@@ -269,13 +283,46 @@ def step(
         from bpcalc.render import latex, markdown
 
         renderer = markdown if fmt is Format.markdown else latex
-        print(renderer.render(trace, decimals=decimals, full=full, keep=keep, work=work), end="")
+        print(renderer.render(trace, decimals=shown, full=full, keep=keep, work=work), end="")
         return
     from bpcalc.render import tables
 
+    console = _console()
     tables.render(
-        trace, _console(), decimals=decimals, full=full, keep=keep, summary=summary, work=work
+        trace,
+        console,
+        decimals=shown,
+        full=full,
+        keep=keep,
+        summary=summary,
+        work=work,
+        wrap=_wrap(console),
     )
+
+
+def _precision(decimals: int | None, digits: int | None, round_each: int | None) -> Any:
+    """How numbers are shown: --decimals N fixed decimals, --digits N significant digits,
+    by default 4 significant digits (with --round-each N, at least its N decimals, so the
+    hand-rounded values show whole)."""
+    from bpcalc.render.numbers import DIGITS, Precision
+
+    if decimals is not None and digits is not None:
+        raise UsageError("--decimals and --digits both set how numbers are shown; give one of them")
+    if decimals is not None:
+        return Precision(decimals=decimals)
+    return Precision(digits=digits or DIGITS, min_decimals=round_each or 0)
+
+
+def _no_match(patterns: list[str] | None, trace: Any) -> None:
+    """--only with a pattern that matches no value: an error naming the closest values (an
+    empty table would look like a run that computed nothing)."""
+    names = [r.name for r in trace.steps[0]]
+    for pat in patterns or []:
+        if any(fnmatch.fnmatchcase(n, pat) for n in names):
+            continue
+        from bpcalc.usage import close_names, did_you_mean
+
+        raise UsageError(f"--only {pat}: no value matches{did_you_mean(close_names(pat, names))}")
 
 
 def _explain(
@@ -294,7 +341,9 @@ def _explain(
     from bpcalc import budget
     from bpcalc.render import printed
 
-    chars, largest = printed.work_chars(trace, request, decimals, full, keep)
+    chars, largest = printed.work_chars(
+        trace, request, decimals, full, keep, writeup=fmt in (Format.markdown, Format.latex)
+    )
     budget.check_printed(
         chars,
         f"--explain {' '.join(requests)}{' --full' if full else ''}",
@@ -309,20 +358,17 @@ def _explain(
 
 CHECK_EPILOG = """Examples:
 
+\b
   bpcalc check examples/example2.yaml --template > answers.yaml
-
   bpcalc check examples/example2.yaml answers.yaml
-
   bpcalc check examples/example2.yaml answers.yaml --json
-
   bpcalc check net.yaml answers.yaml --round-each 4
-
   bpcalc check net.yaml answers.yaml --rtol 0.01
 
 An answer sheet maps value names to your numbers, whole values or single elements:
 
+\b
   conv.z: [[0.12]]
-
   grad.conv.kernel[0,1]: 0.268
 
 Exit status: 0 every answer right, 1 some answer wrong or carried forward, 2 invalid input.
@@ -372,8 +418,19 @@ def check(
         ),
     ] = None,
     decimals: Annotated[
-        int, typer.Option("--decimals", "-d", min=0, max=15, help="Decimals shown in tables.")
-    ] = 4,
+        int | None,
+        typer.Option(
+            "--decimals",
+            "-d",
+            min=0,
+            max=15,
+            help="Show N fixed decimals instead of 4 significant digits.",
+        ),
+    ] = None,
+    digits: Annotated[
+        int | None,
+        typer.Option("--digits", min=1, max=17, help="Significant digits shown (default 4)."),
+    ] = None,
     max_memory: MaxMemory = None,
 ) -> int:
     """Grade the answers you computed by hand: the first wrong step, errors carried
@@ -422,7 +479,13 @@ def check(
 
         json_doc.write(check_report.document(report))
     else:
-        check_report.render(report, _console(), decimals=decimals)
+        console = _console()
+        check_report.render(
+            report,
+            console,
+            decimals=_precision(decimals, digits, round_each),
+            wrap=_wrap(console),
+        )
     return report.exit_code
 
 
@@ -648,7 +711,13 @@ def _console() -> Any:
         def on_broken_pipe(self) -> None:  # rich would exit 1; the boundary decides instead
             raise BrokenPipeError
 
-    return _Console(soft_wrap=False, highlight=False, emoji=False)
+    return _Console(soft_wrap=False, highlight=False, emoji=False, markup=False)
+
+
+def _wrap(console: Any) -> bool:
+    """Prose wraps at the console's width in a terminal, or when COLUMNS asks for a width;
+    in a pipe it is left whole, for the pager, the editor or grep."""
+    return bool(console.is_terminal or os.environ.get("COLUMNS"))
 
 
 def _warn_all(warnings: list[str]) -> None:
@@ -701,11 +770,12 @@ def _run(argv: list[str], debug: bool) -> int:
     except Exit as exc:
         return exc.exit_code
     except TyperException as exc:  # usage errors: unknown option, missing argument, bad value
-        show = getattr(exc, "show", None)
-        if show is not None:
-            show(file=sys.stderr)
-        else:
-            print(f"bpcalc: error: {exc.format_message()}", file=sys.stderr)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `bpcalc step` alone: its help
+            exc.show(file=sys.stderr)
+            return ExitCode.INVALID_INPUT
+        from bpcalc.usage import usage_line
+
+        print(f"bpcalc: error: {one_line(usage_line(exc))}", file=sys.stderr)
         return ExitCode.INVALID_INPUT
     except (Abort, KeyboardInterrupt):
         print("bpcalc: interrupted", file=sys.stderr)

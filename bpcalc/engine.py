@@ -522,9 +522,8 @@ def backward(
             da *= scale  # in place: the same numbers as da * scale, without a new array
     grads: dict[str, dict[str, Array]] = {}
     output = _Output(loss, y, scale) if fused else None
-    _chain_back(
-        spec, tuple(layers), params, fwd, da, emit, grads, input_grad, loss.grad_formula, output
-    )
+    top = notation.batch_mean_formula(spec, loss.grad_formula) if recording else ""
+    _chain_back(spec, tuple(layers), params, fwd, da, emit, grads, input_grad, top, output)
     return grads
 
 
@@ -577,7 +576,8 @@ def _chain_back(
             dz = output.loss.fused_grad_z(a, output.y)
             if output.scale != 1.0:
                 dz *= output.scale
-            formula = output.loss.fused_formula
+            if recording:
+                formula = notation.batch_mean_formula(spec, output.loss.fused_formula)
         else:
             dz = layer.act.backward(da, z, a)
         if recording and layer.parametric:
@@ -616,7 +616,7 @@ def _param_grads(
                 g = g + reg_mod.grad(reg, params[name][pname])
             out[pname] = g
             continue
-        g_formula = layer.op.grad_param_formula(pname)
+        g_formula = notation.batch_sum_formula(spec, layer.op.grad_param_formula(pname))
         if reg_mod.applies(reg, pname):
             g, g_formula = _with_penalty(emit, layer, pname, g, g_formula, reg, params)
         out[pname] = emit(

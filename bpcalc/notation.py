@@ -145,3 +145,27 @@ def symbol(name: str) -> str:
         sym = PARAM_SYMBOL.get(what, what)
         return f"{sym}⁽{layer}⁾" if what != "input" else f"x⁽{layer}⁾"
     return name
+
+
+def batch_mean_formula(spec: NetworkSpec, formula: str) -> str:
+    """The loss gradient of one sample of a batch whose loss is the mean: its 1/N shown,
+    ∂L/∂a = 2(a − y)/K -> ∂L/∂a = 2(a − y)/(K·N); p − y -> (p − y)/N."""
+    if not spec.batched or spec.loss.reduction != "mean":
+        return formula
+    lhs, eq, rhs = formula.partition(" = ")
+    rhs, paren, note = rhs.partition(" (")
+    for k in ("/K", "/ K"):
+        if rhs.endswith(k):
+            rhs = rhs[: -len("K")] + "(K·N)"
+            break
+    else:
+        rhs = (f"({rhs})" if " " in rhs else rhs) + "/N"
+    return f"{lhs}{eq}{rhs}{paren}{note}"
+
+
+def batch_sum_formula(spec: NetworkSpec, formula: str) -> str:
+    """A parameter's gradient over a batch: each sample's term, summed over the samples."""
+    if not spec.batched or "Σ_batch" in formula:
+        return formula
+    lhs, eq, rhs = formula.partition(" = ")
+    return f"{lhs}{eq}Σ_n {rhs} (summed over the batch)"

@@ -20,7 +20,7 @@ import numpy as np
 
 from bpcalc import losses
 from bpcalc.network.types import flat_layers
-from bpcalc.render.numbers import fmt
+from bpcalc.render.numbers import Precision, fmt, precision
 from bpcalc.trace import StepTrace, Trace, element_name
 
 MINUS = "−"
@@ -99,23 +99,25 @@ def paren(expr: str) -> str:
 
 @dataclass(frozen=True)
 class Fmt:
-    """Number formatting for one explanation run: `decimals` decimals, as the tables show
-    them; a number that would keep fewer than `min_sig` significant digits (by default: one
+    """Number formatting for one explanation run: `decimals` (a Precision, or an int:
+    fixed decimals), as the tables show them; a number that would keep fewer than `min_sig` significant digits (by default: one
     that would show as 0 though it is not) is written with significant digits instead
     (2.52e-12), so no step divides by a 0 that is not one."""
 
-    decimals: int
+    decimals: int | Precision
     min_sig: int = 1
+    extra: int = 0  # operands get this many more digits than results (see arith.py)
 
-    def _text(self, v: float) -> str:
-        s = fmt(float(v), self.decimals)
+    def _text(self, v: float, extra: int = 0) -> str:
+        p = precision(self.decimals)
+        s = fmt(float(v), p.finer(extra) if extra else p)
         if v != 0 and _significant(s) < self.min_sig:
             s = f"{float(v):.{max(self.min_sig, 3)}g}"
         return s
 
     def num(self, v: float) -> str:
         """A number inside an expression: negative ones in parentheses, with a real minus."""
-        s = self._text(v)
+        s = self._text(v, self.extra)
         return f"({MINUS}{s[1:]})" if s.startswith("-") else s
 
     def result(self, v: float) -> str:

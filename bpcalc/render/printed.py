@@ -13,7 +13,7 @@ WORK_BYTES_PER_CHAR = 6  # an explanation in memory (its Work record, lines, JSO
 def table_chars(trace: Any, keep: Any, decimals: int, full: bool) -> tuple[int, str]:
     """What the tables of `trace` would print (characters) and the largest value in them."""
     from bpcalc.render.numbers import SUMMARY_THRESHOLD
-    from bpcalc.render.tables import SAMPLES_SHOWN
+    from bpcalc.render.writeup import SAMPLES_SHOWN
 
     total, big, big_size = 0, "", -1
     per = decimals + CHARS_PER_NUMBER
@@ -33,11 +33,15 @@ def table_chars(trace: Any, keep: Any, decimals: int, full: bool) -> tuple[int, 
     return total, big
 
 
-def work_chars(trace: Any, request: Any, decimals: int, full: bool, keep: Any) -> tuple[int, str]:
+def work_chars(
+    trace: Any, request: Any, decimals: Any, full: bool, keep: Any, writeup: bool = False
+) -> tuple[int, str]:
     """What --explain would print (characters, every step) and the value that prints most:
-    one element of each value is explained, and counted for all the value's elements."""
+    one element of each value is explained, and counted for all the value's elements.
+    writeup: for Markdown and LaTeX, whose long sums show their first and last terms."""
     from bpcalc.explain import classify, explain_element, selected, work_lines
     from bpcalc.explain.work import Ctx, Fmt
+    from bpcalc.render.writeup import abbreviated
 
     st = trace.steps[0]
     ctx = Ctx(trace, st, trace.spec, Fmt(decimals))
@@ -53,7 +57,10 @@ def work_chars(trace: Any, request: Any, decimals: int, full: bool, keep: Any) -
         count = len(named) if chosen == "elements" else rec.value.size
         first = named[0] if chosen == "elements" else (0,) * rec.value.ndim
         work = explain_element(ctx, classify(trace.spec, rec, st.records), tuple(first))
-        chars = count * (sum(len(line) + 1 for line in work_lines(work)) + 40)
+        lines = work_lines(work)
+        if writeup:
+            lines = [abbreviated(line)[0] for line in lines]
+        chars = count * (sum(len(line) + 1 for line in lines) + 40)
         total += chars
         if chars > big_chars:
             big, big_chars = rec.name, chars
