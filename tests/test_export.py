@@ -95,7 +95,7 @@ def test_the_mnist_network_exports_with_its_idx_files_relative_to_the_script(
     script = tmp_path / "scripts" / "mnist.py"
     text = export_pytorch(load_network(str(net)), script=str(script))
     compile(text, str(script), "exec")
-    assert "\"file\": '../data/mnist/train-images-idx3-ubyte.gz', \"format\": 'idx'" in text
+    assert '"file": "../data/mnist/train-images-idx3-ubyte.gz", "format": "idx"' in text
     assert '"normalize": {"mean": 0.5, "std": 0.5}, "flatten": True' in text
     assert "class_indices(load_reference(" in text  # labels 0..9 read as class indices
     # the 784 x 128 weights are drawn as bpcalc draws them, not written out
@@ -229,7 +229,7 @@ def test_a_layer_named_like_an_nn_module_method_gets_another_attribute() -> None
     compile(text, "net.py", "exec")
     assert "self.train_layer = nn.Linear(2, 1" in text
     assert "self.class_layer = nn.ReLU()" in text
-    assert "'train.weights': (self.train_layer.weight" in text
+    assert '"train.weights": (self.train_layer.weight' in text
 
 
 def test_frozen_flipped_in_out_and_shared_parameters_say_how_they_are_converted() -> None:

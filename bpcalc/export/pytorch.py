@@ -19,6 +19,7 @@ Whatever cannot be written so is refused with one SpecError at the line of the f
 
 from __future__ import annotations
 
+import json
 import keyword
 import math
 import os
@@ -102,7 +103,7 @@ def _refuse(spec: NetworkSpec) -> None:
         if not isinstance(layer, known):
             raise SpecError(
                 f"bpcalc export --to pytorch cannot write {layer.type} layers yet "
-                f"(layer {layer.name!r}); the other commands take it",
+                f"(layer {_py(layer.name)}); the other commands take it",
                 layer.where,
             )
     opt = spec.optimizer
@@ -120,7 +121,7 @@ def _refuse(spec: NetworkSpec) -> None:
             smallest = _smallest_batch(spec)
             if h * w * smallest < 2:
                 raise SpecError(
-                    f"batchnorm layer {layer.name!r} normalizes each channel over N·H·W = "
+                    f"batchnorm layer {_py(layer.name)} normalizes each channel over N·H·W = "
                     f"{smallest}·{h}·{w} = 1 value in some step: bpcalc takes its variance as 0, "
                     "nn.BatchNorm2d refuses to train on one value per channel; use batches of "
                     "at least 2 samples to export it",
@@ -172,9 +173,26 @@ def literal(a: Any, indent: int = 4, width: int = 96) -> str:
     return "[" + (",\n" + pad).join(inner) + "]"
 
 
+def _py(value: Any) -> str:
+    """A Python literal, written as in the rest of the script: strings in double quotes."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_py(k)}: {_py(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_py(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_py(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        return repr(bool(value) if value is not None else None)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return repr(float(value))
+
+
 def _set(items: list[str]) -> str:
     """A set literal in a fixed order (a set's repr changes from run to run)."""
-    return "{" + ", ".join(repr(i) for i in sorted(items)) + "}"
+    return "{" + ", ".join(_py(i) for i in sorted(items)) + "}"
 
 
 def _shape(t: tuple[int, ...]) -> str:
@@ -236,7 +254,7 @@ class _Generator:
 
     def script(self) -> str:
         spec = self.spec
-        network = "\n\n".join(
+        network = "\n\n\n".join(
             [
                 self.settings(),
                 self.data(),
@@ -263,7 +281,9 @@ class _Generator:
         marker = "# {{network}}\n"
         head, tail = template.split(marker)
         banner = ("# --- the network: " + Path(self.source).name + " " + "-" * 96)[:96]
-        return self.header() + head + banner + "\n\n" + network + "\n\n\n" + tail.lstrip("\n")
+        text = self.header() + head.rstrip("\n") + "\n\n\n" + banner + "\n\n"
+        text += network + "\n\n\n" + tail.lstrip("\n")
+        return re.sub(r"\n{4,}", "\n\n\n", text)  # where an optional block was left out
 
     def header(self) -> str:
         spec, src, me = self.spec, self.source, self.script_name
@@ -340,29 +360,29 @@ bpcalc's conventions for this network, which the code below follows:
         from bpcalc.training import accuracy_kind
 
         lines = [
-            f"NETWORK = {spec.name!r}",
-            f"BPCALC = {__version__!r}  # the version that wrote this script",
+            f"NETWORK = {_py(spec.name)}",
+            f"BPCALC = {_py(__version__)}  # the version that wrote this script",
             "# bpcalc's conventions block for this network, word for word (the JSON's conventions)",
             "CONVENTIONS = {",
-            *(f"    {k!r}: {v!r}," for k, v in self.conventions().items()),
+            *(f"    {_py(k)}: {_py(v)}," for k, v in self.conventions().items()),
             "}",
             "# inputs: (a list of samples) gives every value a batch axis; input: (one) does not",
-            f"BATCHED = {spec.batched!r}",
+            f"BATCHED = {_py(spec.batched)}",
             "# which samples each step uses (bpcalc step; --mode and --batch-size override them)",
-            f"MODE, BATCH_SIZE, SHUFFLE, SEED = {b.mode!r}, {b.batch_size!r}, {b.shuffle!r}, {b.seed!r}",
+            f"MODE, BATCH_SIZE, SHUFFLE, SEED = {_py(b.mode)}, {_py(b.batch_size)}, {_py(b.shuffle)}, {_py(b.seed)}",
             f"SHOWN_INPUT = {_shape(shown_in)}  # one sample's input as the file writes it",
-            f"LOSS, REDUCTION = {spec.loss.kind!r}, {spec.loss.reduction!r}",
-            f"FUSED = {self.fused()!r}  # forward() returns the logits; the loss applies the output's "
+            f"LOSS, REDUCTION = {_py(spec.loss.kind)}, {_py(spec.loss.reduction)}",
+            f"FUSED = {_py(self.fused())}  # forward() returns the logits; the loss applies the output's "
             f"{spec.output_activation if self.fused() else 'activation'}",
-            f"ACCURACY = {accuracy_kind(spec)!r}  # how bpcalc train counts a sample as right",
+            f"ACCURACY = {_py(accuracy_kind(spec))}  # how bpcalc train counts a sample as right",
             "# bpcalc train's settings: the train: section, then the top-level batch_size:/seed:",
-            f"TRAIN = {train!r}",
+            f"TRAIN = {_py(train)}",
             f"FROZEN = {_set(frozen)}  # freeze: not updated (requires_grad False)"
             if frozen
             else "FROZEN: set[str] = set()  # no freeze:",
             "# regularization: parameter -> (λ₂, λ₁); L = L_data + (λ₂/2)·Σθ² + λ₁·Σ|θ|",
             "REGULARIZATION = {"
-            + ", ".join(f"{k!r}: ({l2!r}, {l1!r})" for k, (l2, l1) in regs.items())
+            + ", ".join(f"{_py(k)}: ({_py(l2)}, {_py(l1)})" for k, (l2, l1) in regs.items())
             + "}",
             "# those with an L1 term: torch.optim has no rule for it, add_penalty_grads adds it",
             f"EXPLICIT_PENALTY = {_set([k for k, (_, l1) in regs.items() if l1])}"
@@ -469,8 +489,8 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
         src = self._src(root, path)
         if src is not None and isinstance(src.value, dict) and "file" in src.value:
             return f"load_reference({self.reference(src, single)}, data_dir)"
-        self.values.append(f"    {name!r}: {literal(values, 4)},")
-        return f"np.array(FILE_VALUES[{name!r}])"
+        self.values.append(f"    {_py(name)}: {literal(values, 4)},")
+        return f"np.array(FILE_VALUES[{_py(name)}])"
 
     def read_targets(
         self,
@@ -489,9 +509,9 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
                 k = math.prod(shape)
                 return f"class_indices(load_reference({ref}, data_dir), {k})  # class indices 0..{k - 1}"
             return f"load_reference({ref}, data_dir)"
-        self.values.append(f"    {name!r}: {literal(values, 4)},")
+        self.values.append(f"    {_py(name)}: {literal(values, 4)},")
         note = "  # one-hot of the class indices" if classes is not None else ""
-        return f"np.array(FILE_VALUES[{name!r}]){note}"
+        return f"np.array(FILE_VALUES[{_py(name)}]){note}"
 
     def reference(self, src: Src, single: bool) -> str:
         """A file reference as the script's load_reference takes it: the path relative to the
@@ -506,9 +526,9 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
         fmt = v.get("format") or data_format(path)
         rel = os.path.relpath(path.resolve(), self.base)
         self.files.append(rel)
-        parts = [f'"file": {rel!r}', f'"format": {fmt!r}']
+        parts = [f'"file": {_py(rel)}', f'"format": {_py(fmt)}']
         if "key" in v:
-            parts.append(f'"key": {v["key"]!r}')
+            parts.append(f'"key": {_py(v["key"])}')
         if single:
             parts.append('"single": True')
         if "columns" in v:
@@ -517,22 +537,22 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
                 a, b = cols.split(":")
                 cols_text = f"slice({int(a) if a.strip() else 0}, {int(b) if b.strip() else None})"
             else:
-                cols_text = repr(cols)
+                cols_text = _py(cols)
             parts.append(f'"columns": {cols_text}')
         for key in ("limit", "one_hot"):
             if key in v:
-                parts.append(f'"{key}": {int(v[key])!r}')
+                parts.append(f'"{key}": {_py(int(v[key]))}')
         if "scale" in v:
-            parts.append(f'"scale": {float(v["scale"])!r}')
+            parts.append(f'"scale": {_py(float(v["scale"]))}')
         if "normalize" in v:
             n = v["normalize"]
             parts.append(
-                f'"normalize": {{"mean": {float(n["mean"])!r}, "std": {float(n["std"])!r}}}'
+                f'"normalize": {{"mean": {_py(float(n["mean"]))}, "std": {_py(float(n["std"]))}}}'
             )
         if "flatten" in v:
-            parts.append(f'"flatten": {bool(v["flatten"])!r}')
+            parts.append(f'"flatten": {_py(bool(v["flatten"]))}')
         if "shape" in v:
-            parts.append(f'"shape": {[int(s) for s in v["shape"]]!r}')
+            parts.append(f'"shape": {_py([int(s) for s in v["shape"]])}')
         return "{" + ", ".join(parts) + "}"
 
     # the layers ------------------------------------------------------------------------------
@@ -540,7 +560,7 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
     def layers_table(self) -> str:
         rows = []
         for layer in self.spec.layers:
-            args = [repr(layer.name)]
+            args = [_py(layer.name)]
             if isinstance(layer, DenseSpec):
                 args.append('params=("weights", "bias")')
             elif isinstance(layer, Conv2dSpec):
@@ -572,7 +592,7 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
             a, n = self.attr(layer), layer.name
             where = f"{n} ({self.line(layer)})"
             if self.attrs[n] != n:
-                where += f", as self.{self.attrs[n]}: nn.Module has a {n!r} of its own"
+                where += f", as self.{self.attrs[n]}: nn.Module has a {_py(n)} of its own"
             if isinstance(layer, DenseSpec):
                 self.dense(layer, where, init, load, params)
             elif isinstance(layer, Conv2dSpec):
@@ -595,7 +615,7 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
             elif isinstance(layer, ActivationLayerSpec):
                 kind = layer.activation.kind
                 module = (
-                    f"nn.LeakyReLU({layer.activation.slope!r})"
+                    f"nn.LeakyReLU({_py(layer.activation.slope)})"
                     if kind == "leaky_relu"
                     else ACTIVATION_MODULES[kind]
                 )
@@ -662,9 +682,9 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
         comment = f"  # {note}" if note else ""
         if "\n" in text:
             self.values.append(f"    # {key}: {note}" if note else f"    # {key}")
-            self.values.append(f"    {key!r}: {text},")
+            self.values.append(f"    {_py(key)}: {text},")
         else:
-            self.values.append(f"    {key!r}: {text},{comment}")
+            self.values.append(f"    {_py(key)}: {text},{comment}")
 
     def drawn(
         self,
@@ -697,7 +717,9 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
                 "xavier_normal": "N(0, 2/(fan_in + fan_out))",
                 "he": "N(0, 2/fan_in)",
             }[kind]
-            expr = f"np.random.default_rng({init.seed}).normal(0.0, {std!r}, size={_shape(shape)})"
+            expr = (
+                f"np.random.default_rng({init.seed}).normal(0.0, {_py(std)}, size={_shape(shape)})"
+            )
         else:
             lim = {
                 "uniform": init.limit if init.limit is not None else 1.0 / math.sqrt(fan_in),
@@ -709,7 +731,7 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
                 "xavier": "U(±√(6/(fan_in + fan_out)))",
                 "he_uniform": "U(±√(6/fan_in))",
             }[kind]
-            expr = f"np.random.default_rng({init.seed}).uniform(-{lim!r}, {lim!r}, size={_shape(shape)})"
+            expr = f"np.random.default_rng({init.seed}).uniform(-{_py(lim)}, {_py(lim)}, size={_shape(shape)})"
         drawn = eval(expr, {"np": np})  # noqa: S307 - our own expression, checked below
         if drawn.shape != actual.shape or not np.array_equal(drawn, actual):
             return None
@@ -738,19 +760,19 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
                 layer.weights.reshape(layer.weights_shown),
                 f"{_x(layer.weights_shown)}, {shown}",
             )
-        w = f"tensor(FILE_VALUES[{key!r}]).reshape({rows}, {cols})"
+        w = f"tensor(FILE_VALUES[{_py(key)}]).reshape({rows}, {cols})"
         if layer.layout == "in_out":
             load.append(
                 f"        {a}.weight.copy_({w}.T)  # layout: in_out: the file's W is in x out "
                 "(z = x·W + b), nn.Linear's is out x in"
             )
             params.append(
-                f"            {key!r}: ({a}.weight, transposed({_shape(layer.weights_shown)})),"
+                f"            {_py(key)}: ({a}.weight, transposed({_shape(layer.weights_shown)})),"
             )
         else:
             load.append(f"        {a}.weight.copy_({w})  # out x in, as nn.Linear keeps it")
             params.append(
-                f"            {key!r}: ({a}.weight, as_written({_shape(layer.weights_shown)})),"
+                f"            {_py(key)}: ({a}.weight, as_written({_shape(layer.weights_shown)})),"
             )
         bkey = f"{layer.name}.bias"
         self.value(
@@ -759,9 +781,11 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
             "shared by every neuron" if layer.bias_shared else "",
         )
         load.append(
-            f"        {a}.bias.copy_(tensor(FILE_VALUES[{bkey!r}]).reshape({layer.bias.size}))"
+            f"        {a}.bias.copy_(tensor(FILE_VALUES[{_py(bkey)}]).reshape({layer.bias.size}))"
         )
-        params.append(f"            {bkey!r}: ({a}.bias, as_written({_shape(layer.bias_shown)})),")
+        params.append(
+            f"            {_py(bkey)}: ({a}.bias, as_written({_shape(layer.bias_shown)})),"
+        )
 
     def conv(self, layer: Conv2dSpec, where: str, init: list, load: list, params: list) -> None:
         a = self.attr(layer)
@@ -789,22 +813,22 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
                 else "out x in x kh x kw"
             )
             self.value(key, layer.kernel.reshape(shown_k), f"{_x(shown_k)}, {what}")
-        k = f"tensor(FILE_VALUES[{key!r}]).reshape({o}, {c}, {kh}, {kw})"
+        k = f"tensor(FILE_VALUES[{_py(key)}]).reshape({o}, {c}, {kh}, {kw})"
         if layer.flip:
             load.append(
                 f"        {a}.weight.copy_({k}.flip((2, 3)))  # flip: true: bpcalc rotates the "
                 "kernel 180° (convolution); nn.Conv2d cross-correlates, so it gets the rotated kernel"
             )
-            params.append(f"            {key!r}: ({a}.weight, flipped({_shape(shown_k)})),")
+            params.append(f"            {_py(key)}: ({a}.weight, flipped({_shape(shown_k)})),")
         else:
             load.append(
                 f"        {a}.weight.copy_({k})  # out x in x kh x kw, as nn.Conv2d keeps it"
             )
-            params.append(f"            {key!r}: ({a}.weight, as_written({_shape(shown_k)})),")
+            params.append(f"            {_py(key)}: ({a}.weight, as_written({_shape(shown_k)})),")
         bkey = f"{layer.name}.bias"
         self.value(bkey, layer.bias.reshape(shown_b), "")
-        load.append(f"        {a}.bias.copy_(tensor(FILE_VALUES[{bkey!r}]).reshape({o}))")
-        params.append(f"            {bkey!r}: ({a}.bias, as_written({_shape(shown_b)})),")
+        load.append(f"        {a}.bias.copy_(tensor(FILE_VALUES[{_py(bkey)}]).reshape({o}))")
+        params.append(f"            {_py(bkey)}: ({a}.bias, as_written({_shape(shown_b)})),")
 
     def batchnorm(
         self, layer: BatchNormSpec, where: str, init: list, load: list, params: list, buffers: list
@@ -819,7 +843,7 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
             f" (PyTorch's meaning: running ← (1 − momentum)·running + momentum·batch){act}"
         )
         init.append(
-            f"        {a} = {cls}({f}, eps={layer.eps!r}, momentum={layer.momentum!r}, dtype=torch.float64)"
+            f"        {a} = {cls}({f}, eps={_py(layer.eps)}, momentum={_py(layer.momentum)}, dtype=torch.float64)"
         )
         for p, torch_name, what in (
             ("gamma", "weight", "γ"),
@@ -829,9 +853,11 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
         ):
             key = f"{layer.name}.{p}"
             self.value(key, layer.params[p], "")
-            load.append(f"        {a}.{torch_name}.copy_(tensor(FILE_VALUES[{key!r}]))  # {what}")
+            load.append(
+                f"        {a}.{torch_name}.copy_(tensor(FILE_VALUES[{_py(key)}]))  # {what}"
+            )
             target = params if p in ("gamma", "beta") else buffers
-            target.append(f"            {key!r}: ({a}.{torch_name}, as_written(({f},))),")
+            target.append(f"            {_py(key)}: ({a}.{torch_name}, as_written(({f},))),")
 
     def dropout(self, layer: DropoutSpec, where: str, init: list) -> None:
         a = self.attr(layer)
@@ -840,11 +866,14 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
             self.value(
                 key, layer.mask, "1 = kept, 0 = dropped; one mask for all samples, or one each"
             )
-            how, masks = "the file's mask", f", masks=FILE_VALUES[{key!r}]"
+            how, masks = "the file's mask", f", masks=FILE_VALUES[{_py(key)}]"
         else:
-            how, masks = f"masks from numpy's default_rng({layer.seed})", f", seed={layer.seed!r}"
+            how, masks = (
+                f"masks from numpy's default_rng({layer.seed})",
+                f", seed={_py(layer.seed)}",
+            )
         init.append(f"        # {where}: inverted dropout, p = {layer.p:g}, {how}")
-        init.append(f"        {a} = Dropout({layer.p!r}, {_shape(layer.in_shape)}{masks})")
+        init.append(f"        {a} = Dropout({_py(layer.p)}, {_shape(layer.in_shape)}{masks})")
 
     def forward_lines(self, layer: LayerSpec, last: bool) -> list[str]:
         a, n = self.attr(layer), layer.name
@@ -852,33 +881,33 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
         out = []
         if isinstance(layer, (DenseSpec, Conv2dSpec, BatchNormSpec)):
             if isinstance(layer, BatchNormSpec):
-                out.append(f"        self.see_batchnorm({n!r}, {a}, x)")
-            out.append(f"        z = self.see({n + '.z'!r}, {a}(x))")
+                out.append(f"        self.see_batchnorm({_py(n)}, {a}, x)")
+            out.append(f"        z = self.see({_py(n + '.z')}, {a}(x))")
             act = layer.activation
             if act is None:
-                out.append(f"        x = self.see({n + '.a'!r}, z)  # no activation: a = z")
+                out.append(f"        x = self.see({_py(n + '.a')}, z)  # no activation: a = z")
             elif fused_here:
                 out.append(
-                    f"        self.see({n + '.a'!r}, {self.activation(act, 'z', layer)})  "
+                    f"        self.see({_py(n + '.a')}, {self.activation(act, 'z', layer)})  "
                     "# p, for the record: the loss takes the logits z"
                 )
                 out.append("        return z")
                 return out
             else:
                 out.append(
-                    f"        x = self.see({n + '.a'!r}, {self.activation(act, 'z', layer)})"
+                    f"        x = self.see({_py(n + '.a')}, {self.activation(act, 'z', layer)})"
                 )
         elif isinstance(layer, DropoutSpec):
-            out.append(f"        x = self.see({n + '.a'!r}, {a}(x))")
-            out.append(f"        self.see({n + '.mask'!r}, {a}.last_mask)")
+            out.append(f"        x = self.see({_py(n + '.a')}, {a}(x))")
+            out.append(f"        self.see({_py(n + '.mask')}, {a}.last_mask)")
         elif isinstance(layer, ActivationLayerSpec) and fused_here:
             out.append(
-                f"        self.see({n + '.a'!r}, {a}(x))  # p, for the record: the loss takes the logits x"
+                f"        self.see({_py(n + '.a')}, {a}(x))  # p, for the record: the loss takes the logits x"
             )
             out.append("        return x")
             return out
         else:
-            out.append(f"        x = self.see({n + '.a'!r}, {a}(x))")
+            out.append(f"        x = self.see({_py(n + '.a')}, {a}(x))")
         if last:
             out.append("        return x")
         return out
@@ -888,7 +917,7 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
         if kind == "relu":
             return f"F.relu({v})"
         if kind == "leaky_relu":
-            return f"F.leaky_relu({v}, {act.slope!r})"
+            return f"F.leaky_relu({v}, {_py(act.slope)})"
         if kind == "sigmoid":
             return f"torch.sigmoid({v})"
         if kind == "tanh":
@@ -1008,7 +1037,7 @@ def output_grad(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
                 l2, l1 = regs.get(key, (0.0, 0.0))
                 if l2 and not l1:
                     decayed.append(
-                        f'        {{"params": [{ref}], "weight_decay": {l2!r}}},  # {key}: λ₂ = weight_decay'
+                        f'        {{"params": [{ref}], "weight_decay": {_py(l2)}}},  # {key}: λ₂ = weight_decay'
                     )
                 else:
                     plain.append(ref)
@@ -1019,13 +1048,13 @@ def output_grad(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             "sgd": ("torch.optim.SGD", ""),
             "momentum": (
                 "torch.optim.SGD",
-                f", momentum={opt.momentum!r}, dampening={opt.dampening!r}",
+                f", momentum={_py(opt.momentum)}, dampening={_py(opt.dampening)}",
             ),
-            "nesterov": ("torch.optim.SGD", f", momentum={opt.momentum!r}, nesterov=True"),
-            "rmsprop": ("torch.optim.RMSprop", f", alpha={opt.alpha!r}, eps={opt.eps!r}"),
+            "nesterov": ("torch.optim.SGD", f", momentum={_py(opt.momentum)}, nesterov=True"),
+            "rmsprop": ("torch.optim.RMSprop", f", alpha={_py(opt.alpha)}, eps={_py(opt.eps)}"),
             "adam": (
                 "torch.optim.Adam",
-                f", betas=({opt.beta1!r}, {opt.beta2!r}), eps={opt.eps!r}",
+                f", betas=({_py(opt.beta1)}, {_py(opt.beta2)}), eps={_py(opt.eps)}",
             ),
         }[opt.type]
         state = {
@@ -1037,7 +1066,7 @@ def output_grad(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     t = int(state["step"])
     m, v = state["exp_avg"], state["exp_avg_sq"]
     # bpcalc shows the bias-corrected m̂ and v̂; torch.optim.Adam folds them into its step size
-    return {{"m": m, "v": v, "m_hat": m / (1 - {opt.beta1!r} ** t), "v_hat": v / (1 - {opt.beta2!r} ** t)}}""",
+    return {{"m": m, "v": v, "m_hat": m / (1 - {_py(opt.beta1)} ** t), "v_hat": v / (1 - {_py(opt.beta2)} ** t)}}""",
         }[opt.type]
         source = (
             "learning_rate"
@@ -1049,7 +1078,7 @@ def output_grad(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return f'''def make_optimizer(model: Net, lr: float | None = None) -> torch.optim.Optimizer:
     """The file's {source}: {self.conventions()["update"]}.
     Frozen parameters are left out; an L2 penalty is torch.optim's weight_decay."""
-    lr = {opt.lr!r} if lr is None else lr
+    lr = {_py(opt.lr)} if lr is None else lr
     groups = [
 {chr(10).join(groups)}
     ]

@@ -24,6 +24,12 @@ HERE = Path(__file__).resolve().parent
 EPS = 1e-12  # bpcalc clamps a probability of 0 at this in ∂L/∂p (bpcalc/losses.py: EPS)
 
 
+def fail(message: str) -> None:
+    """Bad usage: one line on stderr, exit code 2 (as bpcalc)."""
+    print(f"{Path(sys.argv[0]).name}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def tensor(values) -> torch.Tensor:
     """A float64 tensor of exactly these numbers."""
     return torch.tensor(np.asarray(values, dtype=np.float64))
@@ -415,9 +421,9 @@ def run_steps(args) -> dict:
         size = args.batch_size if args.batch_size is not None else BATCH_SIZE
         size = size if mode == "minibatch" else None
         if mode == "minibatch" and size is None:
-            sys.exit(f"{sys.argv[0]}: error: --mode minibatch needs --batch-size")
+            fail("--mode minibatch needs --batch-size")
         if size is not None and size > n:
-            sys.exit(f"{sys.argv[0]}: error: --batch-size {size} is larger than the data ({n})")
+            fail(f"--batch-size {size} is larger than the data ({n})")
     conventions = dict(CONVENTIONS)
     if "batches" in conventions:
         conventions["batches"] = batches_line(n, mode, size, SHUFFLE, SEED)
@@ -512,12 +518,13 @@ def train(args) -> None:
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     epochs = args.epochs or TRAIN["epochs"]
     if epochs is None:
-        sys.exit(f"{sys.argv[0]}: error: how many epochs? give --epochs N")
+        fail("how many epochs? give --epochs N")
     x, y = training_data(args.data_dir)
     n = x.shape[0]
     batch = min(args.batch_size or TRAIN["batch_size"], n)
     lr = args.lr
-    shuffle, seed = TRAIN["shuffle"], TRAIN["seed"] if args.seed is None else args.seed
+    shuffle = TRAIN["shuffle"] if args.shuffle is None else args.shuffle
+    seed = TRAIN["seed"] if args.seed is None else args.seed
     data = TensorDataset(torch.tensor(x, dtype=dtype), torch.tensor(y, dtype=dtype))
     if distributed:
         # every process takes 1/world of the samples; the file's batch is split across them,
@@ -563,7 +570,7 @@ def train(args) -> None:
                 dist.all_reduce(t)
         train_loss = total.item() / n
         if not math.isfinite(train_loss):
-            sys.exit(f"{sys.argv[0]}: error: the loss became {train_loss} at epoch {epoch}")
+            fail(f"the loss became {train_loss} at epoch {epoch}")
         test_loss = test_acc = None
         if test is not None and rank == 0:
             test_loss, test_acc = evaluate(net, *test)
@@ -614,6 +621,9 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", "-e", type=int, help="passes over the data (train)")
     parser.add_argument("--lr", type=float, help="learning rate instead of the file's (train)")
     parser.add_argument("--seed", type=int, help="shuffling seed instead of the file's (train)")
+    parser.add_argument(
+        "--shuffle", action=argparse.BooleanOptionalAction, help="reshuffle every epoch (train)"
+    )
     parser.add_argument(
         "--dtype",
         choices=("float32", "float64"),
