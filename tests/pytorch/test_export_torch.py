@@ -23,7 +23,7 @@ from bpcalc.errors import SpecError
 from bpcalc.export.pytorch import export_pytorch
 from bpcalc.spec.schema import load_network, with_batching
 from tests.helpers import spec_from
-from tests.pytorch.compare import bpcalc_step, differences, need_torch, run_script
+from tests.pytorch.compare import bpcalc_step, differences, load_script, need_torch, run_script
 from tests.pytorch.networks import networks
 from tests.test_export import EXAMPLES, fake_mnist
 
@@ -51,10 +51,11 @@ def test_every_example_script_prints_the_steps_bpcalc_prints(example: str, tmp_p
     assert differences(got, bpcalc_step(spec, steps)) == []
 
 
+@pytest.mark.slow
 def test_a_full_batch_step_of_the_digits_mlp_gives_bpcalc_s_numbers(tmp_path: Path) -> None:
     spec = load_network(str(ROOT / "examples/digits/mlp.yaml"))
     script = _export(spec, tmp_path)
-    got = json.loads(run_script(script, "--json", "--data-dir", str(ROOT / "examples/digits")))
+    got = json.loads(run_script(script, "--json"))
     assert differences(got, bpcalc_step(spec, 1)) == []
 
 
@@ -81,6 +82,7 @@ def test_mode_and_batch_size_override_the_file_as_in_bpcalc_step(
     assert differences(got, want) == []
 
 
+@pytest.mark.slow
 @settings(
     max_examples=int(os.environ.get("BPCALC_EXPORT_EXAMPLES", "60")),
     deadline=None,
@@ -107,6 +109,7 @@ def test_random_networks_give_bpcalc_s_numbers(net: dict[str, Any], tmp_path_fac
     assert problems == [], yaml.safe_dump(net, sort_keys=False)
 
 
+@pytest.mark.slow
 def test_export_then_python_json_equals_bpcalc_step_json(tmp_path: Path) -> None:
     """The issue's test: bpcalc export ... -o ex2.py && python ex2.py --json."""
     script = tmp_path / "ex2.py"
@@ -134,13 +137,12 @@ def _bpcalc_train(net: Path, *argv: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
+@pytest.mark.slow
 def test_train_reaches_bpcalc_train_s_test_accuracy_within_a_point(tmp_path: Path) -> None:
     net = ROOT / "examples/digits/mlp.yaml"
-    script = _export(load_network(str(net)), net.parent, name=f"mlp_torch_{os.getpid()}.py")
-    try:
-        lines = [json.loads(s) for s in run_script(script, "--train", "--json").splitlines()]
-    finally:
-        script.unlink()
+    script = _export(load_network(str(net)), tmp_path)
+    out = run_script(script, "--train", "--json")
+    lines = [json.loads(s) for s in out.splitlines()]
     want = _bpcalc_train(net)
     assert len(lines) == len(want) == 20
     assert abs(lines[-1]["test_accuracy"] - want[-1]["test_accuracy"]) <= 0.01
@@ -148,30 +150,27 @@ def test_train_reaches_bpcalc_train_s_test_accuracy_within_a_point(tmp_path: Pat
     assert set(lines[-1]) == set(want[-1])
 
 
+@pytest.mark.slow
 def test_train_in_float64_follows_bpcalc_train_epoch_by_epoch(tmp_path: Path) -> None:
     """Same order of samples (numpy's permutations), same maths: the same figures."""
     net = ROOT / "examples/digits/cnn.yaml"
     script = _export(load_network(str(net)), tmp_path)
     argv = ["--dtype", "float64", "--epochs", "2"]
-    got = [
-        json.loads(s)
-        for s in run_script(
-            script, "--train", "--json", "--data-dir", str(net.parent), *argv
-        ).splitlines()
-    ]
+    got = [json.loads(s) for s in run_script(script, "--train", "--json", *argv).splitlines()]
     want = _bpcalc_train(net, *argv)
     for g, w in zip(got, want, strict=True):
         g.pop("seconds"), w.pop("seconds")
         assert differences(g, w) == []
 
 
+@pytest.mark.slow
 def test_torchrun_trains_on_two_cpu_processes_with_gloo(tmp_path: Path) -> None:
     net = ROOT / "examples/digits/mlp.yaml"
     script = _export(load_network(str(net)), tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-        + [str(script), "--train", "--json", "--device", "cpu", "--data-dir", str(net.parent)],
+        + [str(script), "--train", "--json", "--device", "cpu"],
         capture_output=True,
         text=True,
         env=env,
@@ -183,3 +182,13 @@ def test_torchrun_trains_on_two_cpu_processes_with_gloo(tmp_path: Path) -> None:
     want = _bpcalc_train(net)
     # the same global batches of 32 (16 per process), another order of the samples
     assert abs(lines[-1]["test_accuracy"] - want[-1]["test_accuracy"]) <= 0.02
+
+
+def test_script_usage_errors_exit_2_with_one_line(tmp_path: Path, capsys: Any) -> None:
+    script = _export(load_network(str(ROOT / "examples/example2.yaml")), tmp_path)
+    module = load_script(script)
+    for argv in (["--train"], ["--batch-size", "5"], ["--steps", "0"]):
+        with pytest.raises(SystemExit) as info:
+            module.main([*argv, "--device", "cpu"])
+        assert info.value.code == 2
+        assert "error: " in capsys.readouterr().err
