@@ -86,7 +86,12 @@ def test_mode_and_batch_size_override_the_file_as_in_bpcalc_step(
 @settings(
     max_examples=int(os.environ.get("BPCALC_EXPORT_EXAMPLES", "60")),
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    suppress_health_check=[
+        HealthCheck.too_slow,  # a case is a whole network run twice
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
 )
 @given(net=networks())
 def test_random_networks_give_bpcalc_s_numbers(net: dict[str, Any], tmp_path_factory: Any) -> None:
