@@ -434,7 +434,7 @@ bpcalc's conventions for this network, which the code below follows:
     {where})."""
     x = {train_x}
     y = {train_y}
-    return x.reshape(-1, *{_shape(x_shape)}), y.reshape(-1, *{_shape(y_shape)})
+    return x.reshape(-1, {", ".join(map(str, x_shape))}), y.reshape(-1, {", ".join(map(str, y_shape))})
 '''
         if test is None:
             out += '''
@@ -460,7 +460,7 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
     """The train: section's test: data, read as the training data."""
     x = {tx}
     y = {ty}
-    return x.reshape(-1, *{_shape(x_shape)}), y.reshape(-1, *{_shape(y_shape)})
+    return x.reshape(-1, {", ".join(map(str, x_shape))}), y.reshape(-1, {", ".join(map(str, y_shape))})
 '''
         return out.rstrip("\n")
 
@@ -629,17 +629,22 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
         ]
         body = [
             "class Net(Recorded):",
-            f'    """{spec.name}: the layers of {Path(self.source).name} as attributes, by their names.',
+            *self.wrapped(
+                f'"""{spec.name}: the layers of {Path(self.source).name} as attributes, by '
+                "their names."
+            ),
             "",
-            "    forward(x) takes x (N, "
-            + ", ".join(map(str, spec.layers[0].in_shape))
-            + ")"
-            + (
-                " and returns the logits z of the last layer: the loss applies the "
-                f"{spec.output_activation} (see loss_per_sample), and network_output(z) gives "
-                'the output a."""'
-                if self.fused()
-                else ' and returns the output a."""'
+            *self.wrapped(
+                "forward(x) takes x (N, "
+                + ", ".join(map(str, spec.layers[0].in_shape))
+                + ")"
+                + (
+                    " and returns the logits z of the last layer: the loss applies the "
+                    f"{spec.output_activation} (see loss_per_sample), and network_output(z) "
+                    'gives the output a."""'
+                    if self.fused()
+                    else ' and returns the output a."""'
+                )
             ),
             "",
             "    def __init__(self) -> None:",
@@ -672,6 +677,13 @@ def test_data(data_dir: Path = HERE) -> tuple[np.ndarray, np.ndarray] | None:
             "        }",
         ]
         return "\n".join(body)
+
+    @staticmethod
+    def wrapped(text: str, indent: str = "    ") -> list[str]:
+        """A docstring paragraph as lines of at most 96 characters."""
+        import textwrap
+
+        return textwrap.wrap(text, 96, initial_indent=indent, subsequent_indent=indent)
 
     def param_ref(self, layer: LayerSpec, p: str) -> str:
         torch_name = {"weights": "weight", "kernel": "weight", "gamma": "weight", "beta": "bias"}
