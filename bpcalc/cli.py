@@ -704,6 +704,54 @@ def _runs_as_a_step(text: str, command: str) -> None:
         ) from None
 
 
+EXPORT_EPILOG = """Examples:
+
+\b
+  bpcalc export examples/example2.yaml --to pytorch -o ex2.py
+  python ex2.py --json                 # the numbers of: bpcalc step examples/example2.yaml --json
+  python ex2.py --json --steps 3 --mode sgd
+  bpcalc export examples/digits/mlp.yaml --to pytorch -o examples/digits/mlp_torch.py
+  python examples/digits/mlp_torch.py --train --json
+  torchrun --standalone --nproc-per-node 2 examples/digits/mlp_torch.py --train
+
+The script needs PyTorch and NumPy, not bpcalc. Data files the network names are read from
+paths relative to the script's folder. See docs/export.md.
+"""
+
+
+class ExportTarget(str, Enum):
+    pytorch = "pytorch"
+
+
+@app.command(epilog=EXPORT_EPILOG)
+def export(
+    network: Annotated[
+        str, typer.Argument(help="The network YAML file ('-' reads standard input).")
+    ],
+    to: Annotated[ExportTarget, typer.Option("--to", help="What to write: a PyTorch script.")],
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing -o file.")] = False,
+) -> None:
+    """Write the network as a standalone PyTorch script that reproduces `bpcalc step` and trains."""
+    from bpcalc.export import load_network
+    from bpcalc.export.pytorch import export_pytorch
+
+    if output is not None:  # refuse before reading the data, as train --save does
+        from bpcalc.fileio import check_target
+
+        check_target(output, force=force, protect=[network], option="-o")
+    text = export_pytorch(load_network(network), script=output, source=network)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    from bpcalc.fileio import write_text_atomic
+
+    write_text_atomic(output, text, force=force, protect=[network], option="-o")
+    print(f"bpcalc: wrote {output}", file=sys.stderr)
+
+
 def _console() -> Any:
     from rich.console import Console
 
