@@ -549,7 +549,7 @@ def train(args) -> None:
     # with reduction: sum, DDP's average over the processes would divide the sum by world
     factor = world if REDUCTION == "sum" else 1
     for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         if distributed:
             sampler.set_epoch(epoch)
         total = torch.zeros((), dtype=torch.float64, device=device)
@@ -582,6 +582,7 @@ def train(args) -> None:
             "test_loss": test_loss,
             "test_accuracy": test_acc,
             "seconds": round(time.perf_counter() - start, 4),
+            "cpu_seconds": round(time.process_time() - cpu_start, 4),
             "dtype": args.dtype,
             "batch_size": batch,
             "lr": lr,
