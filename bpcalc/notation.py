@@ -15,8 +15,8 @@ GIVEN_BUFFER = "the running statistic this step starts from (not trained)"
 NO_ACTIVATION = "a = z (no activation)"
 NO_ACTIVATION_GRAD = "∂L/∂z = ∂L/∂a (no activation)"
 DATASET_LOSS = (
-    "L over all the samples with the updated parameters (evaluation mode: no dropout, "
-    "batchnorm on its running statistics)"
+    "L over all the samples with the updated parameters, in evaluation mode (no dropout, "
+    "batchnorm on its running statistics), as bpcalc train's test loss"
 )
 
 
@@ -92,7 +92,7 @@ def conventions(
     loss = losses.get(spec.loss.kind)
     if loss.fused_with and spec.output_activation == loss.fused_with:
         out["output"] = f"{loss.fused_with} + {loss.kind}: {loss.fused_formula}"
-    for layer in spec.layers:
+    for layer in spec.all_layers:  # the layers inside blocks too
         text = layers.build(layer).convention()
         if text is None:
             continue
@@ -120,7 +120,7 @@ def conventions(
 def _activation_conventions(spec: NetworkSpec) -> dict[str, str]:
     """The choices the network's activations make (ReLU′(0) = 0), once per activation."""
     out: dict[str, str] = {}
-    for layer in spec.layers:
+    for layer in spec.all_layers:
         if layer.activation is not None:
             unit = activations.unit_class(layer.activation.kind)
             if unit.convention:
@@ -145,3 +145,42 @@ def symbol(name: str) -> str:
         sym = PARAM_SYMBOL.get(what, what)
         return f"{sym}⁽{layer}⁾" if what != "input" else f"x⁽{layer}⁾"
     return name
+
+
+def batch_mean_formula(spec: NetworkSpec, formula: str) -> str:
+    """The loss gradient of one sample of a batch whose loss is the mean: its 1/N shown,
+    ∂L/∂a = 2(a − y)/K -> ∂L/∂a = 2(a − y)/(K·N); p − y -> (p − y)/N."""
+    if not spec.batched or spec.loss.reduction != "mean":
+        return formula
+    lhs, eq, rhs = formula.partition(" = ")
+    rhs, paren, note = rhs.partition(" (")
+    for k in ("/K", "/ K"):
+        if rhs.endswith(k):
+            rhs = rhs[: -len("K")] + "(K·N)"
+            break
+    else:
+        rhs = (f"({rhs})" if " " in rhs else rhs) + "/N"
+    return f"{lhs}{eq}{rhs}{paren}{note}"
+
+
+def batch_sum_formula(spec: NetworkSpec, formula: str) -> str:
+    """A parameter's gradient over a batch: each sample's term, summed over the samples."""
+    if not spec.batched or "Σ_batch" in formula:
+        return formula
+    lhs, eq, rhs = formula.partition(" = ")
+    return f"{lhs}{eq}Σ_n {rhs} (summed over the batch)"
+
+
+# The conventions a sheet for `bpcalc check` can be written in (bpcalc/check/conventions.py),
+# (key, value) -> in words
+CHECK_CONVENTIONS = {
+    ("delta", "o_minus_t"): "δ = ∂L/∂z = o − t, θ ← θ − η·∂L/∂θ (bpcalc's)",
+    ("delta", "t_minus_o"): "δ = t − o = −∂L/∂z: every grad.* is written with the opposite "
+    "sign, and the update as w ← w + η·δ·x",
+    ("velocity", "pytorch"): "momentum velocity v ← μ·v + g, θ ← θ − η·v (PyTorch's)",
+    ("velocity", "lr_inside"): "momentum velocity with η inside: v ← μ·v + η·g, θ ← θ − v",
+    ("velocity", "textbook"): "momentum velocity v ← μ·v − η·g, θ ← θ + v (textbook)",
+    ("log", "ln"): "natural logarithm in the cross-entropy",
+    ("log", "log10"): "log base 10 in the cross-entropy",
+    ("log", "log2"): "log base 2 in the cross-entropy",
+}

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from bpcalc import losses
+from bpcalc import losses, notation
 from bpcalc import optim as optim_mod
 from bpcalc.engine import Substitution
 from bpcalc.errors import UsageError
@@ -33,17 +33,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "log": ("ln", "log10", "log2"),
 }
 BASES = {"ln": math.e, "log10": 10.0, "log2": 2.0}
-WORDS = {
-    ("delta", "o_minus_t"): "δ = ∂L/∂z = o − t, θ ← θ − η·∂L/∂θ (bpcalc's)",
-    ("delta", "t_minus_o"): "δ = t − o = −∂L/∂z: every grad.* is written with the opposite "
-    "sign, and the update as w ← w + η·δ·x",
-    ("velocity", "pytorch"): "momentum velocity v ← μ·v + g, θ ← θ − η·v (PyTorch's)",
-    ("velocity", "lr_inside"): "momentum velocity with η inside: v ← μ·v + η·g, θ ← θ − v",
-    ("velocity", "textbook"): "momentum velocity v ← μ·v − η·g, θ ← θ + v (textbook)",
-    ("log", "ln"): "natural logarithm in the cross-entropy",
-    ("log", "log10"): "log base 10 in the cross-entropy",
-    ("log", "log2"): "log base 2 in the cross-entropy",
-}
+WORDS = notation.CHECK_CONVENTIONS
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,7 @@ def order_key(steps: list[StepTrace]) -> dict[tuple[int, str], int]:
 def param_names(spec: NetworkSpec) -> set[str]:
     """<layer>.<param> for every parameter (and buffer) the network gives."""
     names = set()
-    for layer in spec.layers:
+    for layer in spec.all_layers:  # the layers inside blocks too
         names |= {f"{layer.name}.{p}" for p in layers_mod.build(layer).param_names}
     return names
 

@@ -1,11 +1,12 @@
-"""The blank answer sheet of `bpcalc check NET --template`: every value name of the first
-step in computation order, its shape and formula in a comment, and a blank (~) per element
+"""The blank answer sheet of `bpcalc check NET --template`: every value name of each step
+(later steps in `step N:` sections) in computation order, its shape and formula in a comment, and a blank (~) per element
 to fill in. Valid YAML as it stands (an all-blank sheet grades as "nothing answered")."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from bpcalc import notation
 from bpcalc.render.numbers import SUMMARY_THRESHOLD
 from bpcalc.trace import STAGE_TITLES, Record, Trace
 
@@ -38,6 +39,7 @@ def template(trace: Trace, network_file: str) -> str:
     lines.append(f"# Check it with: bpcalc check {network_file} answers.yaml{extra}")
     lines += ["# Conventions you write in, if not bpcalc's (see docs/check.md):"]
     lines += ["# conventions: {delta: t_minus_o, velocity: textbook, log: log10}"]
+    given = _given(trace)
     for st in trace.steps:
         indent = ""
         if st.step > 1:
@@ -52,8 +54,9 @@ def template(trace: Trace, network_file: str) -> str:
                 stage = r.stage
                 lines += ["", f"{indent}# --- {STAGE_TITLES[stage]} ---"]
             key = f"{r.name}:".ljust(width)
-            carried = st.step > 1 and _is_given(r) and r.name not in ("input", "target")
-            comment = _carried(r) if carried else _comment(r)
+            copied = r.name in given if given is not None else _is_given(r)
+            carried = st.step > 1 and copied and r.name not in ("input", "target")
+            comment = _carried(r) if carried else _comment(r, given)
             lines.append(f"{indent}{key} {_blank(r).ljust(blank_width)}  # {comment}")
     return "\n".join(lines) + "\n"
 
@@ -61,6 +64,23 @@ def template(trace: Trace, network_file: str) -> str:
 def _carried(r: Record) -> str:
     shape = "scalar" if not r.shape else " x ".join(str(s) for s in r.shape)
     return f"{shape}, your new value from the step before"
+
+
+def template_json(trace: Trace) -> dict[str, object]:
+    """The blank sheet as JSON (`--template --json`): value name -> nulls in its shape (one
+    null for a value of more than SUMMARY_THRESHOLD elements: answer single elements), and a
+    "step N" section for each later step. `bpcalc check` reads it as it reads YAML (null is
+    YAML's ~)."""
+    out: dict[str, object] = {r.name: _nulls(r) for r in trace.steps[0]}
+    for st in trace.steps[1:]:
+        out[f"step {st.step}"] = {r.name: _nulls(r) for r in st}
+    return out
+
+
+def _nulls(r: Record) -> object:
+    if not r.shape or r.value.size > SUMMARY_THRESHOLD:
+        return None
+    return np.full(r.shape, None, dtype=object).tolist()
 
 
 def r_name(r: Record) -> str:
@@ -83,21 +103,37 @@ def _nested(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(inner for _ in range(shape[0])) + "]"
 
 
-def _comment(r: Record) -> str:
+def _comment(r: Record, given: set[str] | None = None) -> str:
     shape = "scalar" if not r.shape else " x ".join(str(s) for s in r.shape)
     if r.per_sample:
         shape += " (sample first)"
     if r.value.size > SUMMARY_THRESHOLD:
         shape += f"; {r.value.size} numbers: answer elements such as {r.name}[{','.join('0' for _ in r.shape)}]"
-    given = _is_given(r)
-    return f"{shape}, {GIVEN}" if given else f"{shape}  {r.formula}"
+    is_given = r.name in given if given is not None else _is_given(r)
+    return f"{shape}, {GIVEN}" if is_given else f"{shape}  {r.formula}"
+
+
+def _given(trace: Trace) -> set[str] | None:
+    """The names of what the network file gives: the input, the target, every layer's
+    parameters (batchnorm's running statistics too) and a dropout mask written in it. Not
+    what the step computes from them (bn.mean, bn.var, bn.xhat, a drawn drop.mask)."""
+    spec = trace.spec
+    if spec is None:
+        return None
+    names = {"input", "target"}
+    for layer in spec.all_layers:  # those inside blocks too
+        names.update(f"{layer.name}.{p}" for p in layer.params)
+        if getattr(layer, "mask", None) is not None:
+            names.add(f"{layer.name}.mask")
+    return names
 
 
 def _is_given(r: Record) -> bool:
-    """The input, the target and the parameters the step starts from (<layer>.<param>)."""
+    """Without the spec: the input, the target and the parameters the step starts from
+    (<layer>.<param>, and <block>.<inner>.<param> inside a block), by their formula."""
     if r.name in ("input", "target"):
         return True
-    return r.stage == "forward" and r.name.count(".") == 1 and not r.name.endswith((".z", ".a"))
+    return r.stage == "forward" and r.formula in (notation.GIVEN_PARAM, notation.GIVEN_BUFFER)
 
 
 def filled(trace: Trace) -> dict[str, object]:

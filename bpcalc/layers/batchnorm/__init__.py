@@ -79,10 +79,10 @@ class BatchNorm(Layer):
 
     def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, BatchNormCache]:
         """z = γ · (x − μ)/√(σ² + ε) + β. x: (N, F) or (N, C, H, W) -> z: same shape."""
-        return self.forward_staged(x, params, None)
+        return self.forward_staged(x, params, None, None)
 
     def forward_staged(
-        self, x: Array, params: dict[str, Array], stage: Any
+        self, x: Array, params: dict[str, Array], scope: Any, stage: Any
     ) -> tuple[Array, BatchNormCache]:
         """forward, with μ, σ² and x̂ handed to `stage` as they are computed (None: not)."""
         axes = self._axes(x)
@@ -229,8 +229,9 @@ class BatchNorm(Layer):
         return (
             f"batch normalization in training mode, per {per}: batch mean μ and biased "
             f"variance σ² (as PyTorch), ε = {self.eps:g}; running statistics "
-            f"(momentum {self.momentum:g}, PyTorch's convention) use the unbiased variance "
-            "and are recorded, not used"
+            f"(momentum {self.momentum:g}, PyTorch's convention) use the unbiased variance; "
+            "the step records their update and does not use them: evaluation mode does "
+            "(dataset_loss_after, bpcalc train's test loss)"
         )
 
 
