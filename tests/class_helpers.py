@@ -22,6 +22,8 @@ EXAMPLES = [
     "examples/scalar_linear.yaml",
     "examples/scalar_quadratic.yaml",
     "examples/gd_variants.yaml",
+    "examples/layernorm.yaml",
+    "examples/residual.yaml",
 ]
 
 # A 3-2-2 worked example as published: sigmoid hidden layer, softmax output, cross-entropy,
@@ -221,6 +223,29 @@ layers:
   - {name: out, type: dense, weights: [[0.5, -0.5, 0.25]], bias: [0.1]}
 loss: mse
 learning_rate: 0.1
+""",
+    "layernorm_batch": """
+inputs: [[0.3, -1.2, 0.8], [1.5, 0.4, -0.6]]
+targets: [[1.0], [-0.5]]
+layers:
+  - {name: fc, type: dense, weights: [[0.6, -0.2, 0.1], [0.3, 0.9, -0.4], [-0.5, 0.2, 0.7]], bias: [0.1, 0, -0.1]}
+  - {name: ln, type: layernorm, gamma: [1.2, 0.8, 1.0], beta: [0.1, -0.1, 0.05], activation: tanh}
+  - {name: out, type: dense, weights: [[0.7, -0.3, 0.45]], bias: [0.02]}
+loss: half_mse
+learning_rate: 0.1
+""",
+    "residual_relu": """
+inputs: [[0.7, -0.2], [0.1, 0.9]]
+targets: [[0.3], [1.1]]
+layers:
+  - name: res
+    type: residual
+    layers:
+      - {name: fc1, type: dense, weights: [[0.35, -0.6], [0.8, 0.15]], bias: [0.05, -0.1], activation: relu}
+      - {name: fc2, type: dense, weights: [[0.4, 0.25], [-0.3, 0.55]], bias: [0.0, 0.02]}
+  - {name: out, type: dense, weights: [[0.9, -0.35]], bias: [0.1], activation: sigmoid}
+loss: mse
+learning_rate: 0.3
 """,
     "softmax_mse": """
 input: [0.2, 0.6]

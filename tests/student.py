@@ -114,7 +114,7 @@ class Student:
         self.batched = spec.batched
         self.params = {
             layer.name: {k: np.array(v, dtype=np.float64) for k, v in layer.params.items()}
-            for layer in spec.layers
+            for layer in spec.all_layers
             if layer.name in engine.initial_params(spec)
         }
         self.opt: dict[tuple[str, str], dict[str, Array]] = {}
@@ -150,12 +150,22 @@ class Student:
     def forward(
         self, x: Array, params: dict[str, dict[str, Array]], write: bool, training: bool
     ) -> tuple[list[dict[str, Any]], Array]:
-        spec = self.spec
         n = x.shape[0]
-        x = x.reshape(n, *spec.layers[0].in_shape)
+        x = x.reshape(n, *self.spec.layers[0].in_shape)
+        return self.forward_layers(self.spec.layers, x, params, write, training)
+
+    def forward_layers(
+        self,
+        layers: Any,
+        x: Array,
+        params: dict[str, dict[str, Array]],
+        write: bool,
+        training: bool,
+    ) -> tuple[list[dict[str, Any]], Array]:
+        n = x.shape[0]
         caches: list[dict[str, Any]] = []
         W = self.write if write else (lambda name, v, copied=False: self.R(v))
-        for layer in spec.layers:
+        for layer in layers:
             name = layer.name
             c: dict[str, Any] = {"x": x, "layer": layer}
             p = params.get(name, {})
@@ -173,6 +183,13 @@ class Student:
             elif kind == "batchnorm":
                 z = self.batchnorm(x, p, layer, c, W, training)
                 z = W(f"{name}.z", z)
+            elif kind == "layernorm":
+                z = self.layernorm(x, p, layer, c, W)
+                z = W(f"{name}.z", z)
+            elif kind == "residual":
+                inner, fx = self.forward_layers(layer.layers, x, params, write, training)
+                c["inner"] = inner
+                z = x + fx
             elif kind in ("maxpool2d", "avgpool2d"):
                 z = self.pool(x, layer, c)
             elif kind == "flatten":
@@ -198,12 +215,29 @@ class Student:
             x = c["a"]
         return caches, x
 
+    def layernorm(
+        self, x: Array, p: dict[str, Array], layer: Any, c: dict[str, Any], W: Any
+    ) -> Array:
+        name = layer.name
+        over = tuple(range(x.ndim - layer.axes, x.ndim))
+        d = int(np.prod([x.shape[a] for a in over]))
+        mu = W(f"{name}.mean", x.mean(axis=over)).reshape(x.mean(axis=over, keepdims=True).shape)
+        sq = (x - mu) ** 2
+        unbiased = self.slip_here("layernorm_unbiased", layer)
+        var = W(f"{name}.var", (self.S(sq) if d >= 2 else sq).sum(axis=over) / (d - unbiased))
+        var = var.reshape(mu.shape)
+        r = self.S(np.sqrt(var + layer.eps))
+        xhat = W(f"{name}.xhat", (x - mu) / r)
+        c.update(r=r, xhat=xhat, d=d, over=over, unbiased=unbiased)
+        gx = p["gamma"] * xhat
+        return (self.S(gx) if np.any(p["beta"] != 0) else gx) + p["beta"]
+
     def dense(self, x: Array, p: dict[str, Array], layer: Any, transposed: bool = False) -> Array:
         w = self.w_oi(p["weights"], layer)
         if self.slip_here("dense_transposed", layer):
             w = w.T
         products = self.S(w[None] * x[:, None, :])  # (N, out, in)
-        return products.sum(axis=2) + p["bias"]
+        return products.sum(axis=2) + p.get("bias", 0.0)
 
     def w_oi(self, w: Array, layer: Any) -> Array:
         return w if layer.layout == "out_in" else w.T
@@ -228,7 +262,7 @@ class Student:
             for j in range(wo):
                 window = xp[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw]  # (N, C, kh, kw)
                 products = self.S(window[:, None] * k[None])  # (N, O, C, kh, kw)
-                z[:, :, i, j] = products.reshape(n, o, -1).sum(axis=2) + p["bias"]
+                z[:, :, i, j] = products.reshape(n, o, -1).sum(axis=2) + p.get("bias", 0.0)
         return z
 
     def pool(self, x: Array, layer: Any, c: dict[str, Any]) -> Array:
@@ -392,25 +426,39 @@ class Student:
             da = (a2 - y2) / s / k
         da = (da * scale).reshape(out.shape)
         grads: dict[str, dict[str, Array]] = {}
-        last = len(spec.layers) - 1
+        fused = lambda act: (
+            act is not None
+            and (
+                (act.kind == "softmax" and kind == "cross_entropy")
+                or (act.kind == "sigmoid" and kind == "binary_cross_entropy")
+            )
+        )
+        self.backward_layers(caches, da, n, grads, (y2, scale, k, fused))
+        return grads
+
+    def backward_layers(
+        self,
+        caches: list[dict[str, Any]],
+        da: Array,
+        n: int,
+        grads: dict[str, dict[str, Array]],
+        top: tuple[Any, ...] | None,
+    ) -> Array:
+        """Back through these layers (top: the output layer's fused-loss details, for the
+        network's own layers; None inside a block); ∂L/∂x of the first."""
+        last = len(caches) - 1
         for i in range(last, -1, -1):
             c = caches[i]
             layer = c["layer"]
             name = layer.name
             da = self.write(f"grad.{name}.a", da)
             act = layer.activation
-            parametric = layer.type in ("dense", "conv2d", "batchnorm")
-            fused = (
-                i == last
-                and act is not None
-                and (
-                    (act.kind == "softmax" and kind == "cross_entropy")
-                    or (act.kind == "sigmoid" and kind == "binary_cross_entropy")
-                )
-            )
+            parametric = layer.type in ("dense", "conv2d", "batchnorm", "layernorm")
+            fused = top is not None and i == last and top[3](act)
             if act is None:
                 dz = da
             elif fused:
+                y2, scale, k, _ = top
                 p2 = c["a"].reshape(n, -1)
                 dz = (p2 - y2) * scale
                 if act.kind == "sigmoid":
@@ -428,6 +476,11 @@ class Student:
                 dz = self.write(f"grad.{name}.z", dz)
                 dx, g = self.param_backward(layer, c, dz, n)
                 grads[name] = g
+            elif layer.type == "residual":
+                skip = self.write(f"grad.{name}.input.skip", dz)
+                through = self.backward_layers(c["inner"], dz, n, grads, None)
+                through = self.write(f"grad.{name}.input.f", through)
+                dx = through if self.slip_here("residual_no_skip", layer) else skip + through
             elif layer.type in ("maxpool2d", "avgpool2d"):
                 dx = self.pool_backward(layer, c, dz)
             elif layer.type == "flatten":
@@ -438,7 +491,7 @@ class Student:
                 dx = dz
             dx = self.write(f"grad.{name}.input", dx.reshape(c["x"].shape))
             da = dx
-        return grads
+        return da
 
     def param_backward(
         self, layer: Any, c: dict[str, Any], dz: Array, n: int
@@ -462,6 +515,12 @@ class Student:
             g["bias"] = np.atleast_1d(db.sum()) if layer.bias_shared else db
         elif layer.type == "conv2d":
             g["kernel"], g["bias"] = self.conv_grads(layer, c, dz)
+        elif layer.type == "layernorm":
+            xhat = c["xhat"]
+            lead = tuple(range(dz.ndim - layer.axes))
+            terms = int(np.prod([dz.shape[a] for a in lead]))
+            g["gamma"] = (self.S(dz * xhat) if terms >= 2 else dz * xhat).sum(axis=lead)
+            g["beta"] = dz.sum(axis=lead)
         else:
             xhat = c["xhat"]
             axes = c["axes"]
@@ -495,6 +554,8 @@ class Student:
             dx = self.S(w_oi[None] * dz[:, :, None]).sum(axis=1)
         elif layer.type == "conv2d":
             dx = self.conv_dx(layer, c, dz, through)
+        elif layer.type == "layernorm":
+            dx = self.ln_dx(c, dz, through)
         else:
             dx = self.bn_dx(layer, c, dz, through, out)
         return dx, out
@@ -559,6 +620,13 @@ class Student:
         q = m * dz - b(dz.sum(axis=axes)) - self.S(xhat * b(g["gamma"]))
         return big_p * q
 
+    def ln_dx(self, c: dict[str, Any], dz: Array, p: dict[str, Array]) -> Array:
+        over, d, xhat, r = c["over"], c["d"], c["xhat"], c["r"]
+        ghat = self.S(p["gamma"] * dz)
+        big_s = self.S(ghat * xhat).sum(axis=over, keepdims=True)
+        denom = d - 1 if c["unbiased"] else d
+        return (ghat - ghat.sum(axis=over, keepdims=True) / d - self.S(xhat * big_s) / denom) / r
+
     def pool_backward(self, layer: Any, c: dict[str, Any], dz: Array) -> Array:
         x = c["x"]
         (kh, kw), (sh, sw) = layer.size, layer.stride
@@ -585,8 +653,17 @@ class Student:
         spec = self.spec
         opt = spec.optimizer
         new: dict[str, dict[str, Array]] = {}
-        for layer, c in zip(spec.layers, caches, strict=True):
+        by_name: dict[str, dict[str, Any]] = {}
+
+        def collect(cs: list[dict[str, Any]]) -> None:
+            for c in cs:
+                by_name[c["layer"].name] = c
+                collect(c.get("inner", []))
+
+        collect(caches)
+        for layer in spec.all_layers:
             name = layer.name
+            c = by_name[name]
             if name not in grads:
                 continue
             new[name] = {}

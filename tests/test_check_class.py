@@ -33,7 +33,7 @@ from tests.student import Slip
 
 MULTI_STEP = {"momentum_two_steps": 2, "nesterov": 2, "rmsprop": 2, "adam": 2}
 NAMES = ["example1", "example2", "mlp_2_3_1", "scalar_linear", "scalar_quadratic"]
-NAMES += ["gd_variants", *NETWORKS]
+NAMES += ["gd_variants", "layernorm", "residual", *NETWORKS]
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,9 @@ def planted(net: str, name: str, honest: dict[tuple[int, str], np.ndarray]) -> l
         element = tuple(rng.randrange(s) for s in honest[(k, value)].shape)
         out.append(Slip("arith", value, k, element))
     layers = spec.layers
-    trained = [layer for layer in layers if layer.type in ("dense", "conv2d", "batchnorm")]
+    trained = [
+        layer for layer in layers if layer.type in ("dense", "conv2d", "batchnorm", "layernorm")
+    ]
     out.append(Slip("sign", f"grad.{trained[-1].name}.z"))
     if spec.loss.kind.startswith("half_"):
         out.append(Slip("half_missing"))
@@ -154,7 +156,11 @@ def planted(net: str, name: str, honest: dict[tuple[int, str], np.ndarray]) -> l
             out += [Slip("update_no_lr"), Slip("update_lr_twice")]
         if len(trained) >= 2:
             out.append(Slip("updated_weights_in_backprop"))
-    for layer in layers:
+    for layer in spec.all_layers:
+        if layer.type == "layernorm":
+            out.append(Slip("layernorm_unbiased", layer=layer.name))
+        if layer.type == "residual":
+            out.append(Slip("residual_no_skip", layer=layer.name))
         if layer.type == "conv2d":
             for kind in ("conv_flip", "conv_flip_backward", "conv_flip_kernel_grad"):
                 out.append(Slip(kind, layer=layer.name))
@@ -238,6 +244,8 @@ FAST_SLIPS = {
     "batchnorm": Slip("arith", "bn.var", 1, (1,)),
     "regularized_batch": Slip("batch_sum"),
     "dense_half_sse": Slip("half_missing"),
+    "layernorm_batch": Slip("layernorm_unbiased", layer="ln"),
+    "residual_relu": Slip("residual_no_skip", layer="res"),
 }
 
 

@@ -115,49 +115,14 @@ def _pass(
     """One forward pass (prefix "": the step's, with its backward pass; "after:" and
     "dataset:" the passes after the update) and its loss."""
     spec = ctx.runner.spec
-    shapes = engine.initial_params(spec)
     x = np.asarray(x, dtype=np.float64).reshape(n, *spec.layers[0].in_shape)
-    last = len(layers) - 1
     loss = losses.get(spec.loss.kind)
     fused = loss.fused_with == spec.output_activation
     params_all: dict[str, dict[str, np.ndarray]] = {}
-    for i, layer in enumerate(layers):
-        name, lspec = layer.name, layer.spec
-        params = {}
-        for p, arr in shapes.get(name, {}).items():
-            got = ctx.get(f"{prefix}{name}.{p}")
-            params[p] = (got if got is not None else arr).reshape(arr.shape)
-        params_all[name] = params
-        a = ctx.get(f"{prefix}{name}.a")
-        if a is None:
-            return
-        a = a.reshape(n, *lspec.out_shape)
-        dz = None
-        if backward and layer.parametric:
-            g = ctx.get(f"grad.{name}.z")
-            dz = None if g is None else g.reshape(n, *lspec.out_shape)
-        reg = spec.regularization.get(name)
-        names = _names(layer, params, prefix, backward, reg)
-        found = layer.op.substeps(x, params, dz, _keyed(ctx, names))
-        for key, value in found.items():
-            ctx.put(names(key), value)
-        if layer.act is not None:
-            z = ctx.get(f"{prefix}{name}.z") if layer.parametric else None
-            z = z.reshape(a.shape) if z is not None else x.reshape(a.shape)
-            a_name = f"{prefix}{name}.a"
-            ctx.put(a_name, layer.act.forward_substeps(z, a, ctx.radius(a_name)))
-            if backward and not (fused and i == last and layer.act.fuses_with_loss):
-                da = ctx.get(f"grad.{name}.a")
-                target = f"grad.{name}.z" if layer.parametric else f"grad.{name}.input"
-                if da is not None and ctx.wanted(target):
-                    r = ctx.radius(target)
-                    ctx.put(target, layer.act.backward_substeps(da.reshape(a.shape), z, a, r))
-        if backward and reg is not None:
-            for p in layer.param_names:
-                target = f"grad.{name}.{p}.penalty"
-                if reg_mod.applies(reg, p) and ctx.wanted(target):
-                    ctx.put(target, reg_mod.grad_substeps(reg, params[p], ctx.radius(target)))
-        x = a
+    out = _layers(ctx, layers, prefix, n, x, backward, fused, params_all)
+    if out is None:
+        return
+    x = out
     yy = np.asarray(y, dtype=np.float64).reshape(x.shape)
     if backward:  # recorded as ∂L/∂a even where ∂L/∂z comes from the fused formula
         target = f"grad.{layers[-1].name}.a"
@@ -195,6 +160,63 @@ def _pass(
     ctx.put(total, data)
 
 
+def _layers(
+    ctx: _Step,
+    layers: list[engine.Layer] | tuple[engine.Layer, ...],
+    prefix: str,
+    n: int,
+    x: np.ndarray,
+    backward: bool,
+    fused: bool,
+    params_all: dict[str, dict[str, np.ndarray]],
+) -> np.ndarray | None:
+    """The sub-steps of each layer in turn (a block's inner layers too, from the block's
+    input); the output of the last, None when the run does not have it."""
+    spec = ctx.runner.spec
+    shapes = engine.initial_params(spec)
+    last = len(layers) - 1
+    for i, layer in enumerate(layers):
+        name, lspec = layer.name, layer.spec
+        params = {}
+        for p, arr in shapes.get(name, {}).items():
+            got = ctx.get(f"{prefix}{name}.{p}")
+            params[p] = (got if got is not None else arr).reshape(arr.shape)
+        params_all[name] = params
+        if layer.inner:  # a block: its layers, from the block's input
+            _layers(ctx, layer.inner, prefix, n, x, backward, False, params_all)
+        a = ctx.get(f"{prefix}{name}.a")
+        if a is None:
+            return None
+        a = a.reshape(n, *lspec.out_shape)
+        dz = None
+        if backward and layer.parametric:
+            g = ctx.get(f"grad.{name}.z")
+            dz = None if g is None else g.reshape(n, *lspec.out_shape)
+        reg = spec.regularization.get(name)
+        names = _names(layer, params, prefix, backward, reg)
+        found = layer.op.substeps(x, params, dz, _keyed(ctx, names))
+        for key, value in found.items():
+            ctx.put(names(key), value)
+        if layer.act is not None:
+            z = ctx.get(f"{prefix}{name}.z") if layer.parametric else None
+            z = z.reshape(a.shape) if z is not None else x.reshape(a.shape)
+            a_name = f"{prefix}{name}.a"
+            ctx.put(a_name, layer.act.forward_substeps(z, a, ctx.radius(a_name)))
+            if backward and not (fused and i == last and layer.act.fuses_with_loss):
+                da = ctx.get(f"grad.{name}.a")
+                target = f"grad.{name}.z" if layer.parametric else f"grad.{name}.input"
+                if da is not None and ctx.wanted(target):
+                    r = ctx.radius(target)
+                    ctx.put(target, layer.act.backward_substeps(da.reshape(a.shape), z, a, r))
+        if backward and reg is not None:
+            for p in layer.param_names:
+                target = f"grad.{name}.{p}.penalty"
+                if reg_mod.applies(reg, p) and ctx.wanted(target):
+                    ctx.put(target, reg_mod.grad_substeps(reg, params[p], ctx.radius(target)))
+        x = a
+    return x
+
+
 def _keyed(ctx: _Step, names: Callable[[str], str]) -> Callable[[str, np.ndarray], np.ndarray]:
     return lambda key, s: ctx.radius(names(key))(s)
 
@@ -227,7 +249,7 @@ def _update(
     k: int,
     previous: _Step | None,
 ) -> None:
-    for layer in layers:
+    for layer in engine.leaves(layers):
         if not layer.parametric:
             continue
         name = layer.name
