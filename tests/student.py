@@ -411,7 +411,6 @@ class Student:
 
     # -- backward ---------------------------------------------------------------------------
     def backward(self, caches: list[dict[str, Any]], out: Array, y: Array, n: int) -> dict:
-        spec = self.spec
         kind = self.loss_kind()
         scale = (1.0 / n if self.reduction() == "mean" else 1.0) * self.log_factor()
         a2, y2 = out.reshape(n, -1), y.reshape(n, -1)
@@ -426,13 +425,13 @@ class Student:
             da = (a2 - y2) / s / k
         da = (da * scale).reshape(out.shape)
         grads: dict[str, dict[str, Array]] = {}
-        fused = lambda act: (
-            act is not None
-            and (
-                (act.kind == "softmax" and kind == "cross_entropy")
-                or (act.kind == "sigmoid" and kind == "binary_cross_entropy")
+
+        def fused(act: Any) -> bool:
+            return act is not None and (act.kind, kind) in (
+                ("softmax", "cross_entropy"),
+                ("sigmoid", "binary_cross_entropy"),
             )
-        )
+
         self.backward_layers(caches, da, n, grads, (y2, scale, k, fused))
         return grads
 

@@ -169,10 +169,14 @@ class LayerNorm(Layer):
         big_s = gx_prod.sum(axis=over, keepdims=True)
         dx, _ = self.backward(dz, cache, params)
         # Σ_j |δ_ij − 1/D − x̂_i x̂_j/D|·r(ĝ_j) ≤ r(ĝ_i) + (Σ_j r(ĝ_j) + |x̂_i|·Σ_j |x̂_j| r(ĝ_j))/D
-        through_g = r_g + (
-            r_g.sum(axis=over, keepdims=True)
-            + np.abs(xhat) * (np.abs(xhat) * r_g).sum(axis=over, keepdims=True)
-        ) / d
+        through_g = (
+            r_g
+            + (
+                r_g.sum(axis=over, keepdims=True)
+                + np.abs(xhat) * (np.abs(xhat) * r_g).sum(axis=over, keepdims=True)
+            )
+            / d
+        )
         through_s = np.abs(xhat) / d * r_p.sum(axis=over, keepdims=True)
         xs = rin("input", xhat * big_s) / d
         out["input"] = (through_g + through_s + xs) / r + np.abs(dx / r) * rin(
