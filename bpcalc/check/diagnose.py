@@ -1,24 +1,31 @@
 """Name the slip behind a wrong answer by reproducing it.
 
 For each usual slip, the engine reruns the step with that slip made on purpose (a modified
-spec, or an engine.Substitution of other units for what no spec expresses) and with the student's own
-answers substituted, so the slip only has to explain this one value. When the rerun gives
-the student's number, to the same tolerance the grading used, the slip is named. When no
-slip reproduces it, the report says so: we never guess.
+spec, or an engine.Substitution of other units for what no spec expresses: each unit states
+its own slips) and with the student's own answers substituted, so the slip only has to
+explain this one value. When the rerun gives the student's number, to the allowance the
+grading used (scaled with the value), the slip is named. When it gives the number only from
+the exact values and the student's right answers contradict it, both facts are said. When no
+slip reproduces it, the report says so: we never guess. A right answer that a slip also
+gives, within its rounding, is noted (`also_fits`). Wrong answers that another convention of
+the sheet explains (δ = t − o, a velocity with η in it, a log base) get that convention.
 
 The catalogue (each applies only where it changes something):
   half_missing / half_extra              the ½ of the squared error left out / added
   outputs_mean / outputs_sum             mean over the K outputs instead of the sum / reverse
   batch_sum / batch_mean                 sum over the batch instead of the mean / reverse
   conv_flip                              the kernel flipped (convolution vs cross-correlation)
+  conv_flip_backward / conv_flip_kernel_grad   the kernel turned the wrong way in ∂L/∂x / ∂L/∂K
   dense_transposed                       a square weight matrix used transposed
   no_derivative                          an activation's derivative left out
   relu_one_at_zero / relu_flipped        ReLU′(0) taken as 1 / ReLU′ on the wrong side of 0
   sigmoid_as_sigma                       σ′ written as σ(z) instead of σ(z)(1 − σ(z))
   update_plus / update_no_lr / update_lr_twice   θ + η·g / θ − g / θ − η²·g
+  adam_no_bias_correction / eps_inside_sqrt / velocity_textbook   the optimizers' own
   updated_weights_in_backprop            the new weights used to back-propagate
   log10 / log2                           cross-entropy with log base 10 or 2
   other_class                            the one-hot target read for the other class
+  (and each layer unit's own: layernorm_unbiased, residual_no_skip, ...)
 and, from the numbers alone: answer_transposed (a matrix written transposed) and sign.
 """
 
