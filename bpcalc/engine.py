@@ -226,7 +226,8 @@ class Recorder:
     """Stores every emitted value in a StepTrace, as the user sees it.
 
     round_each: round each value to that many decimals (half away from zero, as people do)
-    before it is used further, in the passes after the update too.
+    before it is used further, in the passes after the update too; the numbers the exercise
+    gives (input, target, the parameters a step starts from) stay as they are.
     overrides: values to use instead of the computed ones (shown shape; NaN = not given),
     so downstream values follow from them; the computed value is still what is recorded.
     passes: also record the forward passes after the update (loss_after's, and the dataset's
@@ -253,7 +254,7 @@ class Recorder:
         per_sample: bool = True,
     ) -> Array:
         shown_shape = ((self.n,) if self.batched else ()) + shape if per_sample else shape
-        if self.round_each is not None:
+        if self.round_each is not None and not _copied(name, formula):
             arr = round_decimals(arr, self.round_each)
         shown = np.array(arr, dtype=np.float64).reshape(shown_shape)
         _check_finite(name, shown, formula)
@@ -287,6 +288,12 @@ class Recorder:
             return hidden(prefix + name, arr, *args, **kwargs)
 
         return emit
+
+
+def _copied(name: str, formula: str) -> bool:
+    """A number a person copies from the exercise rather than works out (the input, the
+    target, the parameters the step starts from): hand rounding leaves it as given."""
+    return name in ("input", "target") or formula in (notation.GIVEN_PARAM, notation.GIVEN_BUFFER)
 
 
 def round_decimals(arr: Array, decimals: int) -> Array:
@@ -939,12 +946,8 @@ def run(
         st = StepTrace(step=k, samples=idx.tolist() if spec.batched else None)
         given = (step_overrides or {}).get(k, overrides or {})
         rec = Recorder(st, x.shape[0], spec.batched, round_each, given, warnings, passes)
-        if round_each is not None:
-            x_used = round_decimals(x, round_each)
-        else:
-            x_used = x
         try:
-            state = step_once(spec, layers, state, optimizer, x_used, y, rec, factor)
+            state = step_once(spec, layers, state, optimizer, x, y, rec, factor)
 
             if spec.batched and len(idx) < x_all.shape[0]:  # comparable across batch sizes
                 rec(

@@ -94,9 +94,12 @@ def compute(
             d[a.given] = a.decimals[a.given]
         else:
             d[a.index] = int(a.decimals)
+    # under --round-each the values compared with are rounded themselves: half a unit of
+    # that rounding more (the unrounded value is what the sub-steps are measured from)
+    reference = 0.0 if runner.round_each is None else float(half_unit(runner.round_each))
     for key, d in decimals.items():
         value = carried[key[0] - 1][key[1]]
-        al.own[key] = half_unit(d)
+        al.own[key] = half_unit(d) + (0.0 if key[1] in ("input", "target") else reference)
         fewer = d < precision.decimals
         al.floor[key] = np.where(fewer, first_digit(value), np.inf)
     wanted = set(decimals)

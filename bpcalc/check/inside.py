@@ -13,6 +13,7 @@ from bpcalc import engine, losses
 from bpcalc import optim as optim_mod
 from bpcalc import regularization as reg_mod
 from bpcalc.check.runner import Given, Runner
+from bpcalc.layers import Recorded
 from bpcalc.substeps import Radius
 from bpcalc.trace import StepTrace
 
@@ -194,7 +195,7 @@ def _layers(
             dz = None if g is None else g.reshape(n, *lspec.out_shape)
         reg = spec.regularization.get(name)
         names = _names(layer, params, prefix, backward, reg)
-        found = layer.op.substeps(x, params, dz, _keyed(ctx, names))
+        found = layer.op.substeps(x, params, dz, _keyed(ctx, names), _staged(ctx, prefix, name))
         for key, value in found.items():
             ctx.put(names(key), value)
         if layer.act is not None:
@@ -215,6 +216,16 @@ def _layers(
                     ctx.put(target, reg_mod.grad_substeps(reg, params[p], ctx.radius(target)))
         x = a
     return x
+
+
+def _staged(ctx: _Step, prefix: str, name: str) -> Callable[[Recorded], np.ndarray]:
+    """The student's own value of what a unit records (μ, σ², x̂), where they wrote one."""
+
+    def stage(r: Recorded) -> np.ndarray:
+        got = ctx.get(f"{prefix}{name}.{r.suffix}")
+        return r.value if got is None else got.reshape(r.value.shape)
+
+    return stage
 
 
 def _keyed(ctx: _Step, names: Callable[[str], str]) -> Callable[[str, np.ndarray], np.ndarray]:

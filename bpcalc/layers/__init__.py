@@ -187,13 +187,20 @@ class Layer:
         return []
 
     def substeps(
-        self, x: Array, params: Params, dz: Array | None, radius: KeyedRadius
+        self,
+        x: Array,
+        params: Params,
+        dz: Array | None,
+        radius: KeyedRadius,
+        stage: Callable[[Recorded], Array] | None = None,
     ) -> dict[str, Array]:
         """Σ_s |∂v/∂s|·radius(s) over the sub-steps a person rounds inside this layer's
         formulas (bpcalc/substeps.py), for input x, parameters params and dz = ∂L/∂z (None:
         the forward pass only), in the internal shapes. Keys: "z", a recorded value's suffix
         ("var"), "input" (∂L/∂x), a parameter (∂L/∂θ), a buffer (its new value); radius is
-        called with the same key. A value not named has none. Default: none."""
+        called with the same key. stage: the student's own recorded values (μ, σ², as in
+        forward_staged), which the sub-steps are worked from. A value not named has none.
+        Default: none."""
         return {}
 
 
@@ -299,6 +306,11 @@ class Delegate(Layer):
         return self.inner.param_shown(param)
 
     def substeps(
-        self, x: Array, params: Params, dz: Array | None, radius: KeyedRadius
+        self,
+        x: Array,
+        params: Params,
+        dz: Array | None,
+        radius: KeyedRadius,
+        stage: Callable[[Recorded], Array] | None = None,
     ) -> dict[str, Array]:
-        return self.inner.substeps(x, params, dz, radius)
+        return self.inner.substeps(x, params, dz, radius, stage)

@@ -163,7 +163,12 @@ class BatchNorm(Layer):
         return f"x̂ = (x − μ) / √(σ² + ε), ε = {self.eps:g}"
 
     def substeps(
-        self, x: Array, params: dict[str, Array], dz: Array | None, radius: KeyedRadius
+        self,
+        x: Array,
+        params: dict[str, Array],
+        dz: Array | None,
+        radius: KeyedRadius,
+        stage: Any = None,
     ) -> dict[str, Array]:
         """σ² = (1/m) Σ (x − μ)²: each square (∂σ²/∂s = 1/m); x̂ = (x − μ)/r with r = √(σ² + ε)
         rounded (∂x̂/∂r = −x̂/r); z = γ·x̂ + β: the product γ·x̂ when β ≠ 0; ∂L/∂γ = Σ ∂L/∂z·x̂:
@@ -172,7 +177,7 @@ class BatchNorm(Layer):
         nd = x.ndim
         b = self._b
         axes = self._axes(x)
-        z, cache = self.forward(x, params)
+        z, cache = self.forward_staged(x, params, None, stage)
         m = cache.count
         r = np.sqrt(cache.var + self.eps)
         xhat = cache.xhat

@@ -167,7 +167,12 @@ class Conv2d(Layer):
 
     # -- the checker ----------------------------------------------------------------------
     def substeps(
-        self, x: Array, params: dict[str, Array], dz: Array | None, radius: KeyedRadius
+        self,
+        x: Array,
+        params: dict[str, Array],
+        dz: Array | None,
+        radius: KeyedRadius,
+        stage: Any = None,
     ) -> dict[str, Array]:
         """Every product of z = Σ K·x + b (over the taps of a window), of ∂L/∂K = Σ ∂L/∂z·x
         (over the positions and samples) and of ∂L/∂x (over the taps that saw the input)."""

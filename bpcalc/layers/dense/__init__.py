@@ -119,7 +119,12 @@ class Dense(Layer):
 
     # -- the checker ----------------------------------------------------------------------
     def substeps(
-        self, x: Array, params: dict[str, Array], dz: Array | None, radius: KeyedRadius
+        self,
+        x: Array,
+        params: dict[str, Array],
+        dz: Array | None,
+        radius: KeyedRadius,
+        stage: Any = None,
     ) -> dict[str, Array]:
         """Every product of z = Σ W·x + b, of ∂L/∂x = Σ W·∂L/∂z and of ∂L/∂W = Σ_n ∂L/∂z·x."""
         w = params["weights"]

@@ -134,7 +134,12 @@ class LayerNorm(Layer):
         return rows[1:] if self.spec.squeezed_in and rows else rows
 
     def substeps(
-        self, x: Array, params: dict[str, Array], dz: Array | None, radius: KeyedRadius
+        self,
+        x: Array,
+        params: dict[str, Array],
+        dz: Array | None,
+        radius: KeyedRadius,
+        stage: Any = None,
     ) -> dict[str, Array]:
         """σ² = (1/D) Σ (x − μ)²: each square (∂σ²/∂s = 1/D); x̂ = (x − μ)/r with r = √(σ² + ε)
         rounded (∂x̂/∂r = −x̂/r); z = γ ⊙ x̂ + β: the product γ·x̂ when β ≠ 0; ∂L/∂γ: each
@@ -143,7 +148,7 @@ class LayerNorm(Layer):
         S, the product x̂·S and r (∂ = −∂L/∂x/r)."""
         over = self._over(x)
         d = self.width()
-        z, cache = self.forward(x, params)
+        z, cache = self.forward_staged(x, params, None, stage)
         r = np.sqrt(cache.var + self.eps)
         xhat = cache.xhat
         out: dict[str, Array] = {}
