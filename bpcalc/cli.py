@@ -508,6 +508,52 @@ def new(
     print(f"bpcalc: wrote {output}", file=sys.stderr)
 
 
+EXERCISE_EPILOG = """Examples:
+
+\b
+  bpcalc exercise examples/exercises/mlp.yaml --variants 30 --seed 2024 -o mlp-class
+  bpcalc exercise examples/exercises/cnn.yaml -n 3 --seed 7 -o cnn --no-pdf
+
+The network gives its parameters by shape (units:, out_channels:/kernel_size:); its exercise:
+section says how to draw them, what to ask and how to round (docs/teaching.md). Each variant
+gets a folder with its network, handout, answer sheet, key and worked solution; grade the class
+with: bpcalc check DIR SHEETS...
+"""
+
+
+@app.command(epilog=EXERCISE_EPILOG)
+def exercise(
+    network: Annotated[str, typer.Argument(help="The network YAML with an exercise: section.")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="The folder to write the variants to.")
+    ],
+    variants: Annotated[
+        int, typer.Option("--variants", "-n", min=1, help="How many variants (one per student).")
+    ] = 1,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Variant k is drawn from this seed and k alone.")
+    ] = 0,
+    pdf: Annotated[
+        bool, typer.Option("--pdf/--no-pdf", help="Compile the LaTeX files where pdflatex is.")
+    ] = True,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write into a folder that is not empty.")
+    ] = False,
+) -> None:
+    """Make an exercise with numbers a person can compute: variants, handouts, answer keys."""
+    from bpcalc.teach.generate import generate
+
+    result = generate(network, variants=variants, seed=seed, out_dir=output, force=force, pdf=pdf)
+    for v in result.variants:
+        why = ", ".join(f"{rule} {n}" for rule, n in sorted(v.rejected.items()))
+        print(
+            f"{v.folder}: drawn in {v.draws} {'try' if v.draws == 1 else 'tries'}"
+            + (f" (rejected: {why})" if why else "")
+        )
+    print(f"wrote {len(result.files)} files to {result.out_dir}")
+    _warn_all(result.warnings)
+
+
 def _console() -> Any:
     from rich.console import Console
 
