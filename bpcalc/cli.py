@@ -53,6 +53,12 @@ class Stage(str, Enum):
     after = "after"
 
 
+class CheckFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
 def _learning_rate(value: float | None) -> float | None:
     """--lr: a finite number greater than 0 (0 or inf would write or train a network whose
     learning rate its own YAML rejects)."""
@@ -256,14 +262,21 @@ Exit status: 0 every answer right, 1 some answer wrong or carried forward, 2 inv
 def check(
     network: Annotated[str, typer.Argument(help="The network YAML file.")],
     answers: Annotated[
-        str | None,
-        typer.Argument(help="Your answer sheet (YAML; '-' reads standard input)."),
+        list[str] | None,
+        typer.Argument(
+            help="Your answer sheet (YAML; '-' reads standard input); several sheets or folders "
+            "of sheets grade a class."
+        ),
     ] = None,
     template: Annotated[
         bool,
         typer.Option("--template", help="Print a blank answer sheet to standard output."),
     ] = False,
     json_: Annotated[bool, typer.Option("--json", help="Write the report as JSON.")] = False,
+    format_: Annotated[
+        CheckFormat | None,
+        typer.Option("--format", "-f", help="table, json, or csv (a class: one row a student)."),
+    ] = None,
     rtol: Annotated[
         float | None,
         typer.Option("--rtol", min=0, help="Relative tolerance instead of the decimals rule."),
@@ -288,6 +301,7 @@ def check(
     """Grade the answers you computed by hand: the first wrong step, errors carried
     forward, and the likely mistake."""
     from bpcalc import engine
+    from bpcalc.check.tolerance import Tolerance
     from bpcalc.network.parse import load_network
 
     if template and answers is not None:
@@ -300,6 +314,14 @@ def check(
             "give the answer sheet to check (bpcalc check NETWORK ANSWERS), "
             "or --template for a blank one"
         )
+    fmt = CheckFormat.json if json_ else (format_ or CheckFormat.table)
+    if answers is not None and (
+        len(answers) > 1
+        or fmt is CheckFormat.csv
+        or os.path.isdir(network)
+        or any(os.path.isdir(a) for a in answers)
+    ):
+        return _check_class(network, answers, fmt, Tolerance(rtol, atol), round_each)
     spec = load_network(network)
     trace = engine.run(spec, round_each=round_each)
     if template:
@@ -310,20 +332,39 @@ def check(
     from bpcalc.check.diagnose import diagnose
     from bpcalc.check.grade import grade
     from bpcalc.check.sheet import load_sheet
-    from bpcalc.check.tolerance import Tolerance
     from bpcalc.render import check_report
 
     assert answers is not None
-    sheet = load_sheet(answers, trace.steps[0])
+    sheet = load_sheet(answers[0], trace.steps[0])
     report = grade(spec, sheet, Tolerance(rtol, atol), trace.steps[0], round_each)
     report = diagnose(spec, report, trace.steps[0])
     _warn_all(trace.warnings + report.warnings)
-    if json_:
+    if fmt is CheckFormat.json:
         from bpcalc.render import json_doc
 
         print(json_doc.dumps(check_report.document(report)))
     else:
         check_report.render(report, _console(), decimals=decimals)
+    return report.exit_code
+
+
+def _check_class(
+    against: str, answers: list[str], fmt: CheckFormat, tol: Any, round_each: int | None
+) -> int:
+    """Many sheets: one row per student and a class summary (bpcalc/check/klass.py)."""
+    from bpcalc.check import klass
+    from bpcalc.render import class_report
+
+    assignment = klass.load_assignment(against, round_each)
+    report = klass.grade_class(assignment, klass.sheet_files(answers), tol)
+    if fmt is CheckFormat.json:
+        from bpcalc.render import json_doc
+
+        print(json_doc.dumps(class_report.document(report)))
+    elif fmt is CheckFormat.csv:
+        sys.stdout.write(class_report.csv_text(report))
+    else:
+        class_report.render(report, _console())
     return report.exit_code
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,36 +27,11 @@ from bpcalc.network.parse import parse_network
 from bpcalc.network.types import NetworkSpec
 from bpcalc.network.yaml_source import load_yaml_file, load_yaml_text
 from bpcalc.teach import draw, rules
+from bpcalc.teach.model import Result, Template, Variant
 from bpcalc.teach.section import Exercise, parse_exercise
 from bpcalc.trace import StepTrace, element_name, parse_ref
 
-MANIFEST = "exercise.yaml"
 MAX_VARIANTS = 1000
-
-
-@dataclass(frozen=True)
-class Template:
-    """The network file an exercise is made from, with its exercise section."""
-
-    file: str
-    data: dict[str, Any]
-    spec: NetworkSpec
-    exercise: Exercise
-    asked: list[str]  # value names and elements, in computation order
-
-    @property
-    def title(self) -> str:
-        return self.exercise.title or self.spec.name
-
-
-@dataclass
-class Variant:
-    number: int
-    folder: str  # relative to the output folder
-    text: str  # the network file
-    spec: NetworkSpec
-    draws: int
-    rejected: Counter[str] = field(default_factory=Counter)
 
 
 def load_template(path: str) -> Template:
@@ -202,14 +176,6 @@ def _header(t: Template, seed: int, k: int) -> list[str]:
         f"{Path(t.file).name} with --seed {seed}; the same seed and variant number give the same numbers.",
         "",
     ]
-
-
-@dataclass
-class Result:
-    out_dir: str
-    variants: list[Variant]
-    files: list[str]
-    warnings: list[str]
 
 
 def folder_name(k: int, n: int) -> str:

@@ -12,7 +12,7 @@ from bpcalc.render import diagram
 from bpcalc.render.numbers import fmt
 from bpcalc.render.texmath import text as tx
 from bpcalc.teach import symbols
-from bpcalc.teach.generate import Template, Variant
+from bpcalc.teach.model import Template, Variant
 from bpcalc.trace import parse_ref
 
 DEFAULT_INSTRUCTIONS = (

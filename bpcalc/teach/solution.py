@@ -13,7 +13,7 @@ from bpcalc.render.latex import _aligned
 from bpcalc.render.markdown import cell
 from bpcalc.render.texmath import text as tx
 from bpcalc.teach import handout, symbols
-from bpcalc.teach.generate import Template, Variant
+from bpcalc.teach.model import Template, Variant
 from bpcalc.trace import Trace, parse_ref
 
 CR = r" \cr "  # a matrix row's end that no Markdown processor mistakes for an escape

@@ -16,7 +16,7 @@ from bpcalc.errors import UsageError
 from bpcalc.fileio import write_text_atomic
 from bpcalc.render import diagram
 from bpcalc.teach import handout, solution
-from bpcalc.teach.generate import MANIFEST, Result, Template, Variant
+from bpcalc.teach.model import MANIFEST, Result, Template, Variant
 from bpcalc.trace import StepTrace, parse_ref
 
 FORMAT = 1  # the manifest's layout; a later bpcalc that changes it raises this
