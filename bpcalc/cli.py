@@ -37,6 +37,7 @@ class Format(str, Enum):
     json = "json"
     markdown = "markdown"
     latex = "latex"
+    svg = "svg"
 
 
 class Mode(str, Enum):
@@ -112,6 +113,12 @@ Write-ups (these show the work by default; --explain none leaves it out):
   bpcalc step examples/example2.yaml --format markdown > step.md
 
   bpcalc step examples/example1.yaml --format latex > step.tex && pdflatex step.tex
+
+A diagram of the network with the step's values (SVG; needs pip install 'bpcalc[diagram]'):
+
+  bpcalc step examples/mlp_2_3_1.yaml --format svg > net.svg
+
+  bpcalc step examples/mlp_2_3_1.yaml --format svg --stage backward > gradients.svg
 """
 
 
@@ -197,6 +204,12 @@ def step(
         return not only or any(fnmatch.fnmatchcase(r.name, pat) for pat in only)
 
     fmt = Format.json if json_ else format
+    if fmt is Format.svg:
+        from bpcalc.render import diagram
+
+        pic = diagram.build(spec, trace.steps[0], _drawn_stage(stages), decimals)
+        sys.stdout.write(diagram.svg(pic))
+        return
     work = _explain(trace, explain, fmt, decimals, full, keep)
     if fmt is Format.json:
         from bpcalc.render import json_doc
@@ -207,14 +220,32 @@ def step(
     if fmt in (Format.markdown, Format.latex):
         from bpcalc.render import latex, markdown
 
-        renderer = markdown if fmt is Format.markdown else latex
-        print(renderer.render(trace, decimals=decimals, full=full, keep=keep, work=work), end="")
+        if fmt is Format.latex:
+            from bpcalc.render import diagram
+
+            pic = diagram.build(spec, trace.steps[0], _drawn_stage(stages), decimals)
+            text = latex.render(
+                trace,
+                decimals=decimals,
+                full=full,
+                keep=keep,
+                work=work,
+                figure=diagram.latex_figure(pic),
+            )
+        else:
+            text = markdown.render(trace, decimals=decimals, full=full, keep=keep, work=work)
+        print(text, end="")
         return
     from bpcalc.render import tables
 
     tables.render(
         trace, _console(), decimals=decimals, full=full, keep=keep, summary=summary, work=work
     )
+
+
+def _drawn_stage(stages: set[str] | None) -> str:
+    """The diagram shows gradients when only the backward (or update) stage is asked for."""
+    return "backward" if stages and stages <= {"backward", "update"} else "forward"
 
 
 def _explain(

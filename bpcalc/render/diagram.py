@@ -27,7 +27,7 @@ from bpcalc.trace import StepTrace
 
 R = 14.0  # node radius
 ROW = 64.0  # between nodes of a column
-COL = 150.0  # between columns
+COL = 140.0  # between columns
 CELL = 24.0  # a grid cell
 KCELL = 20.0  # a kernel's cell
 MAX_NODES = 10  # a longer column shows its first ones and how many more
@@ -142,7 +142,8 @@ def build(
         (
             layer.kernel.shape[0]
             * (
-                layer.kernel.shape[2] * _cell(layer.kernel if st is None else None, KCELL, decimals)
+                layer.kernel.shape[2]
+                * _cell(layer.kernel if st is None else None, KCELL, decimals, 36.0)
                 + 22
             )
             + 10
@@ -314,10 +315,10 @@ def _between(xa: float, ya: float, xb: float, yb: float) -> tuple[float, float, 
     return xa + dx / d * R, ya + dy / d * R, xb - dx / d * R, yb - dy / d * R
 
 
-def _cell(values: np.ndarray | None, base: float, decimals: int) -> float:
-    """A square cell wide enough for the longest number of `values` (36 pt when unknown)."""
+def _cell(values: np.ndarray | None, base: float, decimals: int, unknown: float = 0.0) -> float:
+    """A square cell wide enough for the longest number of `values` (`unknown` when none)."""
     if values is None:
-        return max(base, 36.0)
+        return max(base, unknown)
     longest = max((len(fmt(float(v), decimals)) for v in np.asarray(values).reshape(-1)), default=1)
     return max(base, 4.6 * longest + 8)
 
@@ -389,8 +390,8 @@ def _arrow_to_grids(
     shape: tuple[int, ...],
     decimals: int,
 ) -> _Column:
-    x = prev.right + 90
-    _arrow(s, prev.right + 8, x - 8, prev.ys[0], text)
+    x = prev.right + 64
+    _arrow(s, prev.right + 6, x - 6, prev.ys[0], text)
     return _grids(s, x, top, values, header, decimals, shape)
 
 
@@ -402,7 +403,7 @@ def _conv(s: list[Shape], prev: _Column, layer: Conv2dSpec, vals: _Values, top: 
     b = vals.get(f"grad.{layer.name}.bias") if backward else None
     b = np.asarray(b).reshape(-1) if b is not None else layer.bias
     kc = _cell(k, KCELL, vals.decimals)
-    gap = max(110.0, kw * kc * c + 40)
+    gap = max(76.0, kw * kc * c + 24)
     x = prev.right + gap
     y = prev.ys[0]
     op = "∗ (flipped)" if layer.flip else "⋆"
@@ -439,8 +440,8 @@ def _conv(s: list[Shape], prev: _Column, layer: Conv2dSpec, vals: _Values, top: 
 
 
 def _flatten(s: list[Shape], prev: _Column, n: int, top: float) -> _Column:
-    x = prev.right + 100
-    _arrow(s, prev.right + 8, x - R - 8, prev.ys[0], "flatten")
+    x = prev.right + 70
+    _arrow(s, prev.right + 6, x - R - 6, prev.ys[0], "flatten")
     col = _nodes(s, x, top, None, "x", "flattened", None, 4, n=n)
     return col
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from bpcalc.explain import SYMBOLS, Explained
 from bpcalc.explain.text import chain
 from bpcalc.render import texmath
+from bpcalc.render.diagram import LATEX_PREAMBLE as DIAGRAM_PREAMBLE
 from bpcalc.render.numbers import SUMMARY_THRESHOLD, fmt, summary
 from bpcalc.render.texmath import name as tt
 from bpcalc.render.texmath import text as tx
@@ -22,14 +23,18 @@ from bpcalc.render.writeup import (
 )
 from bpcalc.trace import Record, Trace
 
-PREAMBLE = r"""\documentclass[10pt]{article}
+PREAMBLE = (
+    r"""\documentclass[10pt]{article}
 \usepackage[T1]{fontenc}
 \usepackage{amsmath}
-\allowdisplaybreaks
+"""
+    + DIAGRAM_PREAMBLE
+    + r"""\allowdisplaybreaks
 \setlength{\parindent}{0pt}
 \setlength{\parskip}{4pt}
 \begin{document}
 """
+)
 
 
 def value_tex(value, decimals: int, full: bool, per_sample: bool = False) -> str:  # noqa: ANN001
@@ -49,12 +54,16 @@ def render(
     full: bool = False,
     keep: Keep = lambda r: True,
     work: dict[int, list[Explained]] | None = None,
+    figure: str | None = None,
 ) -> str:
+    """figure: LaTeX to show after the conventions (the network's diagram, render/diagram.py)."""
     out: list[str] = [PREAMBLE, rf"\section*{{bpcalc: {tx(trace.network)}}}", ""]
     out += [r"\subsection*{Conventions}", r"\begin{itemize}"]
     for key, text in trace.conventions.items():
         out.append(rf"\item \textbf{{{tx(key)}}}: {tx(text)}")
     out += [r"\end{itemize}", ""]
+    if figure is not None:
+        out += [r"\subsection*{The network}", figure, ""]
     if any(work.values() if work else ()):
         out += [rf"\emph{{{tx(SYMBOLS)}}}", ""]
     for st in trace.steps:

@@ -40,7 +40,10 @@ def load_template(path: str) -> Template:
     ex = parse_exercise(doc.root())
     _check_layers(spec, ex, doc.root())
     _check_inline(doc.data, doc.root())
-    asked = resolve_ask(spec, ex)
+    # the values asked, named as the variants show them (a drawn single kernel is 2-D)
+    probe = draw.draw_data(doc.data, spec, ex, np.random.default_rng(0))
+    shaped = parse_network(load_yaml_text(draw.dump(probe, []), doc.file))
+    asked = resolve_ask(shaped, ex)
     return Template(doc.file, doc.data, spec, ex, asked)
 
 

@@ -62,6 +62,7 @@ def conventions(t: Template, spec: NetworkSpec) -> list[tuple[str, str]]:
         if key == "loss":
             loss = losses.get(spec.loss.kind)
             text = f"{loss.formula} ({loss.words})"
+        text = text.replace(spec.loss.kind, spec.loss.kind.replace("_", " "))
         what = f"Layer {key}" if key in layer_names else NAMES.get(key, key.capitalize())
         out.append((what, text))
     return out

@@ -13,7 +13,7 @@ the students compute, and the words of the handout.
       targets: {decimals: 1, range: [0, 1]}           # default: what fits the loss; or given
       layers: {conv: {weights: {decimals: 0, range: [-2, 2]}}}   # per layer, instead
       dead_units: 0               # ReLU units allowed off for every sample ('any': no limit)
-      limits: {max: 1000, min: 0.001}   # |value| a person can compute by hand
+      limits: {max: 1000, min: 0.01}    # |value| a person computes (min: 0.01 at 4 decimals)
       attempts: 1000              # draws tried per variant before giving up
 
 Only what the network gives by shape (`units:`, `out_channels:`/`kernel_size:`) is drawn,
@@ -90,7 +90,7 @@ class Exercise:
     layers: dict[str, dict[str, Grid]] = field(default_factory=dict)
     dead_units: int | None = 0  # None: any number
     max_abs: float = 1000.0
-    min_abs: float | None = None  # None: from the rounding (two significant digits survive it)
+    min_abs: float | None = None  # None: from the rounding (three significant digits survive it)
     attempts: int = 1000
     worksheet_keys: bool = True
     where: Location | None = None
@@ -102,12 +102,13 @@ class Exercise:
 
     @property
     def smallest(self) -> float:
-        """The smallest |value| (other than 0) a hand computation keeps with two digits."""
+        """The smallest |value| (other than 0) a hand computation keeps with three significant
+        digits: 0.01 when rounding to 4 decimals."""
         if self.min_abs is not None:
             return self.min_abs
         if self.rounding is None:
-            return 1e-4
-        return 10.0 ** -(self.rounding - 1)
+            return 1e-3
+        return 10.0 ** -max(self.rounding - 2, 0)
 
 
 def parse_exercise(root: Src) -> Exercise:
