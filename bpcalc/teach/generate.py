@@ -25,7 +25,7 @@ import numpy as np
 from bpcalc.errors import SpecError, UsageError
 from bpcalc.network.parse import parse_network
 from bpcalc.network.types import NetworkSpec
-from bpcalc.network.yaml_source import load_yaml_file, load_yaml_text
+from bpcalc.network.yaml_source import SourceDoc, load_yaml_file, load_yaml_text
 from bpcalc.teach import draw, rules
 from bpcalc.teach.model import Result, Template, Variant
 from bpcalc.teach.section import Exercise, parse_exercise
@@ -159,11 +159,15 @@ def draw_variant(t: Template, seed: int, k: int, folder: str) -> Variant:
             "name": f"{t.title} (variant {k})",
             **{a: b for a, b in data.items() if a != "name"},
         }
-        text = draw.dump(data, _header(t, seed, k))
-        spec = parse_network(load_yaml_text(text, file))
-        found = rules.check(spec, ex, t.asked)
+        # drawn numbers are plain data, so the network is read from them directly; the
+        # file written from them is read back and checked again before it is kept
+        found = rules.check(parse_network(SourceDoc(data, file)), ex, t.asked, first=True)
         if not found:
-            return Variant(k, folder, text, spec, attempt, rejected)
+            text = draw.dump(data, _header(t, seed, k))
+            spec = parse_network(load_yaml_text(text, file))
+            found = rules.check(spec, ex, t.asked)
+            if not found:
+                return Variant(k, folder, text, spec, attempt, rejected)
         rejected.update({v.rule for v in found})
     common = ", ".join(f"{r} {n}" for r, n in rejected.most_common())
     raise SpecError(
