@@ -215,7 +215,7 @@ def step(
         from bpcalc.render import json_doc
 
         names = {r.name for st in trace.steps for r in st if keep(r)}
-        print(json_doc.dumps(json_doc.document(trace, names, work)))
+        json_doc.write(json_doc.document(trace, names, work))
         return
     if fmt in (Format.markdown, Format.latex):
         from bpcalc.render import latex, markdown
@@ -373,7 +373,7 @@ def check(
     if fmt is CheckFormat.json:
         from bpcalc.render import json_doc
 
-        print(json_doc.dumps(check_report.document(report)))
+        json_doc.write(check_report.document(report))
     else:
         check_report.render(report, _console(), decimals=decimals)
     return report.exit_code
@@ -488,6 +488,7 @@ NEW_EPILOG = """Examples:
   bpcalc new mlp --sizes 2,3,1
   bpcalc new mlp --sizes 64,32,10 -o digits.yaml
   bpcalc new mlp --sizes 4,8,2 --loss mse --activation tanh
+  bpcalc new mlp --sizes 4,16,3 --blocks 2     (two residual blocks with layer norm)
   bpcalc new cnn --input 1,8,8 --channels 4 --kernel 3 --classes 10 -o cnn.yaml
 
 The file runs at once (made-up example data): bpcalc step FILE, bpcalc train FILE.
@@ -527,6 +528,13 @@ def new(
     activation: Annotated[
         str, typer.Option("--activation", help="mlp: hidden activation (relu, tanh, ...).")
     ] = "relu",
+    blocks: Annotated[
+        int,
+        typer.Option(
+            "--blocks",
+            help="mlp: residual blocks (layernorm, dense, dense) after the hidden layers.",
+        ),
+    ] = 0,
     loss: Annotated[
         str | None,
         typer.Option(
@@ -553,8 +561,14 @@ def new(
         if sizes is None:
             raise UsageError("bpcalc new mlp needs --sizes, e.g. --sizes 2,3,1 (input first)")
         command = f"bpcalc new mlp --sizes {sizes}" + (f" --loss {loss}" if loss else "")
+        command += f" --blocks {blocks}" if blocks else ""
         text = starter.mlp_yaml(
-            _ints(sizes, "--sizes"), activation=activation, loss=loss, lr=lr, command=command
+            _ints(sizes, "--sizes"),
+            activation=activation,
+            loss=loss,
+            lr=lr,
+            command=command,
+            blocks=blocks,
         )
     else:
         c, h, w = _ints(input_shape, "--input", 3)

@@ -92,7 +92,7 @@ def conventions(
     loss = losses.get(spec.loss.kind)
     if loss.fused_with and spec.output_activation == loss.fused_with:
         out["output"] = f"{loss.fused_with} + {loss.kind}: {loss.fused_formula}"
-    for layer in spec.layers:
+    for layer in spec.all_layers:  # the layers inside blocks too
         text = layers.build(layer).convention()
         if text is None:
             continue
@@ -120,7 +120,7 @@ def conventions(
 def _activation_conventions(spec: NetworkSpec) -> dict[str, str]:
     """The choices the network's activations make (ReLU′(0) = 0), once per activation."""
     out: dict[str, str] = {}
-    for layer in spec.layers:
+    for layer in spec.all_layers:
         if layer.activation is not None:
             unit = activations.unit_class(layer.activation.kind)
             if unit.convention:

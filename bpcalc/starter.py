@@ -72,11 +72,17 @@ def mlp_yaml(
     lr: float = 0.1,
     samples: int = 4,
     command: str = "",
+    blocks: int = 0,
 ) -> str:
-    """A dense network sizes[0] -> sizes[1] -> ... -> sizes[-1]."""
+    """A dense network sizes[0] -> sizes[1] -> ... -> sizes[-1]; blocks: that many pre-norm
+    residual blocks (a = x + W₂·f(W₁·LayerNorm(x))) after the last hidden layer."""
     if len(sizes) < 2 or any(s < 1 for s in sizes):
         raise UsageError(
             "--sizes needs at least two positive sizes, input first and output last (e.g. 2,3,1)"
+        )
+    if blocks < 0 or (blocks and len(sizes) < 3):
+        raise UsageError(
+            "--blocks needs a hidden layer for the residual blocks to follow (e.g. --sizes 4,16,3)"
         )
     if activation not in HIDDEN:
         raise UsageError(f"--activation should be one of {', '.join(HIDDEN)}, found {activation!r}")
@@ -108,6 +114,8 @@ def mlp_yaml(
         ]
         if act != "identity":
             lines.append(f"    activation: {act}")
+        if i == len(sizes) - 2:
+            lines += _blocks(blocks, units, activation, hidden_init, seed=len(sizes))
     lines += [
         f"loss: {loss}",
         f"learning_rate: {lr:g}",
@@ -118,6 +126,31 @@ def mlp_yaml(
         "  seed: 0",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _blocks(count: int, width: int, activation: str, init: str, seed: int) -> list[str]:
+    """`count` pre-norm residual blocks of `width` units, as in a transformer's MLP."""
+    lines = []
+    for b in range(1, count + 1):
+        lines += [
+            f"  - name: block{b}                # a = x + f(x): f's values are block{b}.<layer>.<value>",
+            "    type: residual",
+            "    layers:",
+            "      - name: norm",
+            "        type: layernorm          # each sample over its features, as torch.nn.LayerNorm",
+            "      - name: fc1",
+            "        type: dense",
+            f"        units: {width}",
+            f"        init: {{type: {init}, seed: {seed}}}",
+            f"        activation: {activation}",
+            "      - name: fc2",
+            "        type: dense",
+            f"        units: {width}",
+            f"        init: {{type: xavier, seed: {seed + 1}}}",
+            "        bias: none               # no bias parameter",
+        ]
+        seed += 2
+    return lines
 
 
 def cnn_yaml(

@@ -83,6 +83,10 @@ def run_train(
         if json_out:
             print(epoch_json(r, epochs, extra), flush=True)
 
+    # the C heap kept from step to step: no page faults on each step's arrays (glibc only)
+    from bpcalc.malloc_tuning import keep_freed_memory
+
+    keep_freed_memory()
     start = time.perf_counter()
     try:
         # overflow shows up as a non-finite loss, which fit reports with its epoch and step

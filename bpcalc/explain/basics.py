@@ -56,7 +56,7 @@ def given(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
 @register("grad_a", "next")
 def grad_from_next(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
     """∂L/∂a of a layer is ∂L/∂x of the next one: the output of one is the input of the next."""
-    nxt = ctx.spec.layers[item.pos + 1]
+    nxt = ctx.next_layer(item.pos)
     dx = ctx.tensor(f"grad.{nxt.name}.input", "x", tuple(nxt.in_shape))
     n, idx = split(item.record.per_sample, index, len(nxt.in_shape))
     a = ctx.tensor(f"{item.layer.name}.a", "a", tuple(item.layer.out_shape))

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from bpcalc import losses
+from bpcalc.network.types import flat_layers
 from bpcalc.render.numbers import fmt
 from bpcalc.trace import StepTrace, Trace, element_name
 
@@ -205,15 +206,25 @@ class Ctx:
         k = self.trace.steps.index(self.st)
         return self.trace.steps[k - 1] if k > 0 else None
 
+    @property
+    def layers(self) -> list[Any]:
+        """Every layer, those inside blocks too, in the order item.pos counts them."""
+        return flat_layers(self.spec.layers)
+
     def layer_pos(self, name: str) -> int:
-        for i, layer in enumerate(self.spec.layers):
+        for i, layer in enumerate(self.layers):
             if layer.name == name:
                 return i
         raise KeyError(name)
 
     def input_name(self, pos: int) -> str:
-        """The value a layer reads: the network input or the previous layer's output."""
-        return "input" if pos == 0 else f"{self.spec.layers[pos - 1].name}.a"
+        """The value a layer reads: the network input or the previous layer's output (the
+        first layer inside a block reads the block's input)."""
+        return _wiring(self.spec.layers, "input")[self.layers[pos].name][0]
+
+    def next_layer(self, pos: int) -> Any:
+        """The layer that reads this layer's output (None: the last layer of its list)."""
+        return _wiring(self.spec.layers, "input")[self.layers[pos].name][1]
 
     def tensor(
         self, name: str, letter: str, internal: tuple[int, ...], per_sample: bool = True
@@ -228,6 +239,18 @@ class Ctx:
     def mark(self, n: int) -> int | None:
         """The sample to mark in a batch sum, or None when there is only one sample."""
         return n if self.n > 1 else None
+
+
+def _wiring(layers: Any, first: str) -> dict[str, tuple[str, Any]]:
+    """Layer name -> (the value it reads, the layer after it in its own list or None)."""
+    out: dict[str, tuple[str, Any]] = {}
+    before = first
+    for i, layer in enumerate(layers):
+        out[layer.name] = (before, layers[i + 1] if i + 1 < len(layers) else None)
+        if layer.inner:
+            out.update(_wiring(layer.inner, before))
+        before = f"{layer.name}.a"
+    return out
 
 
 def split(

@@ -19,7 +19,7 @@ from bpcalc.errors import Location
 from bpcalc.network import samples, sections
 from bpcalc.network import values as V
 from bpcalc.network.layer_fields import check_dropout_masks, with_dropout_seeds
-from bpcalc.network.types import LAYER_TYPES, NAME_RE, LayerSpec, NetworkSpec
+from bpcalc.network.types import LAYER_TYPES, NAME_RE, LayerSpec, NetworkSpec, flat_layers
 from bpcalc.network.yaml_source import SourceDoc, Src, load_yaml_file
 
 TOP_KEYS = (
@@ -66,7 +66,7 @@ def parse_network(doc: SourceDoc, *, data_dtype: Any = np.float64) -> NetworkSpe
 
     first_type = _peek_type(layers_src.child(0))
     inputs, input_shape, squeezed = samples.shape_input(inputs, first_type, in_src, batched)
-    layers = _parse_layers(layers_src, input_shape, squeezed)
+    layers = parse_layers(layers_src, input_shape, squeezed)
 
     loss = sections.parse_loss(root.child("loss"), layers[-1])
     optimizer = sections.parse_optimizer(root)
@@ -74,8 +74,8 @@ def parse_network(doc: SourceDoc, *, data_dtype: Any = np.float64) -> NetworkSpe
         root, loss, layers[-1], inputs.shape[0], batched, data_dtype
     )
     batching_spec = sections.parse_batching(root, inputs.shape[0])
-    sections.check_batchnorm_batches(layers, batching_spec, inputs.shape[0])
-    check_dropout_masks(layers, inputs.shape[0])
+    sections.check_batchnorm_batches(flat_layers(layers), batching_spec, inputs.shape[0])
+    check_dropout_masks(flat_layers(layers), inputs.shape[0])
     layers = with_dropout_seeds(layers, batching_spec.seed)
     regularization = sections.parse_regularization(root, layers_src, layers)
     train = (
@@ -106,13 +106,22 @@ def _default_title(file: str) -> str:
 
 
 def _peek_type(src: Src) -> str:
+    """The type of the first layer that reads the input (inside a block: its first layer)."""
     v = src.value
     if isinstance(v, dict) and isinstance(v.get("type"), str):
+        inner = v.get("layers")
+        if isinstance(inner, list) and inner:  # a block: its first layer reads the input
+            return _peek_type(src.child("layers").child(0)) or v["type"]
         return v["type"]
     return ""
 
 
-def _parse_layers(src: Src, input_shape: tuple[int, ...], squeezed: bool) -> list[LayerSpec]:
+def parse_layers(
+    src: Src, input_shape: tuple[int, ...], squeezed: bool, prefix: str = ""
+) -> list[LayerSpec]:
+    """A list of layers, each parsed by its unit with the shape the one before gives.
+    prefix: the block's name and a dot for the layers inside a block (res.fc); their names
+    are unique within the block."""
     counters: dict[str, int] = {}
     names: dict[str, Location] = {}
     shape, sq = input_shape, squeezed
@@ -143,9 +152,10 @@ def _parse_layers(src: Src, input_shape: tuple[int, ...], squeezed: bool) -> lis
                 f"{name!r} is reserved for value names; choose another layer name"
             )
         names[name] = lsrc.loc
-        layer = layer_units.parse(ltype)(
-            lsrc, name, ltype, shape, sq, f"layer {out[-1].name!r}" if out else "the input"
-        )
+        before = f"layer {out[-1].name!r}" if out else "the input"
+        if prefix and not out:
+            before = f"the input of block {prefix[:-1]!r}"
+        layer = layer_units.parse(ltype)(lsrc, prefix + name, ltype, shape, sq, before)
         out.append(layer)
         shape, sq = layer.out_shape, layer.squeezed_out
     return out

@@ -189,18 +189,37 @@ def parse_regularization(root: Src, layers_src: Src, layers: list[LayerSpec]) ->
         else RegSpec()
     )
     out: dict[str, RegSpec] = {}
+    _layer_penalties(layers_src, layers, glob, out)
+    return out
+
+
+def _layer_penalties(
+    layers_src: Src, layers: list[LayerSpec], glob: RegSpec, out: dict[str, RegSpec]
+) -> None:
+    """Each dense and conv2d layer's penalty (blocks' inner layers too) into out."""
     for i, layer in enumerate(layers):
+        lsrc = layers_src.child(i)
+        if layer.inner:
+            _layer_penalties(lsrc.child("layers"), list(layer.inner), glob, out)
         if layer.type not in PARAMETRIC:
             continue
-        lsrc = layers_src.child(i)
+        own = "regularization" in lsrc.value
         reg = (
             _parse_reg_block(lsrc.child("regularization"), f"layer {layer.name!r}'s regularization")
-            if "regularization" in lsrc.value
+            if own
             else glob
         )
+        if own and reg.include_bias and "bias" not in layer.params:  # type: ignore[attr-defined]
+            raise (
+                lsrc.child("regularization")
+                .child("include_bias")
+                .error(
+                    f"layer {layer.name!r} has no bias (bias: none), so there is no bias to penalise",
+                    at_key=True,
+                )
+            )
         if reg.active:
             out[layer.name] = reg
-    return out
 
 
 def with_batching(spec: NetworkSpec, mode: str | None, batch_size: int | None) -> NetworkSpec:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bpcalc import notation
 from bpcalc.render.numbers import SUMMARY_THRESHOLD
 from bpcalc.trace import STAGE_TITLES, Record, Trace
 
@@ -73,10 +74,11 @@ def _comment(r: Record) -> str:
 
 
 def _is_given(r: Record) -> bool:
-    """The input, the target and the parameters the step starts from (<layer>.<param>)."""
+    """The input, the target and the parameters the step starts from (<layer>.<param>, and
+    <block>.<inner>.<param> inside a block), not values a layer computes (bn.mean)."""
     if r.name in ("input", "target"):
         return True
-    return r.stage == "forward" and r.name.count(".") == 1 and not r.name.endswith((".z", ".a"))
+    return r.stage == "forward" and r.formula in (notation.GIVEN_PARAM, notation.GIVEN_BUFFER)
 
 
 def filled(trace: Trace) -> dict[str, object]:

@@ -20,9 +20,12 @@ from bpcalc.explain.work import (
 )
 
 
-def _dense_tensors(ctx: Ctx, layer: Any, pos: int) -> tuple[Tensor, Tensor, Tensor]:
+def _dense_tensors(ctx: Ctx, layer: Any, pos: int) -> tuple[Tensor, Tensor, Tensor | None]:
+    """x, W and b (None for a layer with bias: none)."""
     x = ctx.tensor(ctx.input_name(pos), "x", tuple(layer.in_shape))
     w = ctx.tensor(f"{layer.name}.weights", "w", tuple(layer.weights.shape), per_sample=False)
+    if layer.bias is None:
+        return x, w, None
     b = ctx.tensor(f"{layer.name}.bias", "b", tuple(layer.bias.shape), per_sample=False)
     return x, w, b
 
@@ -45,10 +48,13 @@ def dense_z(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
         else:
             syms.append(f"{x.s((j,))}·{w.s(wi)}")
             nums.append(f"{ctx.f.num(x.v((j,), n))}×{ctx.f.num(w.v(wi))}")
-    bi = (0,) if layer.bias_shared else (i,)
-    syms.append(b.s(bi))
-    nums.append(ctx.f.num(b.v(bi)))
-    note = "one bias b shared by all neurons" if layer.bias_shared else ""
+    if b is None:
+        note = "no bias (bias: none)"
+    else:
+        bi = (0,) if layer.bias_shared else (i,)
+        syms.append(b.s(bi))
+        nums.append(ctx.f.num(b.v(bi)))
+        note = "one bias b shared by all neurons" if layer.bias_shared else ""
     return make(ctx, item.record.name, index, total(syms), total(nums), note, f"z{i + 1}")
 
 
@@ -84,6 +90,7 @@ def dense_grad_param(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
         if layer.bias_shared
         else ""
     )
+    assert b is not None  # a gradient of the bias exists only when the layer has one
     bsym = b.s((0,) if layer.bias_shared else pad_index(index, 1))
     return make(ctx, item.record.name, index, total(syms), total(nums), note, grad(bsym))
 
