@@ -30,6 +30,7 @@ ROW = 64.0  # between nodes of a column
 COL = 140.0  # between columns
 CELL = 24.0  # a grid cell
 KCELL = 20.0  # a kernel's cell
+MAX_CELLS = 144  # a larger image is drawn as its frame
 MAX_NODES = 10  # a longer column shows its first ones and how many more
 EDGE_AT = 0.3  # where along an edge (from its source) its label sits
 SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -246,7 +247,7 @@ def _dense(
     w = np.asarray(w).reshape(layer.weights.shape)
     if b is None:
         b = layer.bias
-    b = np.asarray(b).reshape(-1)
+    b = None if b is None else np.asarray(b).reshape(-1)  # None: a layer without a bias
     labels = len(prev.shown) * len(col.shown) <= 60
     for j, yj in zip(col.shown, col.ys, strict=True):
         for i, yi in zip(prev.shown, prev.ys, strict=True):
@@ -257,9 +258,10 @@ def _dense(
                 lx, ly = x1 + (x2 - x1) * EDGE_AT, y1 + (y2 - y1) * EDGE_AT
                 s.append(_label(lx, ly, fmt(float(wij), vals.decimals), backed=True, size=8.0))
     for j, yj in zip(col.shown, col.ys, strict=True):
-        bj = b[0] if layer.bias_shared else b[j]
-        word = "∂L/∂b" if backward else "b"
-        s.append(_label(x, yj + R + 9, f"{word} = {fmt(float(bj), vals.decimals)}", size=8.0))
+        if b is not None:
+            bj = b[0] if layer.bias_shared else b[j]
+            word = "∂L/∂b" if backward else "b"
+            s.append(_label(x, yj + R + 9, f"{word} = {fmt(float(bj), vals.decimals)}", size=8.0))
         if vals.st is not None:
             _node_value(s, layer.name, j, x, yj, vals, n)
     if backward:
@@ -333,6 +335,10 @@ def _grid(
     decimals: int,
 ) -> None:
     h, w = shape
+    if h * w > MAX_CELLS:  # a large image: its frame and its size
+        s.append(Box(x, y, w * cell / 4, h * cell / 4))
+        s.append(_label(x + w * cell / 8, y + h * cell / 8, f"{h}×{w}", size=8.0))
+        return
     for i in range(h):
         for j in range(w):
             s.append(Box(x + j * cell, y + i * cell, cell, cell))
@@ -360,15 +366,20 @@ def _grids(
     shape = tuple(shape if shape is not None else np.shape(values))
     c, h, w = shape if len(shape) == 3 else (1, *shape)
     img = np.asarray(values).reshape(c, h, w) if values is not None else None
-    cs = _cell(img, CELL, decimals)
-    s.append(_label(x + w * cs / 2, top - 18, header, size=10.0))
+    large = h * w > MAX_CELLS
+    cs = CELL if large else _cell(img, CELL, decimals)
+    step = cs / 4 if large else cs  # _grid draws a large image as a frame a quarter the size
+    s.append(_label(x + w * step / 2, top - 18, header, size=10.0))
     y = top
-    for k in range(c):
+    for k in range(min(c, 4)):
         if c > 1:
-            s.append(_label(x - 4, y + h * cs / 2, f"ch {k + 1}", anchor="end", size=7.5))
+            s.append(_label(x - 4, y + h * step / 2, f"ch {k + 1}", anchor="end", size=7.5))
         _grid(s, x, y, img[k] if img is not None else None, (h, w), cs, decimals)
-        y += h * cs + 12
-    col = _Column(x, image=(c, h, w), right=x + w * cs)
+        y += h * step + 12
+    if c > 4:
+        s.append(_label(x + w * step / 2, y, f"⋮ ({c - 4} more channels)", size=8.0))
+        y += 16
+    col = _Column(x, image=(c, h, w), right=x + w * step)
     col.ys = [top + (y - top) / 2]
     return col
 
@@ -420,8 +431,8 @@ def _conv(s: list[Shape], prev: _Column, layer: Conv2dSpec, vals: _Values, top: 
             _label(
                 kx,
                 ky - 6,
-                f"{word}{str(oi + 1).translate(SUB) if o > 1 else ''}, "
-                f"{bw} = {fmt(float(b[oi]), vals.decimals)}",
+                f"{word}{str(oi + 1).translate(SUB) if o > 1 else ''}"
+                + ("" if b is None else f", {bw} = {fmt(float(b[oi]), vals.decimals)}"),
                 anchor="start",
                 size=7.5,
             )

@@ -111,6 +111,8 @@ def _given(spec: NetworkSpec) -> list[tuple[str, str, list[list[str]], list[str]
                 )
             )
             b = layer.bias
+            if b is None:  # a layer without a bias
+                continue
             bheads = (
                 ["all neurons"] if layer.bias_shared else [f"neuron {j + 1}" for j in range(b.size)]
             )
@@ -132,6 +134,8 @@ def _given(spec: NetworkSpec) -> list[tuple[str, str, list[list[str]], list[str]
                     if o > 1 or c > 1:
                         what += f", output channel {oi + 1}, input channel {ci + 1}"
                     out.append(_grid_table(what, "K", layer.kernel[oi, ci], d))
+            if layer.bias is None:
+                continue
             out.append(
                 (
                     f"Layer {layer.name}: bias b (one per output channel)",
