@@ -26,6 +26,7 @@ NAMES = {
     "batches": "Batches",
     "update": "Update",
     "regularization": "Regularization",
+    "relu": "ReLU",
 }
 LATEX_HEAD = r"""\documentclass[11pt]{article}
 \usepackage[T1]{fontenc}
