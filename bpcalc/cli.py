@@ -37,6 +37,7 @@ class Format(str, Enum):
     json = "json"
     markdown = "markdown"
     latex = "latex"
+    svg = "svg"
 
 
 class Mode(str, Enum):
@@ -51,6 +52,12 @@ class Stage(str, Enum):
     backward = "backward"
     update = "update"
     after = "after"
+
+
+class CheckFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
 
 
 def _learning_rate(value: float | None) -> float | None:
@@ -154,6 +161,12 @@ Write-ups (these show the work by default; --explain none leaves it out):
 
 Numbers show 4 significant digits (--digits N for more, --decimals N for fixed decimals);
 the tables fit the terminal's width, and are stacked when they would not.
+
+A diagram of the network with the step's values (SVG; needs pip install 'bpcalc[diagram]'):
+
+\b
+  bpcalc step examples/mlp_2_3_1.yaml --format svg > net.svg
+  bpcalc step examples/mlp_2_3_1.yaml --format svg --stage backward > gradients.svg
 """
 
 
@@ -272,6 +285,12 @@ def step(
             f"the largest is {largest}; choose values with --only or --stage"
             + ("" if full else ", or fewer --steps"),
         )
+    if fmt is Format.svg:
+        from bpcalc.render import diagram
+
+        pic = diagram.build(spec, trace.steps[0], _drawn_stage(stages), shown)
+        sys.stdout.write(diagram.svg(pic))
+        return
     work = _explain(trace, explain, fmt, shown, full, keep)
     if fmt is Format.json:
         from bpcalc.render import json_doc
@@ -282,8 +301,21 @@ def step(
     if fmt in (Format.markdown, Format.latex):
         from bpcalc.render import latex, markdown
 
-        renderer = markdown if fmt is Format.markdown else latex
-        print(renderer.render(trace, decimals=shown, full=full, keep=keep, work=work), end="")
+        if fmt is Format.latex:
+            from bpcalc.render import diagram
+
+            pic = diagram.build(spec, trace.steps[0], _drawn_stage(stages), shown)
+            text = latex.render(
+                trace,
+                decimals=shown,
+                full=full,
+                keep=keep,
+                work=work,
+                figure=diagram.latex_figure(pic),
+            )
+        else:
+            text = markdown.render(trace, decimals=shown, full=full, keep=keep, work=work)
+        print(text, end="")
         return
     from bpcalc.render import tables
 
@@ -323,6 +355,11 @@ def _no_match(patterns: list[str] | None, trace: Any) -> None:
         from bpcalc.usage import close_names, did_you_mean
 
         raise UsageError(f"--only {pat}: no value matches{did_you_mean(close_names(pat, names))}")
+
+
+def _drawn_stage(stages: set[str] | None) -> str:
+    """The diagram shows gradients when only the backward (or update) stage is asked for."""
+    return "backward" if stages and stages <= {"backward", "update"} else "forward"
 
 
 def _explain(
@@ -383,8 +420,11 @@ Exit status: 0 every answer right, 1 some answer wrong or carried forward, 2 inv
 def check(
     network: Annotated[str, typer.Argument(help="The network YAML file.")],
     answers: Annotated[
-        str | None,
-        typer.Argument(help="Your answer sheet (YAML; '-' reads standard input)."),
+        list[str] | None,
+        typer.Argument(
+            help="Your answer sheet (YAML; '-' reads standard input); several sheets or folders "
+            "of sheets grade a class."
+        ),
     ] = None,
     template: Annotated[
         bool,
@@ -394,6 +434,10 @@ def check(
         ),
     ] = False,
     json_: Annotated[bool, typer.Option("--json", help="Write the report as JSON.")] = False,
+    format_: Annotated[
+        CheckFormat | None,
+        typer.Option("--format", "-f", help="table, json, or csv (a class: one row a student)."),
+    ] = None,
     rtol: Annotated[
         float | None,
         typer.Option(
@@ -468,6 +512,7 @@ def check(
     """Grade the answers you computed by hand: the first wrong step, errors carried
     forward, and the likely mistake."""
     from bpcalc import engine
+    from bpcalc.check.tolerance import Tolerance
     from bpcalc.network.parse import load_network
 
     if template and answers is not None:
@@ -480,6 +525,14 @@ def check(
             "give the answer sheet to check (bpcalc check NETWORK ANSWERS), "
             "or --template for a blank one"
         )
+    fmt = CheckFormat.json if json_ else (format_ or CheckFormat.table)
+    if answers is not None and (
+        len(answers) > 1
+        or fmt is CheckFormat.csv
+        or os.path.isdir(network)
+        or any(os.path.isdir(a) for a in answers)
+    ):
+        return _check_class(network, answers, fmt, Tolerance(rtol, atol), round_each)
     spec = load_network(network)
     from bpcalc import budget
 
@@ -500,12 +553,11 @@ def check(
     from bpcalc.check.grade import grade
     from bpcalc.check.runner import Runner
     from bpcalc.check.sheet import parse_sheet, steps_asked
-    from bpcalc.check.tolerance import Tolerance
     from bpcalc.network.yaml_source import read_source
     from bpcalc.render import check_report
 
     assert answers is not None
-    sheet_name, text = read_source(answers)
+    sheet_name, text = read_source(answers[0])
     asked = steps_asked(text, sheet_name)
     if steps is not None and asked > steps:
         raise UsageError(
@@ -531,7 +583,7 @@ def check(
     _warn_all(trace.warnings + report.warnings)
     for note in sheet.notes:
         print(f"bpcalc: note: {one_line(note)}", file=sys.stderr)
-    if json_:
+    if fmt is CheckFormat.json:
         from bpcalc.render import json_doc
 
         json_doc.write(check_report.document(report))
@@ -543,6 +595,26 @@ def check(
             decimals=_precision(decimals, digits, round_each),
             wrap=_wrap(console),
         )
+    return report.exit_code
+
+
+def _check_class(
+    against: str, answers: list[str], fmt: CheckFormat, tol: Any, round_each: int | None
+) -> int:
+    """Many sheets: one row per student and a class summary (bpcalc/check/klass.py)."""
+    from bpcalc.check import klass
+    from bpcalc.render import class_report
+
+    assignment = klass.load_assignment(against, round_each)
+    report = klass.grade_class(assignment, klass.sheet_files(answers), tol)
+    if fmt is CheckFormat.json:
+        from bpcalc.render import json_doc
+
+        print(json_doc.dumps(class_report.document(report)))
+    elif fmt is CheckFormat.csv:
+        sys.stdout.write(class_report.csv_text(report))
+    else:
+        class_report.render(report, _console())
     return report.exit_code
 
 
@@ -807,6 +879,52 @@ def export(
 
     write_text_atomic(output, text, force=force, protect=[network], option="-o")
     print(f"bpcalc: wrote {output}", file=sys.stderr)
+
+
+EXERCISE_EPILOG = """Examples:
+
+\b
+  bpcalc exercise examples/exercises/mlp.yaml --variants 30 --seed 2024 -o mlp-class
+  bpcalc exercise examples/exercises/cnn.yaml -n 3 --seed 7 -o cnn --no-pdf
+
+The network gives its parameters by shape (units:, out_channels:/kernel_size:); its exercise:
+section says how to draw them, what to ask and how to round (docs/teaching.md). Each variant
+gets a folder with its network, handout, answer sheet, key and worked solution; grade the class
+with: bpcalc check DIR SHEETS...
+"""
+
+
+@app.command(epilog=EXERCISE_EPILOG)
+def exercise(
+    network: Annotated[str, typer.Argument(help="The network YAML with an exercise: section.")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="The folder to write the variants to.")
+    ],
+    variants: Annotated[
+        int, typer.Option("--variants", "-n", min=1, help="How many variants (one per student).")
+    ] = 1,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Variant k is drawn from this seed and k alone.")
+    ] = 0,
+    pdf: Annotated[
+        bool, typer.Option("--pdf/--no-pdf", help="Compile the LaTeX files where pdflatex is.")
+    ] = True,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write into a folder that is not empty.")
+    ] = False,
+) -> None:
+    """Make an exercise with numbers a person can compute: variants, handouts, answer keys."""
+    from bpcalc.teach.generate import generate
+
+    result = generate(network, variants=variants, seed=seed, out_dir=output, force=force, pdf=pdf)
+    for v in result.variants:
+        why = ", ".join(f"{rule} {n}" for rule, n in sorted(v.rejected.items()))
+        print(
+            f"{v.folder}: drawn in {v.draws} {'try' if v.draws == 1 else 'tries'}"
+            + (f" (rejected: {why})" if why else "")
+        )
+    print(f"wrote {len(result.files)} files to {result.out_dir}")
+    _warn_all(result.warnings)
 
 
 def _console() -> Any:

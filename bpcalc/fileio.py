@@ -23,9 +23,12 @@ import re
 import secrets
 import signal
 import stat
+import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bpcalc.errors import UsageError
 
@@ -146,22 +149,41 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _hold_interrupts() -> set[signal.Signals] | None:
-    """Block SIGINT, SIGTERM and SIGHUP (held, not lost) and return the mask to restore; None
-    where signals cannot be masked (Windows)."""
-    held = {signal.SIGINT, signal.SIGTERM} | (
-        {signal.SIGHUP} if hasattr(signal, "SIGHUP") else set()
-    )
-    try:
-        return signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    except (AttributeError, OSError, ValueError):
+@dataclass
+class _Held:
+    """Signals caught while held, and the handlers to put back."""
+
+    handlers: dict[int, Any]
+    caught: list[int]
+
+
+def _hold_interrupts() -> _Held | None:
+    """Hold SIGINT, SIGTERM and SIGHUP: each one that arrives is noted, not acted on, until
+    _release_interrupts. Python runs signal handlers in the main thread whichever thread the
+    signal reaches (a process has BLAS threads too), so the handlers are swapped, not the
+    thread's signal mask. None outside the main thread (where handlers cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
         return None
+    held = _Held({}, [])
+
+    def note(signum: int, frame: Any) -> None:
+        held.caught.append(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            held.handlers[sig] = signal.signal(sig, note)
+    return held
 
 
-def _release_interrupts(old: set[signal.Signals] | None) -> None:
-    """Restore the mask: a signal held back is delivered now, where the caller is ready."""
-    if old is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+def _release_interrupts(held: _Held | None) -> None:
+    """Put the handlers back; a signal that came meanwhile is raised again now, where the
+    caller is ready for it."""
+    if held is None:
+        return
+    for sig, handler in held.handlers.items():
+        signal.signal(sig, handler)
+    for sig in dict.fromkeys(held.caught):
+        signal.raise_signal(sig)
 
 
 def replaceable(p: Path, what: str) -> Path:

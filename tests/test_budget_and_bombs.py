@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -669,6 +670,33 @@ def test_an_interrupt_while_the_temporary_is_created_waits_until_its_cleanup_is_
         fileio.atomic_write(folder / "interrupted.yaml", "x", force=True)
     assert not (folder / "interrupted.yaml").exists()
     assert [p for p in folder.iterdir() if p.name.startswith(".interrupted.yaml.")] == []
+
+
+def test_the_interrupt_waits_for_the_cleanup_while_other_threads_run(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a process has other threads (BLAS's); a signal can reach one of them, and a blocked
+    # signal mask in the main thread does not hold it back
+    from bpcalc import fileio
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    real = fileio._create_temporary
+
+    def interrupted_right_after(directory: Path, name: str) -> tuple[int, str]:
+        made = real(directory, name)
+        signal.pthread_kill(other.ident, signal.SIGINT)  # to the other thread
+        time.sleep(0.05)
+        return made
+
+    monkeypatch.setattr(fileio, "_create_temporary", interrupted_right_after)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fileio.atomic_write(folder / "threaded.yaml", "x", force=True)
+    finally:
+        stop.set()
+    assert [p for p in folder.iterdir() if p.name.startswith(".threaded.yaml.")] == []
 
 
 def test_a_link_to_a_file_in_the_same_folder_writes_that_file(folder: Path) -> None:

@@ -51,7 +51,7 @@ def test_shell_completion_can_be_shown_and_completes_commands_options_and_choice
 
     assert complete("bpcalc st") == ["step"]
     assert complete("bpcalc step --dig") == ["--digits"]
-    assert complete("bpcalc step x --format ") == ["table", "json", "markdown", "latex"]
+    assert complete("bpcalc step x --format ") == ["table", "json", "markdown", "latex", "svg"]
     script = subprocess.run(
         [sys.executable, "-m", "bpcalc", "--show-completion", "bash"],
         capture_output=True,
@@ -68,7 +68,7 @@ def test_shell_completion_can_be_shown_and_completes_commands_options_and_choice
         (["step", "x", "--decimal", "3"], "no such option --decimal; did you mean --decimals?"),
         (
             ["step", "x", "--format", "jsn"],
-            "--format jsn: should be one of table, json, markdown, latex; did you mean json?",
+            "--format jsn: should be one of table, json, markdown, latex, svg; did you mean json?",
         ),
         (["step", "x", "--stage", "fwd"], "did you mean forward?"),
         (["new", "mpl"], "KIND mpl: should be one of mlp, cnn; did you mean mlp?"),

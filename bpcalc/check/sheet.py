@@ -28,6 +28,10 @@ from bpcalc.network import values as V
 from bpcalc.network.yaml_source import Src, load_yaml_text, read_source
 from bpcalc.trace import StepTrace, element_name, parse_ref
 
+# Labels for grading a class (bpcalc/check/klass.py), not values: who wrote the sheet and
+# which variant of an exercise it answers.
+META_KEYS = ("student", "variant")
+
 _NUMBER = re.compile(r"^[+-]?(?:\d[\d_]*)?(?:\.(?P<frac>[\d_]*))?(?:[eE](?P<exp>[+-]?\d+))?$")
 _COMMA = re.compile(r"^\s*([+-]?\d*),(\d+)\s*$")  # 0,298: a decimal comma
 _STEP = re.compile(r"^step\s*(\d+)$", re.IGNORECASE)
@@ -127,6 +131,8 @@ def parse_sheet(text: str, file: str, step: StepTrace | list[StepTrace]) -> Shee
             sheet.answers.append(answer)
 
     for key in root.value:
+        if key in META_KEYS:
+            continue
         text_key = str(key).strip()
         src = root.child(key)
         if text_key == "conventions":

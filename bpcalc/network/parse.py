@@ -39,6 +39,7 @@ TOP_KEYS = (
     "seed",
     "regularization",
     "train",
+    "exercise",  # bpcalc exercise's section (bpcalc/teach/section.py); step ignores it
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from bpcalc.explain import SYMBOLS, Explained
 from bpcalc.explain.text import chain
 from bpcalc.render import texmath
+from bpcalc.render.diagram import LATEX_PREAMBLE as DIAGRAM_PREAMBLE
 from bpcalc.render.numbers import SUMMARY_THRESHOLD, Precision
 from bpcalc.render.texmath import name as tt
 from bpcalc.render.texmath import text as tx
@@ -25,12 +26,14 @@ from bpcalc.render.writeup import (
 )
 from bpcalc.trace import Record, Trace
 
-PREAMBLE = r"""\documentclass[10pt]{article}
+PREAMBLE = (
+    r"""\documentclass[10pt]{article}
 \usepackage[T1]{fontenc}
 \usepackage[margin=2cm]{geometry}
 \usepackage{amsmath}
-\usepackage{graphicx}
-\allowdisplaybreaks
+"""
+    + DIAGRAM_PREAMBLE
+    + r"""\allowdisplaybreaks
 \setcounter{MaxMatrixCols}{64}
 \setlength{\parindent}{0pt}
 \setlength{\parskip}{4pt}
@@ -44,6 +47,7 @@ PREAMBLE = r"""\documentclass[10pt]{article}
 \newcommand{\fitmath}[1]{\resizebox{\ifdim\width>0.8\linewidth0.8\linewidth\else\width\fi}{!}{$\displaystyle #1$}}
 \begin{document}
 """
+)
 
 
 def value_tex(value, decimals: int | Precision, full: bool, per_sample: bool = False) -> str:  # noqa: ANN001
@@ -84,12 +88,16 @@ def render(
     full: bool = False,
     keep: Keep = lambda r: True,
     work: dict[int, list[Explained]] | None = None,
+    figure: str | None = None,
 ) -> str:
+    """figure: LaTeX to show after the conventions (the network's diagram, render/diagram.py)."""
     out: list[str] = [PREAMBLE, rf"\section*{{bpcalc: {tx(trace.network)}}}", ""]
     out += [r"\subsection*{Conventions}", r"\begin{itemize}"]
     for key, text in trace.conventions.items():
         out.append(rf"\item \textbf{{{tx(key)}}}: {tx(text)}")
     out += [r"\end{itemize}", ""]
+    if figure is not None:
+        out += [r"\subsection*{The network}", figure, ""]
     if any(work.values() if work else ()):
         out += [rf"\emph{{{tx(SYMBOLS)}}}", ""]
     for st in trace.steps:
