@@ -159,7 +159,11 @@ def parse_sheet(text: str, file: str, step: StepTrace | list[StepTrace]) -> Shee
             )
         section(src, k)
     top = [
-        k for k in root.value if str(k).strip() != "conventions" and not _STEP.match(str(k).strip())
+        k
+        for k in root.value
+        if k not in META_KEYS
+        and str(k).strip() != "conventions"
+        and not _STEP.match(str(k).strip())
     ]
     for key in top:
         child = root.child(key)
