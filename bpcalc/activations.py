@@ -19,6 +19,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from bpcalc.substeps import Radius, term
+
 Array = np.ndarray
 MINUS = "−"
 
@@ -183,6 +185,16 @@ class Activation:
     def slips(self, layer: str) -> list[tuple[str, Activation, str]]:
         return []
 
+    # the checker's rounding allowance (bpcalc/substeps.py) --------------------------------
+    def forward_substeps(self, z: Array, a: Array, radius: Radius) -> Array:
+        """Σ_s |∂a/∂s|·radius(s) over the sub-steps a person rounds computing a = f(z)
+        (bpcalc/substeps.py). Default: none (f from a calculator in one go: tanh, ReLU)."""
+        return np.zeros(a.shape)
+
+    def backward_substeps(self, da: Array, z: Array, a: Array, radius: Radius) -> Array:
+        """∂L/∂z = ∂L/∂a ⊙ f′(z): f′ is rounded before the product (∂/∂f′ = ∂L/∂a)."""
+        return term(da, self.derivative(z, a), radius)
+
     def without_derivative(self) -> Activation:
         """The slip every activation has: ∂L/∂z taken as ∂L/∂a."""
         return NoDerivative(inner=self)
@@ -238,6 +250,9 @@ class NoDerivative(Activation):
 
     def backward(self, da: Array, z: Array, a: Array) -> Array:
         return da
+
+    def backward_substeps(self, da: Array, z: Array, a: Array, radius: Radius) -> Array:
+        return np.zeros(da.shape)
 
 
 class Identity(Activation):
@@ -396,6 +411,11 @@ class Sigmoid(Activation):
     def derivative(self, z: Array, a: Array) -> Array:
         return a * (1.0 - a)
 
+    def forward_substeps(self, z: Array, a: Array, radius: Radius) -> Array:
+        """e^(−z) rounded: ∂a/∂e = −1/(1 + e)² = −a²."""
+        with np.errstate(over="ignore"):
+            return term(a * a, np.exp(np.minimum(-z, 700.0)), radius)
+
     def explain_forward(self, t: Terms) -> Written:
         return f"1 / (1 + e^({MINUS}{t.z}))", f"1 / (1 + e^({MINUS}{t.num(t.zv)}))", ""
 
@@ -476,6 +496,24 @@ class Softmax(Activation):
         dz = flat_a * (flat_da - (flat_da * flat_a).sum(axis=-1, keepdims=True))
         return dz.reshape(z.shape)
 
+    def forward_substeps(self, z: Array, a: Array, radius: Radius) -> Array:
+        """Each e^(z_k) rounded: ∂p_i/∂e_i = (1 − p_i)/S, ∂p_i/∂e_k = −p_i/S, S = Σ e^(z_k)."""
+        flat = z.reshape(z.shape[0], -1)
+        p = a.reshape(flat.shape)
+        with np.errstate(over="ignore"):
+            e = np.exp(np.minimum(flat, 700.0))
+        s = e.sum(axis=1, keepdims=True)
+        r = radius(e)
+        total = (p * r.sum(axis=1, keepdims=True) + (1.0 - 2.0 * p) * r) / s
+        return total.reshape(a.shape)
+
+    def backward_substeps(self, da: Array, z: Array, a: Array, radius: Radius) -> Array:
+        """Each product p_j·∂L/∂p_j of the sum is rounded (∂(∂L/∂z_i)/∂s = −p_i)."""
+        p = a.reshape(a.shape[0], -1)
+        g = da.reshape(p.shape)
+        r = radius(p * g).sum(axis=1, keepdims=True)
+        return (p * r).reshape(a.shape)
+
     def grad_formula(self) -> str:
         return self.derivative_text
 
@@ -531,6 +569,10 @@ class GELU(Activation):
 
     def formula(self) -> str:
         return "a = GELU(z) = z·Φ(z), Φ(z) = ½(1 + erf(z/√2))"
+
+    def forward_substeps(self, z: Array, a: Array, radius: Radius) -> Array:
+        """Φ(z) rounded, then times z."""
+        return term(z, self.cdf(z), radius)
 
     def explain_forward(self, t: Terms) -> Written:
         phi = 0.5 * (1.0 + math.erf(t.zv / math.sqrt(2.0)))
@@ -592,6 +634,10 @@ class SiLU(Activation):
     def formula(self) -> str:
         return "a = SiLU(z) = z·σ(z)"
 
+    def forward_substeps(self, z: Array, a: Array, radius: Radius) -> Array:
+        """σ(z) rounded, then times z."""
+        return term(z, sigmoid(z), radius)
+
     def explain_forward(self, t: Terms) -> Written:
         s = float(sigmoid(np.array([t.zv]))[0])
         return (
@@ -652,6 +698,11 @@ class Softplus(Activation):
     def formula(self) -> str:
         return "a = softplus(z) = ln(1 + e^z)"
 
+    def forward_substeps(self, z: Array, a: Array, radius: Radius) -> Array:
+        """e^z rounded: ∂a/∂e = 1/(1 + e^z) = σ(−z)."""
+        with np.errstate(over="ignore"):
+            return term(sigmoid(-z), np.exp(np.minimum(z, 700.0)), radius)
+
     def explain_forward(self, t: Terms) -> Written:
         return f"ln(1 + e^{t.z})", f"ln(1 + e^{t.num(t.zv)})", ""
 
@@ -707,6 +758,10 @@ class ELU(Activation):
 
     def formula(self) -> str:
         return "a = ELU(z) = z if z > 0 else α(e^z − 1)"
+
+    def forward_substeps(self, z: Array, a: Array, radius: Radius) -> Array:
+        """For z ≤ 0, e^z rounded: ∂a/∂e = α."""
+        return np.where(z <= 0, term(self.alpha, np.exp(np.minimum(z, 0.0)), radius), 0.0)
 
     def explain_forward(self, t: Terms) -> Written:
         if t.zv > 0:

@@ -400,6 +400,8 @@ CHECK_EPILOG = """Examples:
   bpcalc check examples/example2.yaml answers.yaml
   bpcalc check examples/example2.yaml answers.yaml --json
   bpcalc check net.yaml answers.yaml --round-each 4
+  bpcalc check net.yaml answers.yaml --delta t_minus_o
+  bpcalc check net.yaml answers.yaml --steps 2
   bpcalc check net.yaml answers.yaml --rtol 0.01
 
 An answer sheet maps value names to your numbers, whole values or single elements:
@@ -407,6 +409,8 @@ An answer sheet maps value names to your numbers, whole values or single element
 \b
   conv.z: [[0.12]]
   grad.conv.kernel[0,1]: 0.268
+  step 2: {new.conv.bias: 1.49}
+  conventions: {delta: t_minus_o}
 
 Exit status: 0 every answer right, 1 some answer wrong or carried forward, 2 invalid input.
 """
@@ -440,7 +444,7 @@ def check(
             "--rtol",
             min=0,
             callback=_tolerance,
-            help="Relative tolerance instead of the decimals rule.",
+            help="Relative tolerance instead of the rounding rule.",
         ),
     ] = None,
     atol: Annotated[
@@ -449,7 +453,7 @@ def check(
             "--atol",
             min=0,
             callback=_tolerance,
-            help="Absolute tolerance instead of the decimals rule.",
+            help="Absolute tolerance instead of the rounding rule.",
         ),
     ] = None,
     round_each: Annotated[
@@ -458,8 +462,36 @@ def check(
             "--round-each",
             min=0,
             max=15,
-            help="Expected values follow hand rounding: every value rounded to N decimals.",
+            help="Expected values follow hand rounding: every value rounded to N decimals "
+            "(half away from zero), the forward pass after the update too.",
         ),
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            "--steps",
+            "-n",
+            min=1,
+            help="Run this many steps (a sheet's 'step N:' sections ask for them too).",
+        ),
+    ] = None,
+    delta: Annotated[
+        str | None,
+        typer.Option(
+            "--delta", help="o_minus_t (bpcalc's) or t_minus_o: δ = t − o, w ← w + η·δ·x."
+        ),
+    ] = None,
+    velocity: Annotated[
+        str | None,
+        typer.Option(
+            "--velocity",
+            help="Momentum velocity as written: pytorch (v ← μ·v + g), lr_inside "
+            "(v ← μ·v + η·g) or textbook (v ← μ·v − η·g).",
+        ),
+    ] = None,
+    log: Annotated[
+        str | None,
+        typer.Option("--log", help="The cross-entropy's logarithm: ln, log10 or log2."),
     ] = None,
     decimals: Annotated[
         int | None,
@@ -504,11 +536,11 @@ def check(
     spec = load_network(network)
     from bpcalc import budget
 
-    budget.check_run(spec, 1, False, "")
-    trace = engine.run(spec, round_each=round_each)
     if template:
         from bpcalc.render import answer_sheet
 
+        budget.check_run(spec, steps or 1, False, "--steps" if steps else "")
+        trace = engine.run(spec, steps=steps or 1, round_each=round_each)
         if json_:  # the same blanks as JSON: value name -> nulls (check reads it back)
             from bpcalc.render import json_doc
 
@@ -516,16 +548,42 @@ def check(
         else:
             print(answer_sheet.template(trace, network), end="")
         return ExitCode.OK
+    from bpcalc.check import conventions as conventions_mod
     from bpcalc.check.diagnose import diagnose
     from bpcalc.check.grade import grade
-    from bpcalc.check.sheet import load_sheet
+    from bpcalc.check.runner import Runner
+    from bpcalc.check.sheet import parse_sheet, steps_asked
+    from bpcalc.check.tolerance import Tolerance
+    from bpcalc.network.yaml_source import read_source
     from bpcalc.render import check_report
 
     assert answers is not None
-    sheet = load_sheet(answers[0], trace.steps[0])
-    report = grade(spec, sheet, Tolerance(rtol, atol), trace.steps[0], round_each)
-    report = diagnose(spec, report, trace.steps[0])
+    sheet_name, text = read_source(answers[0])
+    asked = steps_asked(text, sheet_name)
+    if steps is not None and asked > steps:
+        raise UsageError(
+            f"--steps {steps}: the sheet {sheet_name} answers step {asked}; "
+            f"use --steps {asked} or more"
+        )
+    n = max(asked, steps or 1)
+    budget.check_run(spec, n, False, "--steps" if steps else "")
+    trace = engine.run(spec, steps=n, round_each=round_each)
+    sheet = parse_sheet(text, sheet_name, trace.steps)
+    conventions = conventions_mod.parse(
+        sheet.conventions, {"delta": delta, "velocity": velocity, "log": log}
+    )
+    runner = Runner(spec, n, round_each, conventions)
+    exact = runner.run() if conventions.declared() else trace.steps
+    if exact is None:
+        raise UsageError(
+            "the step overflows in the conventions this sheet declares: "
+            + "; ".join(conventions.describe())
+        )
+    report = grade(spec, sheet, Tolerance(rtol, atol), exact, round_each, runner)
+    report = diagnose(spec, report, exact, runner, sheet)
     _warn_all(trace.warnings + report.warnings)
+    for note in sheet.notes:
+        print(f"bpcalc: note: {one_line(note)}", file=sys.stderr)
     if fmt is CheckFormat.json:
         from bpcalc.render import json_doc
 

@@ -143,12 +143,23 @@ class Substitution:
     network as written.
 
     activations: layer name -> the activation unit to use; ops: layer name -> the op to use;
-    loss_factor: a factor on the loss and every gradient (log_b(p) = ln(p) / ln(b)).
+    loss_factor: a factor on the loss and every gradient (log_b(p) = ln(p) / ln(b));
+    optimizer: the update rule to use instead of the network's (None: the network's).
     """
 
     activations: Mapping[str, activations.Activation] = field(default_factory=dict)
     ops: Mapping[str, Any] = field(default_factory=dict)
     loss_factor: float = 1.0
+    optimizer: optim_mod.Optimizer | None = None
+
+    def __add__(self, other: Substitution) -> Substitution:
+        """Both substitutions at once (other's units win where both replace one)."""
+        return Substitution(
+            {**self.activations, **other.activations},
+            {**self.ops, **other.ops},
+            self.loss_factor * other.loss_factor,
+            other.optimizer or self.optimizer,
+        )
 
     def apply(self, layers: list[Layer] | tuple[Layer, ...]) -> list[Layer]:
         return [
@@ -214,9 +225,13 @@ def silent(name: str, arr: Array, *args: Any, **kwargs: Any) -> Array:
 class Recorder:
     """Stores every emitted value in a StepTrace, as the user sees it.
 
-    round_each: round each value to that many decimals before it is used further.
+    round_each: round each value to that many decimals (half away from zero, as people do)
+    before it is used further, in the passes after the update too.
     overrides: values to use instead of the computed ones (shown shape; NaN = not given),
     so downstream values follow from them; the computed value is still what is recorded.
+    passes: also record the forward passes after the update (loss_after's, and the dataset's
+    for dataset_loss_after) in StepTrace.hidden, as "after:fc.z", "dataset:fc.z", where
+    overrides reach them too (the answer checker's rounding allowance).
     """
 
     step: StepTrace
@@ -225,6 +240,7 @@ class Recorder:
     round_each: int | None = None
     overrides: Mapping[str, Array] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    passes: bool = False
 
     def __call__(
         self,
@@ -254,16 +270,41 @@ class Recorder:
         if message not in self.warnings:
             self.warnings.append(message)
 
+    def pass_emitter(self, prefix: str, n: int) -> Emit:
+        """The emitter of a forward pass after the update (prefix "after:" or "dataset:", n
+        samples): silent, or rounding (round_each), or recording into StepTrace.hidden."""
+        if not self.passes:
+            if self.round_each is None:
+                return silent
+            digits = self.round_each
+            return lambda name, arr, *args, **kwargs: round_decimals(arr, digits)
+        hidden = Recorder(
+            StepTrace(self.step.step), n, self.batched, self.round_each, self.overrides
+        )
+        hidden.step.records = self.step.hidden
+
+        def emit(name: str, arr: Array, *args: Any, **kwargs: Any) -> Array:
+            return hidden(prefix + name, arr, *args, **kwargs)
+
+        return emit
+
 
 def round_decimals(arr: Array, decimals: int) -> Array:
-    """np.round(arr, decimals), except that it never overflows: np.round scales by 10^decimals
-    first, so 1e300 rounded to 15 decimals would become inf. Numbers of magnitude 2^52 and
-    more have no fractional digits in float64 and are kept as they are."""
+    """Round to `decimals` decimals half away from zero, as a person rounds the number they
+    see (0.3925 -> 0.393, 0.0005 -> 0.001, -2.5 -> -3), where np.round rounds half to even on
+    the binary value (0.3925 is 0.39249999999999996 in float64). It never overflows: numbers
+    of magnitude 2^52 and more have no fractional digits in float64 and are kept as they are."""
     arr = np.asarray(arr)
     small = np.abs(arr) < 2.0**52
-    if small.all():
-        return np.round(arr, decimals)
-    return np.where(small, np.round(np.where(small, arr, 0), decimals), arr).astype(arr.dtype)
+    x = np.where(small, arr, 0).astype(np.float64)
+    scale = 10.0**decimals
+    y = np.abs(x) * scale
+    # a few units in the last place: the decimal the person sees, 392.49999999999994 -> 392.5
+    # (for y of 2^40 and more those units are too coarse, and y has no tie to break)
+    big = y >= 2.0**40
+    r = np.where(big, np.round(y), np.floor(y + 0.5 + 4 * np.spacing(y))) / scale
+    out = np.where(small, np.copysign(r, x), arr)
+    return out.astype(arr.dtype) if arr.dtype.kind == "f" else out
 
 
 def _check_finite(name: str, value: Array, formula: str) -> None:
@@ -383,15 +424,25 @@ def forward(
                 )
                 for k, v in p.items()
             }
+            params[name] = p  # a student's copy of a parameter reaches backward and update too
         scope.layer = layer
-        z, cache = layer.op.forward_with(x, p, scope)
         if recording:
-            for r in layer.op.recorded(cache):
+            per_feature = (layer.spec.in_shape[0],)
+
+            def stage(
+                r: layers_mod.Recorded, name: str = name, t: LayerText = t, f: Any = per_feature
+            ) -> Array:
                 if r.shape is not None:
                     shown = r.shape
                 else:
-                    shown = t.shown if r.per_sample else (layer.spec.in_shape[0],)  # or per feature
-                emit(f"{name}.{r.suffix}", r.value, "forward", name, r.formula, shown, r.per_sample)
+                    shown = t.shown if r.per_sample else f  # or per feature
+                return emit(
+                    f"{name}.{r.suffix}", r.value, "forward", name, r.formula, shown, r.per_sample
+                )
+
+            z, cache = layer.op.forward_staged(x, p, scope, stage)
+        else:
+            z, cache = layer.op.forward_with(x, p, scope)
         if recording and layer.parametric:
             z = emit(t.z, z, "forward", name, t.z_formula, t.shown)
         if layer.act is None:
@@ -691,7 +742,7 @@ def step_once(
     params = state.params
     x = rec("input", x, "forward", None, notation.INPUT, _input_shown(spec))
     fwd = forward(layers, params, x, rec)
-    rec(
+    y = rec(
         "target",
         y,
         "loss",
@@ -703,7 +754,8 @@ def step_once(
         spec, fwd.out, fwd.z_out if _untouched(rec, layers[-1]) else None, y, rec.warn
     )
     if spec.batched:
-        rec("loss.per_sample", per, "loss", None, notation.per_sample_loss_formula(spec), ())
+        per = rec("loss.per_sample", per, "loss", None, notation.per_sample_loss_formula(spec), ())
+        loss = losses.reduce(spec.loss.reduction, per)
     if spec.regularization:  # L = L_data + penalty
         loss = _record_penalty(spec, rec, loss, params)
     rec(
@@ -736,18 +788,22 @@ def step_once(
                 slot_state = state.opt_state.get(name, {}).get(pname, {})
             else:
                 prev = state.opt_state.get(name, {}).get(pname) or optimizer.init_state(theta)
-                new, slot_state = optimizer.update(theta, g, prev, t)
-                formula = optimizer.formula
-                for slot, value in slot_state.items():
-                    slot_state[slot] = rec(
-                        f"state.{name}.{pname}.{slot}",
+
+                def slot(
+                    key: str, value: Array, name: str = name, pname: str = pname, shape: Any = shape
+                ) -> Array:
+                    return rec(
+                        f"state.{name}.{pname}.{key}",
                         value,
                         "update",
                         name,
-                        optimizer.slot_formulas[slot],
+                        optimizer.slot_formulas[key],
                         shape,
                         per_sample=False,
                     )
+
+                new, slot_state = optimizer.update(theta, g, prev, t, slot=slot)
+                formula = optimizer.formula
             new_params[name][pname] = rec(
                 f"new.{name}.{pname}", new, "update", name, formula, shape, per_sample=False
             )
@@ -762,8 +818,10 @@ def step_once(
                 layer.param_shown(bname),
                 per_sample=False,
             )
-    after = forward(layers, new_params, x)
-    loss_after, _ = loss_value(spec, after.out, after.z_out, y, rec.warn)
+    emit_after = rec.pass_emitter("after:", x.shape[0])
+    after = forward(layers, {k: dict(v) for k, v in new_params.items()}, x, emit_after)
+    z_out = after.z_out if emit_after is silent else None  # the log of the rounded p, as on paper
+    loss_after, _ = loss_value(spec, after.out, z_out, y, rec.warn)
     loss_after += reg_mod.penalty(spec.regularization, new_params)
     rec(
         "loss_after",
@@ -779,7 +837,7 @@ def step_once(
 
 def _record_penalty(spec: NetworkSpec, rec: Recorder, loss: float, params: Params) -> float:
     """Record loss.data and loss.penalty; return the total L = L_data + penalty."""
-    rec(
+    loss = rec(
         "loss.data",
         np.asarray(loss),
         "loss",
@@ -788,17 +846,16 @@ def _record_penalty(spec: NetworkSpec, rec: Recorder, loss: float, params: Param
         (),
         per_sample=False,
     )
-    pen = reg_mod.penalty(spec.regularization, params)
-    rec(
+    pen = rec(
         "loss.penalty",
-        np.asarray(pen),
+        np.asarray(reg_mod.penalty(spec.regularization, params)),
         "loss",
         None,
         reg_mod.penalty_formula(spec.regularization),
         (),
         per_sample=False,
     )
-    return loss + pen
+    return float(loss) + float(pen)
 
 
 def _input_shown(spec: NetworkSpec) -> tuple[int, ...]:
@@ -819,13 +876,18 @@ DATASET_LOSS = notation.DATASET_LOSS
 
 
 def dataset_loss(
-    spec: NetworkSpec, layers: list[Layer], params: Params, x: Array, y: Array
+    spec: NetworkSpec,
+    layers: list[Layer],
+    params: Params,
+    x: Array,
+    y: Array,
+    emit: Emit = silent,
 ) -> float:
     """The loss (with any penalty) over the whole dataset, in evaluation mode."""
     set_training(layers, False)
     try:
-        fwd = forward(layers, params, x)
-        loss, _ = loss_value(spec, fwd.out, fwd.z_out, y)
+        fwd = forward(layers, params, x, emit)
+        loss, _ = loss_value(spec, fwd.out, fwd.z_out if emit is silent else None, y)
     finally:
         set_training(layers, True)
     return loss + reg_mod.penalty(spec.regularization, params)
@@ -839,16 +901,21 @@ def run(
     overrides: Mapping[str, Array] | None = None,
     dtype: Any = np.float64,
     substitute: Substitution | None = None,
+    step_overrides: Mapping[int, Mapping[str, Array]] | None = None,
+    passes: bool = False,
 ) -> Trace:
     """Run `steps` steps, each on the next batch of spec.batching, and return their trace.
 
     substitute: other units in place of the network's own, to reproduce a slip for the answer
-    checker (None: the network as written)."""
+    checker (None: the network as written). overrides: values to use instead of the computed
+    ones in every step; step_overrides: per step (1-based), in place of `overrides` there.
+    passes: record the forward passes after each update too (see Recorder)."""
     layers = [build_layer(s) for s in spec.layers]
     factor = 1.0
+    optimizer = optim_mod.build(spec.optimizer)
     if substitute is not None:
         layers, factor = substitute.apply(layers), substitute.loss_factor
-    optimizer = optim_mod.build(spec.optimizer)
+        optimizer = substitute.optimizer or optimizer
     state = RunState(initial_params(spec, dtype))
     trace = Trace(
         network=spec.name,
@@ -870,7 +937,8 @@ def run(
         x, y = x_all[idx], y_all[idx]
         begin_step(layers, idx)
         st = StepTrace(step=k, samples=idx.tolist() if spec.batched else None)
-        rec = Recorder(st, x.shape[0], spec.batched, round_each, overrides or {}, warnings)
+        given = (step_overrides or {}).get(k, overrides or {})
+        rec = Recorder(st, x.shape[0], spec.batched, round_each, given, warnings, passes)
         if round_each is not None:
             x_used = round_decimals(x, round_each)
         else:
@@ -881,7 +949,16 @@ def run(
             if spec.batched and len(idx) < x_all.shape[0]:  # comparable across batch sizes
                 rec(
                     "dataset_loss_after",
-                    np.asarray(dataset_loss(spec, layers, state.params, x_all, y_all)),
+                    np.asarray(
+                        dataset_loss(
+                            spec,
+                            layers,
+                            {k: dict(v) for k, v in state.params.items()},
+                            x_all,
+                            y_all,
+                            rec.pass_emitter("dataset:", x_all.shape[0]),
+                        )
+                    ),
                     "after",
                     None,
                     DATASET_LOSS,

@@ -24,6 +24,7 @@ from typing import ClassVar
 import numpy as np
 
 from bpcalc.activations import log_sigmoid, log_softmax
+from bpcalc.substeps import Radius, term
 
 Array = np.ndarray
 EPS = 1e-12
@@ -120,6 +121,17 @@ class Loss:
         """Its value has a logarithm a student may take in another base."""
         return False
 
+    # the checker's rounding allowance (bpcalc/substeps.py) --------------------------------
+    def value_substeps(self, a: Array, y: Array, radius: Radius) -> Array:
+        """Σ_s |∂ℓ_n/∂s|·radius(s) per sample over the sub-steps a person rounds computing ℓ_n
+        (bpcalc/substeps.py): each term of the sum over the K outputs, unless there is one
+        term alone. Default: none."""
+        return np.zeros(a.shape[0])
+
+    def grad_substeps(self, a: Array, y: Array, radius: Radius) -> Array:
+        """The same for ∂ℓ/∂a (before the batch's factor). Default: none (a − y)."""
+        return np.zeros(a.shape)
+
 
 _REGISTRY: dict[str, Loss] = {}
 
@@ -159,6 +171,15 @@ class SquaredError(Loss):
     ) -> Array:
         a, y = _flat(a), _flat(y)
         return self._scale(a.shape[1]) * ((a - y) ** 2).sum(axis=1)
+
+    def value_substeps(self, a: Array, y: Array, radius: Radius) -> Array:
+        """Each square (a − y)² rounded: ∂ℓ/∂s = c."""
+        a, y = _flat(a), _flat(y)
+        k = a.shape[1]
+        c = self._scale(k)
+        if k == 1 and c == 1:  # ℓ = (a − y)² is the square itself
+            return np.zeros(a.shape[0])
+        return c * radius((a - y) ** 2).sum(axis=1)
 
     def grad_a(self, a: Array, y: Array, warn: Warn | None = None, name: Name = "a") -> Array:
         shape = a.shape
@@ -281,6 +302,13 @@ class CrossEntropy(Loss):
         p, y = _flat(p), _flat(y)
         return (p * np.add.reduce(y, axis=1, keepdims=True) - y).reshape(shape)
 
+    def value_substeps(self, a: Array, y: Array, radius: Radius) -> Array:
+        """Each term y·ln p rounded when more than one y is not 0 (∂ℓ/∂term = −1)."""
+        a, y = _flat(a), _flat(y)
+        terms = np.where(y != 0, radius(y * np.log(np.maximum(a, EPS))), 0.0)
+        many = (y != 0).sum(axis=1)
+        return np.where(many >= 2, terms.sum(axis=1), 0.0)
+
 
 register(CrossEntropy())
 
@@ -324,6 +352,23 @@ class BinaryCrossEntropy(Loss):
         shape = p.shape
         p, y = _flat(p), _flat(y)
         return ((p - y) / p.shape[1]).reshape(shape)
+
+    def value_substeps(self, a: Array, y: Array, radius: Radius) -> Array:
+        """Each log term rounded (∂ℓ/∂term = 1/K), unless ℓ is one log alone."""
+        a, y = _flat(a), _flat(y)
+        k = a.shape[1]
+        t1 = np.where(y != 0, radius(y * np.log(np.maximum(a, EPS))), 0.0)
+        t0 = np.where(y != 1, radius((1 - y) * np.log(np.maximum(1 - a, EPS))), 0.0)
+        many = (y != 0).sum(axis=1) + (y != 1).sum(axis=1)
+        return np.where(many >= 2, (t1 + t0).sum(axis=1) / k, 0.0)
+
+    def grad_substeps(self, a: Array, y: Array, radius: Radius) -> Array:
+        """(a − y)/(a(1 − a))/K with s = a(1 − a) rounded: ∂/∂s = −(a − y)/(K·s²)."""
+        shape = a.shape
+        a, y = _flat(a), _flat(y)
+        s = np.maximum(a * (1 - a), EPS)
+        k = a.shape[1]
+        return term((a - y) / (k * s * s), s, radius).reshape(shape)
 
 
 register(BinaryCrossEntropy())

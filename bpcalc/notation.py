@@ -169,3 +169,18 @@ def batch_sum_formula(spec: NetworkSpec, formula: str) -> str:
         return formula
     lhs, eq, rhs = formula.partition(" = ")
     return f"{lhs}{eq}Σ_n {rhs} (summed over the batch)"
+
+
+# The conventions a sheet for `bpcalc check` can be written in (bpcalc/check/conventions.py),
+# (key, value) -> in words
+CHECK_CONVENTIONS = {
+    ("delta", "o_minus_t"): "δ = ∂L/∂z = o − t, θ ← θ − η·∂L/∂θ (bpcalc's)",
+    ("delta", "t_minus_o"): "δ = t − o = −∂L/∂z: every grad.* is written with the opposite "
+    "sign, and the update as w ← w + η·δ·x",
+    ("velocity", "pytorch"): "momentum velocity v ← μ·v + g, θ ← θ − η·v (PyTorch's)",
+    ("velocity", "lr_inside"): "momentum velocity with η inside: v ← μ·v + η·g, θ ← θ − v",
+    ("velocity", "textbook"): "momentum velocity v ← μ·v − η·g, θ ← θ + v (textbook)",
+    ("log", "ln"): "natural logarithm in the cross-entropy",
+    ("log", "log10"): "log base 10 in the cross-entropy",
+    ("log", "log2"): "log base 2 in the cross-entropy",
+}

@@ -14,7 +14,17 @@ from typing import Any
 
 import numpy as np
 
+from bpcalc.substeps import KeyedRadius, term
+
 Array = np.ndarray
+# slot(name, value) -> the value to go on with: how the engine records an optimizer's state as
+# it is computed (and the checker substitutes a student's m̂ there)
+Slot = Callable[[str, Array], Array]
+Radius = Callable[[Array], Array]
+
+
+def _as_is(name: str, value: Array) -> Array:
+    return value
 
 
 class Optimizer:
@@ -42,6 +52,31 @@ class Optimizer:
     def init_state(self, theta: Array) -> dict[str, Array]:
         return {}
 
+    # -- the checker ----------------------------------------------------------------------
+    def slips(self) -> list[OptimizerSlip]:
+        """Slips a student makes with this rule: the rule that makes each one."""
+        return []
+
+    def substeps(
+        self,
+        theta: Array,
+        grad: Array,
+        prev: dict[str, Array],
+        state: dict[str, Array],
+        t: int,
+        radius: KeyedRadius,
+    ) -> dict[str, Array]:
+        """Σ_s |∂v/∂s|·radius(key, s) over the sub-steps a person rounds (bpcalc/substeps.py)
+        computing each state value (key: the slot) and the new θ (key "new"), from the
+        state before (prev) and after (state) this step."""
+        return {}
+
+    def velocity_scaled(self, scale: float) -> Optimizer | None:
+        """The same rule with its velocity written scale times as large (η inside it: v ←
+        μ·v + η·g, θ ← θ − v for scale η; v ← μ·v − η·g, θ ← θ + v for −η), None for a rule
+        without a velocity."""
+        return None
+
     def update(
         self,
         theta: Array,
@@ -49,12 +84,41 @@ class Optimizer:
         state: dict[str, Array],
         t: int,
         in_place: bool = False,
+        slot: Slot = _as_is,
     ) -> tuple[Array, dict[str, Array]]:
         """One update at step t (1-based): returns the new θ and the new state.
 
         in_place: θ and the gradient may be overwritten (training, where nobody keeps them);
-        a rule that can, returns θ itself, with the same numbers as a new array would hold."""
+        a rule that can, returns θ itself, with the same numbers as a new array would hold.
+        slot: each state value is handed to it as it is computed, and the rule goes on with
+        what it returns."""
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class OptimizerSlip:
+    key: str
+    optimizer: Optimizer  # the rule that makes the slip
+    message: str
+
+
+def _step(lr: float, step: Array, radius: Radius) -> Array:
+    """θ − η·s: the product η·s is a sub-step (none when η = 1)."""
+    if lr == 1:
+        return np.zeros(np.shape(step))
+    return term(1.0, lr * step, radius)
+
+
+def _divided(lr: float, num: Array, v: Array, eps: float, radius: Radius) -> Array:
+    """θ − η·num/(√v + ε) worked as r = √v, q = num/(r + ε), η·q: each rounded."""
+    r = np.sqrt(v)
+    d = r + eps
+    q = num / d
+    return term(lr * num / (d * d), r, radius) + term(lr, q, radius) + _step(lr, q, radius)
+
+
+def _keyed(radius: KeyedRadius, key: str) -> Radius:
+    return lambda s: radius(key, s)
 
 
 _REGISTRY: dict[str, Callable[[Any], Optimizer]] = {}
@@ -94,6 +158,7 @@ class SGD(Optimizer):
         state: dict[str, Array],
         t: int,
         in_place: bool = False,
+        slot: Slot = _as_is,
     ) -> tuple[Array, dict[str, Array]]:
         if (
             in_place
@@ -106,6 +171,17 @@ class SGD(Optimizer):
             np.subtract(theta, np.multiply(grad, self.lr, out=grad), out=theta)
             return theta, {}
         return theta - self.lr * grad, {}
+
+    def substeps(
+        self,
+        theta: Array,
+        grad: Array,
+        prev: dict[str, Array],
+        state: dict[str, Array],
+        t: int,
+        radius: KeyedRadius,
+    ) -> dict[str, Array]:
+        return {"new": _step(self.lr, grad, _keyed(radius, "new"))}
 
 
 register("sgd", lambda s: SGD(s.lr))
@@ -153,15 +229,126 @@ class Momentum(Optimizer):
         state: dict[str, Array],
         t: int,
         in_place: bool = False,
+        slot: Slot = _as_is,
     ) -> tuple[Array, dict[str, Array]]:
         if "velocity" not in state:
             v = grad.copy()
         else:
             v = self.momentum * state["velocity"] + (1 - self.dampening) * grad
+        v = slot("velocity", v)
         return theta - self.lr * v, {"velocity": v}
+
+    def substeps(
+        self,
+        theta: Array,
+        grad: Array,
+        prev: dict[str, Array],
+        state: dict[str, Array],
+        t: int,
+        radius: KeyedRadius,
+    ) -> dict[str, Array]:
+        return {
+            "velocity": _velocity_substeps(
+                self.momentum, self.dampening, grad, prev, _keyed(radius, "velocity")
+            ),
+            "new": _step(self.lr, state["velocity"], _keyed(radius, "new")),
+        }
+
+    def velocity_scaled(self, scale: float) -> Optimizer | None:
+        return ScaledVelocity(self, scale)
+
+    def slips(self) -> list[OptimizerSlip]:
+        return [_textbook_velocity(self)]
 
 
 register("momentum", lambda s: Momentum(s.lr, s.momentum, s.dampening))
+
+
+def _velocity_substeps(
+    momentum: float, dampening: float, grad: Array, prev: dict[str, Array], radius: Radius
+) -> Array:
+    """v = μ·v + (1 − d)·g: both products (none on the first step, v = g)."""
+    if "velocity" not in prev:
+        return np.zeros(grad.shape)
+    out = term(1.0, momentum * prev["velocity"], radius)
+    if dampening:
+        out = out + term(1.0, (1 - dampening) * grad, radius)
+    return out
+
+
+def _textbook_velocity(opt: Optimizer) -> OptimizerSlip:
+    lr = opt.lr  # type: ignore[attr-defined]
+    return OptimizerSlip(
+        "velocity_textbook",
+        ScaledVelocity(opt, -lr),
+        "Your velocity follows the textbook form v ← μ·v − η·g (θ ← θ + v); this network "
+        f"keeps PyTorch's v ← μ·v + g (θ ← θ − η·v), whose v holds no η = {lr:g}. Both give the "
+        "same new weights; to grade your velocities as written, add "
+        "`conventions: {velocity: textbook}` to the sheet.",
+    )
+
+
+@dataclass(frozen=True)
+class ScaledVelocity(Optimizer):
+    """Momentum or Nesterov with the velocity written scale·v (v as PyTorch keeps it): the
+    textbook v ← μ·v − η·g, θ ← θ + v for scale −η, or v ← μ·v + η·g, θ ← θ − v for η. The
+    same new θ; the velocity a student writes in that form is scale times PyTorch's."""
+
+    inner: Optimizer
+    scale: float
+    slots: tuple[str, ...] = ("velocity",)
+
+    @property
+    def rule(self) -> str:
+        return self.inner.rule
+
+    @property
+    def formula(self) -> str:
+        return self.inner.formula
+
+    @property
+    def slot_formulas(self) -> dict[str, str]:
+        return self.inner.slot_formulas
+
+    def update(
+        self,
+        theta: Array,
+        grad: Array,
+        state: dict[str, Array],
+        t: int,
+        in_place: bool = False,
+        slot: Slot = _as_is,
+    ) -> tuple[Array, dict[str, Array]]:
+        inner = {k: v / self.scale for k, v in state.items()}
+
+        def scaled(name: str, value: Array) -> Array:
+            return slot(name, value * self.scale) / self.scale
+
+        new, st = self.inner.update(theta, grad, inner, t, slot=scaled)
+        return new, {k: v * self.scale for k, v in st.items()}
+
+    def substeps(
+        self,
+        theta: Array,
+        grad: Array,
+        prev: dict[str, Array],
+        state: dict[str, Array],
+        t: int,
+        radius: KeyedRadius,
+    ) -> dict[str, Array]:
+        """v = μ·v + η·g: both products (η·g alone on the first step), then θ ± v (η·g and
+        μ·v a step more for Nesterov)."""
+        lr = self.inner.lr  # type: ignore[attr-defined]
+        mu = self.inner.momentum  # type: ignore[attr-defined]
+        rv = _keyed(radius, "velocity")
+        v = term(1.0, lr * grad, rv)
+        if "velocity" in prev:
+            v = v + term(1.0, mu * prev["velocity"], rv)
+        new = np.zeros(grad.shape)
+        if isinstance(self.inner, Nesterov):
+            rn = _keyed(radius, "new")
+            new = term(1.0, lr * grad, rn) + term(1.0, mu * state["velocity"], rn)
+        return {"velocity": v, "new": new}
 
 
 @dataclass(frozen=True)
@@ -205,9 +392,33 @@ class Nesterov(Optimizer):
         state: dict[str, Array],
         t: int,
         in_place: bool = False,
+        slot: Slot = _as_is,
     ) -> tuple[Array, dict[str, Array]]:
         v = grad.copy() if "velocity" not in state else self.momentum * state["velocity"] + grad
+        v = slot("velocity", v)
         return theta - self.lr * (grad + self.momentum * v), {"velocity": v}
+
+    def substeps(
+        self,
+        theta: Array,
+        grad: Array,
+        prev: dict[str, Array],
+        state: dict[str, Array],
+        t: int,
+        radius: KeyedRadius,
+    ) -> dict[str, Array]:
+        """θ − η·(g + μ·v): μ·v (∂ = η) and the product η·(g + μ·v)."""
+        v = state["velocity"]
+        rn = _keyed(radius, "new")
+        new = term(self.lr, self.momentum * v, rn) + _step(self.lr, grad + self.momentum * v, rn)
+        velocity = _velocity_substeps(self.momentum, 0.0, grad, prev, _keyed(radius, "velocity"))
+        return {"velocity": velocity, "new": new}
+
+    def velocity_scaled(self, scale: float) -> Optimizer | None:
+        return ScaledVelocity(self, scale)
+
+    def slips(self) -> list[OptimizerSlip]:
+        return [_textbook_velocity(self)]
 
 
 register("nesterov", lambda s: Nesterov(s.lr, s.momentum))
@@ -253,12 +464,56 @@ class RMSprop(Optimizer):
         state: dict[str, Array],
         t: int,
         in_place: bool = False,
+        slot: Slot = _as_is,
     ) -> tuple[Array, dict[str, Array]]:
-        v = self.alpha * state["v"] + (1 - self.alpha) * grad * grad
-        return theta - self.lr * grad / (np.sqrt(v) + self.eps), {"v": v}
+        v = slot("v", self.alpha * state["v"] + (1 - self.alpha) * grad * grad)
+        return theta - self.lr * grad / self._denominator(v), {"v": v}
+
+    def _denominator(self, v: Array) -> Array:
+        return np.sqrt(v) + self.eps
+
+    def substeps(
+        self,
+        theta: Array,
+        grad: Array,
+        prev: dict[str, Array],
+        state: dict[str, Array],
+        t: int,
+        radius: KeyedRadius,
+    ) -> dict[str, Array]:
+        return {
+            "v": _average_of_squares(self.alpha, prev["v"], grad, _keyed(radius, "v")),
+            "new": _divided(self.lr, grad, state["v"], self.eps, _keyed(radius, "new")),
+        }
+
+    def slips(self) -> list[OptimizerSlip]:
+        return [
+            OptimizerSlip(
+                "eps_inside_sqrt",
+                _RMSpropEpsInside(self.lr, self.alpha, self.eps),
+                f"You put ε inside the square root, √(v + ε); RMSprop here adds ε = {self.eps:g} "
+                "after it: θ ← θ − η·g / (√v + ε).",
+            )
+        ]
 
 
 register("rmsprop", lambda s: RMSprop(s.lr, s.alpha, s.eps))
+
+
+def _average_of_squares(decay: float, prev: Array, grad: Array, radius: Radius) -> Array:
+    """v = β·v + (1 − β)·g²: g² (∂ = 1 − β), and both products once v was not 0."""
+    g2 = grad * grad
+    out = term(1 - decay, g2, radius)
+    later = term(1.0, decay * prev, radius) + term(1.0, (1 - decay) * g2, radius)
+    return out + np.where(prev != 0, later, 0.0)
+
+
+@dataclass(frozen=True)
+class _RMSpropEpsInside(RMSprop):
+    """Slip: √(v + ε) for √v + ε."""
+
+    def _denominator(self, v: Array) -> Array:
+        return np.sqrt(v + self.eps)
 
 
 @dataclass(frozen=True)
@@ -311,13 +566,78 @@ class Adam(Optimizer):
         state: dict[str, Array],
         t: int,
         in_place: bool = False,
+        slot: Slot = _as_is,
     ) -> tuple[Array, dict[str, Array]]:
-        m = self.beta1 * state["m"] + (1 - self.beta1) * grad
-        v = self.beta2 * state["v"] + (1 - self.beta2) * grad * grad
-        m_hat = m / (1 - self.beta1**t)
-        v_hat = v / (1 - self.beta2**t)
-        new = theta - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        m = slot("m", self.beta1 * state["m"] + (1 - self.beta1) * grad)
+        v = slot("v", self.beta2 * state["v"] + (1 - self.beta2) * grad * grad)
+        m_hat = slot("m_hat", m / self._correction(self.beta1, t))
+        v_hat = slot("v_hat", v / self._correction(self.beta2, t))
+        new = theta - self.lr * m_hat / self._denominator(v_hat)
         return new, {"m": m, "v": v, "m_hat": m_hat, "v_hat": v_hat}
+
+    @staticmethod
+    def _correction(beta: float, t: int) -> float:
+        return 1 - beta**t
+
+    def _denominator(self, v_hat: Array) -> Array:
+        return np.sqrt(v_hat) + self.eps
+
+    def substeps(
+        self,
+        theta: Array,
+        grad: Array,
+        prev: dict[str, Array],
+        state: dict[str, Array],
+        t: int,
+        radius: KeyedRadius,
+    ) -> dict[str, Array]:
+        """m = β₁·m + (1 − β₁)·g: both products once m was not 0; v likewise with g²; m̂ and
+        v̂ one division each; θ′ as RMSprop's with m̂ and v̂."""
+        m_prev = prev["m"]
+        rm = _keyed(radius, "m")
+        m = term(1.0, self.beta1 * m_prev, rm) + term(1.0, (1 - self.beta1) * grad, rm)
+        return {
+            "m": np.where(m_prev != 0, m, 0.0),
+            "v": _average_of_squares(self.beta2, prev["v"], grad, _keyed(radius, "v")),
+            "new": _divided(
+                self.lr, state["m_hat"], state["v_hat"], self.eps, _keyed(radius, "new")
+            ),
+        }
+
+    def slips(self) -> list[OptimizerSlip]:
+        args = (self.lr, self.beta1, self.beta2, self.eps)
+        return [
+            OptimizerSlip(
+                "adam_no_bias_correction",
+                _AdamNoCorrection(*args),
+                "You left out Adam's bias correction: m̂ = m / (1 − β₁ᵗ) and v̂ = v / (1 − β₂ᵗ), "
+                f"with β₁ = {self.beta1:g}, β₂ = {self.beta2:g} and t the step number "
+                "(on step 1, m̂ = g and v̂ = g²).",
+            ),
+            OptimizerSlip(
+                "eps_inside_sqrt",
+                _AdamEpsInside(*args),
+                f"You put ε inside the square root, √(v̂ + ε); Adam adds ε = {self.eps:g} after "
+                "it: θ ← θ − η·m̂ / (√v̂ + ε).",
+            ),
+        ]
 
 
 register("adam", lambda s: Adam(s.lr, s.beta1, s.beta2, s.eps))
+
+
+@dataclass(frozen=True)
+class _AdamNoCorrection(Adam):
+    """Slip: m̂ = m and v̂ = v."""
+
+    @staticmethod
+    def _correction(beta: float, t: int) -> float:
+        return 1.0
+
+
+@dataclass(frozen=True)
+class _AdamEpsInside(Adam):
+    """Slip: √(v̂ + ε) for √v̂ + ε."""
+
+    def _denominator(self, v_hat: Array) -> Array:
+        return np.sqrt(v_hat + self.eps)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from bpcalc.network.types import RegSpec
+from bpcalc.substeps import Radius, term
 
 Array = np.ndarray
 WEIGHTS = ("weights", "kernel")
@@ -78,3 +79,32 @@ def describe(regs: Mapping[str, RegSpec]) -> str:
         for layer, reg in regs.items()
     )
     return f"{CONVENTION}. {per}"
+
+
+def penalty_substeps(
+    regs: Mapping[str, RegSpec], params: Mapping[str, Mapping[str, Array]], radius: Radius
+) -> float:
+    """Σ_s |∂penalty/∂s|·radius(s) (bpcalc/substeps.py): each θ² (∂ = λ₂/2) when there are
+    several, and each part (λ₂/2)·Σθ², λ₁·Σ|θ| when added to another."""
+    total = 0.0
+    parts = []
+    for layer, reg in regs.items():
+        for pname, theta in params.get(layer, {}).items():
+            if applies(reg, pname):
+                squares = theta * theta
+                if reg.l2 and theta.size > 1:
+                    total += 0.5 * reg.l2 * float(np.sum(radius(squares)))
+                if reg.l2:
+                    parts.append(0.5 * reg.l2 * float(np.sum(squares)))
+                if reg.l1:
+                    parts.append(reg.l1 * float(np.sum(np.abs(theta))))
+    if len(parts) > 1:
+        total += float(np.sum(radius(np.asarray(parts))))
+    return total
+
+
+def grad_substeps(reg: RegSpec, theta: Array, radius: Radius) -> Array:
+    """λ₂·θ + λ₁·sign(θ): the product λ₂·θ is a sub-step when both are there."""
+    if not (reg.l2 and reg.l1):
+        return np.zeros(theta.shape)
+    return term(1.0, reg.l2 * theta, radius)

@@ -45,6 +45,8 @@ class StepTrace:
     step: int
     records: dict[str, Record] = field(default_factory=dict)
     samples: list[int] | None = None  # indices of the samples in this step's batch
+    # values of the forward passes after the update ("after:fc.z"), when asked for (checker)
+    hidden: dict[str, Record] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.records[name].value

@@ -75,8 +75,9 @@ def test_an_error_carried_forward_gets_the_arrow_and_names_the_answer_it_rests_o
 
 
 def test_a_value_wrong_even_given_the_earlier_mistake_stays_wrong(tmp_path, capsys):
-    # from conv.z = 4.4 the gradient would be −5.6; −5.7 follows from nothing
-    sheet = write(tmp_path, "a.yaml", "conv.z: [[4.4]]\ngrad.conv.z: [[-5.7]]\n")
+    # from conv.z = 4.4 (4.35 to 4.45 before it was rounded to one decimal) the gradient
+    # would be −5.65 to −5.55, written −5.7 to −5.5; −5.8 follows from nothing
+    sheet = write(tmp_path, "a.yaml", "conv.z: [[4.4]]\ngrad.conv.z: [[-5.8]]\n")
     code, doc, _ = check(capsys, EX1, sheet)
     assert code == 1
     assert entry(doc, "grad.conv.z")["verdict"] == "wrong"

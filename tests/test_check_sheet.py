@@ -35,7 +35,11 @@ def test_an_unknown_name_is_an_error_with_its_location_and_the_closest_names(tmp
 @pytest.mark.parametrize(
     ("text", "message", "where"),
     [
-        ("conv.z: [[1, 2]]\n", "conv.z is 1 x 1 but this answer is 1 x 2", ":1:9:"),
+        (
+            "conv.z: [[1, 2]]\n",
+            "conv.z is a 1 x 1 matrix (1 row of 1) but this answer is a 1 x 2",
+            ":1:9:",
+        ),
         ("grad.conv.kernel[2,0]: 1\n", "outside grad.conv.kernel", ":1:1:"),
         ("loss: one\n", "should be a number", ":1:7:"),
         ("loss: 1/3\n", "0.3333, not 1/3", ":1:7:"),

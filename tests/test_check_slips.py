@@ -103,8 +103,10 @@ def test_the_half_left_out_of_the_squared_error_is_named(tmp_path, capsys):
 def test_a_half_added_to_a_loss_without_one_is_named(tmp_path, capsys):
     # sse: ∂L/∂a = 2(a − y) = [0, 2, 0]; with a ½: a − y = [0, 1, 0]
     # (the mean over K = 3 would give [0, 0.6667, 0])
+    # (written 1.0: a bare 1 on a sheet of whole numbers is right to the nearest whole
+    # number for the mean's 0.6667 too)
     net = write(tmp_path, "n.yaml", DENSE3.format(loss="sse"))
-    sheet = write(tmp_path, "a.yaml", "grad.fc.a: [0, 1, 0]\n")
+    sheet = write(tmp_path, "a.yaml", "grad.fc.a: [0.0, 1.0, 0.0]\n")
     _, doc, _ = check(capsys, net, sheet)
     assert slips_of(doc, "grad.fc.a") == {"half_extra"}
 
@@ -128,7 +130,10 @@ def test_sum_over_the_outputs_instead_of_the_mean_is_named(tmp_path, capsys):
 def test_a_gradient_summed_over_the_batch_instead_of_averaged_is_named(tmp_path, capsys):
     # mean: ∂L/∂W = 8/3; summed over the 3 samples: 8; the loss summed: 2.5 (mean 0.8333)
     net = write(tmp_path, "n.yaml", BATCH.format(reduction="mean"))
-    sheet = write(tmp_path, "a.yaml", "grad.fc.weights: [[8]]\nloss: 2.5\nfc.z: [[1], [2], [3]]\n")
+    # (to one decimal: written as whole numbers, each could be up to ½ off what was used)
+    sheet = write(
+        tmp_path, "a.yaml", "grad.fc.weights: [[8.0]]\nloss: 2.5\nfc.z: [[1.0], [2.0], [3.0]]\n"
+    )
     code, doc, _ = check(capsys, net, sheet)
     assert code == 1
     assert entry(doc, "fc.z")["verdict"] == "correct"
@@ -237,9 +242,10 @@ def test_back_propagating_through_already_updated_weights_is_named(tmp_path, cap
 def test_cross_entropy_with_the_wrong_log_base_is_named(tmp_path, capsys, base, slip):
     # L = −ln p₁ = 0.4658; with log_b: −ln p₁ / ln b (0.2023 for base 10, 0.6720 for 2)
     loss = -math.log(example2_probabilities()[1]) / math.log(base)
+    # (the report also says how to grade the sheet in that base, as a convention)
     sheet = write(tmp_path, "a.yaml", f"loss: {loss:.4f}\n")
     _, doc, _ = check(capsys, EX2, sheet)
-    assert slips_of(doc, "loss") == {slip}
+    assert slips_of(doc, "loss") == {slip, "convention_log"}
 
 
 def test_the_one_hot_target_read_for_the_other_class_is_named(tmp_path, capsys):
@@ -286,9 +292,10 @@ def test_the_table_prints_each_diagnosis_in_words(tmp_path, capsys):
 
 def test_the_right_number_with_the_wrong_sign_is_named(tmp_path, capsys):
     # ∂L/∂O = O − y = 4.5 − 10 = −5.5; written y − O = 5.5
+    # (alone, it could also be the textbook's δ = t − o, and the report says so too)
     sheet = write(tmp_path, "a.yaml", "grad.conv.z: [[5.5]]\n")
     _, doc, _ = check(capsys, EX1, sheet)
-    assert slips_of(doc, "grad.conv.z") == {"sign"}
+    assert slips_of(doc, "grad.conv.z") == {"sign", "convention_delta"}
 
 
 def test_the_softmax_derivative_left_out_is_named_in_its_own_words(tmp_path, capsys):

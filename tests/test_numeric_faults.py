@@ -202,9 +202,16 @@ def test_rounding_each_value_never_turns_a_large_number_into_inf() -> None:
     out = engine.round_decimals(x, 15)
     assert out.tolist() == [1e300, -1.5e295, 2.0**52 + 1, 0.123456789, -2.5, np.inf]
     assert engine.round_decimals(np.array([0.125, -2.5, 1e300]), 2).tolist() == [
-        0.12,  # half to even, as np.round
+        0.13,  # half away from zero, as a person rounds (np.round gives 0.12)
         -2.5,
         1e300,
+    ]
+    # the decimal a person sees: 0.3925 is 0.39249999999999996 in float64, still 0.393
+    assert engine.round_decimals(np.array([0.3925, 0.0005, -0.0005, 2.5]), 3).tolist() == [
+        0.393,
+        0.001,
+        -0.001,
+        2.5,
     ]
     assert engine.round_decimals(np.array([[0.5, 1.5]], dtype=np.float32), 0).dtype == np.float32
 

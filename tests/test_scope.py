@@ -66,7 +66,10 @@ def test_a_unit_records_its_own_values_in_the_forward_and_the_backward_pass():
 
 def test_what_a_unit_records_is_rounded_like_every_value():
     st = _traced_run(round_each=0).steps[0]
-    assert st.records["fc.seen"].value.tolist() == [[1.0, 2.0], [0.0, -1.0]]  # 0.5 → 0
+    assert st.records["fc.seen"].value.tolist() == [
+        [1.0, 2.0],
+        [1.0, -1.0],
+    ]  # 0.5 → 1, half away from 0
 
 
 def test_the_checkers_substitution_reaches_a_value_a_unit_records():

@@ -1,24 +1,31 @@
 """Name the slip behind a wrong answer by reproducing it.
 
 For each usual slip, the engine reruns the step with that slip made on purpose (a modified
-spec, or an engine.Substitution of other units for what no spec expresses) and with the student's own
-answers substituted, so the slip only has to explain this one value. When the rerun gives
-the student's number, to the same tolerance the grading used, the slip is named. When no
-slip reproduces it, the report says so: we never guess.
+spec, or an engine.Substitution of other units for what no spec expresses: each unit states
+its own slips) and with the student's own answers substituted, so the slip only has to
+explain this one value. When the rerun gives the student's number, to the allowance the
+grading used (scaled with the value), the slip is named. When it gives the number only from
+the exact values and the student's right answers contradict it, both facts are said. When no
+slip reproduces it, the report says so: we never guess. A right answer that a slip also
+gives, within its rounding, is noted (`also_fits`). Wrong answers that another convention of
+the sheet explains (δ = t − o, a velocity with η in it, a log base) get that convention.
 
 The catalogue (each applies only where it changes something):
   half_missing / half_extra              the ½ of the squared error left out / added
   outputs_mean / outputs_sum             mean over the K outputs instead of the sum / reverse
   batch_sum / batch_mean                 sum over the batch instead of the mean / reverse
   conv_flip                              the kernel flipped (convolution vs cross-correlation)
+  conv_flip_backward / conv_flip_kernel_grad   the kernel turned the wrong way in ∂L/∂x / ∂L/∂K
   dense_transposed                       a square weight matrix used transposed
   no_derivative                          an activation's derivative left out
   relu_one_at_zero / relu_flipped        ReLU′(0) taken as 1 / ReLU′ on the wrong side of 0
   sigmoid_as_sigma                       σ′ written as σ(z) instead of σ(z)(1 − σ(z))
   update_plus / update_no_lr / update_lr_twice   θ + η·g / θ − g / θ − η²·g
+  adam_no_bias_correction / eps_inside_sqrt / velocity_textbook   the optimizers' own
   updated_weights_in_backprop            the new weights used to back-propagate
   log10 / log2                           cross-entropy with log base 10 or 2
   other_class                            the one-hot target read for the other class
+  (and each layer unit's own: layernorm_unbiased, residual_no_skip, ...)
 and, from the numbers alone: answer_transposed (a matrix written transposed) and sign.
 """
 
@@ -34,19 +41,22 @@ import numpy as np
 from bpcalc import activations, layers, losses
 from bpcalc import optim as optim_mod
 from bpcalc import regularization as reg_mod
+from bpcalc.check.conventions import WORDS, option_of, yaml_of
 from bpcalc.check.grade import (
     CORRECT,
     WRONG,
     Diagnosis,
     Graded,
     Report,
-    agrees,
     given_names,
-    overrides_of,
-    run_step,
+    given_of,
+    grade,
+    is_copied,
+    region,
 )
-from bpcalc.check.sheet import Answer
-from bpcalc.check.tolerance import Tolerance
+from bpcalc.check.runner import Runner
+from bpcalc.check.sheet import Sheet
+from bpcalc.check.tolerance import half_unit, within
 from bpcalc.engine import Substitution, build_layer
 from bpcalc.layers import Delegate, Layer
 from bpcalc.network.types import NetworkSpec, RegSpec
@@ -61,40 +71,57 @@ class Slip:
     message: str
 
 
-def diagnose(spec: NetworkSpec, report: Report, exact: StepTrace) -> Report:
-    """The report with `diagnoses` for every ✗ answer (the report given is left as it is)."""
-    wrong = [g for g in report.entries if g.verdict == WRONG]
-    if not wrong:
-        return report
+def diagnose(
+    spec: NetworkSpec,
+    report: Report,
+    exact: StepTrace | list[StepTrace],
+    runner: Runner | None = None,
+    sheet: Sheet | None = None,
+) -> Report:
+    """The report with `diagnoses` for every ✗ answer and, for right answers, the slips they
+    are also within rounding of (the report given is left as it is)."""
+    steps = exact if isinstance(exact, list) else [exact]
+    runner = runner or Runner(spec, len(steps), report.round_each, report.conventions)
     answers = [g.answer for g in report.entries]
-    overrides = overrides_of(answers, exact)
-    tol = report.tolerance
-    found: dict[int, list[Diagnosis]] = {id(g): [] for g in wrong}
+    if not answers:
+        return report
+    given = given_of(answers, steps)
+    wrong = [g for g in report.entries if g.verdict == WRONG]
     right = [g for g in report.entries if g.verdict == CORRECT]
     copied = given_names(spec)
-    n = len(exact.samples) if exact.samples is not None else int(spec.inputs.shape[0])
+    found: dict[int, list[Diagnosis]] = {id(g): [] for g in wrong}
+    against: dict[int, list[Diagnosis]] = {id(g): [] for g in wrong}
+    fits: dict[int, list[Diagnosis]] = {id(g): [] for g in right}
+    n = len(steps[0].samples) if steps[0].samples is not None else int(spec.inputs.shape[0])
     for slip in slips(spec, n):
+        slipped = dataclasses.replace(runner, spec=slip.spec)
         # with the student's own earlier numbers substituted...
-        carried = run_step(
-            slip.spec, report.round_each, overrides, exact.samples, substitute=slip.substitute
-        )
+        carried = slipped.run(given, substitute=slip.substitute)
         # ...and from the exact ones (students often keep more digits than they write down);
         # this one only counts when it agrees with every right answer before the value
-        clean = run_step(slip.spec, report.round_each, None, substitute=slip.substitute)
+        clean = slipped.run(None, substitute=slip.substitute) if wrong else None
         for g in wrong:
             if g.answer.transposed:
                 continue
-            own = g.answer.name in copied  # substituted as given: only the clean run says
-            if (carried is not None and not own and _reproduces(g.answer, carried, tol)) or (
-                clean is not None
-                and _reproduces(g.answer, clean, tol)
-                and all(_reproduces(r.answer, clean, tol) for r in right if before(r, g))
-            ):
+            own = is_copied(g.answer, copied)  # substituted as given: only the clean run says
+            if carried is not None and not own and _reproduces(g, carried):
                 found[id(g)].append(Diagnosis(slip.key, slip.message))
+            elif clean is not None and _reproduces(g, clean):
+                off = [r.answer.label for r in right if before(r, g) and not _reproduces(r, clean)]
+                if not off:
+                    found[id(g)].append(Diagnosis(slip.key, slip.message))
+                else:
+                    against[id(g)].append(_contradicted(slip, g, off))
+        if carried is not None:
+            for g in right:
+                if not is_copied(g.answer, copied) and _also_fits(g, carried):
+                    fits[id(g)].append(Diagnosis(slip.key, slip.message))
     entries = []
     for g in report.entries:
         if g.verdict == WRONG:
-            named = _from_numbers(g, tol) + found[id(g)]
+            named = _from_numbers(g) + found[id(g)]
+            if not named:
+                named = against[id(g)]
             if not named:
                 named = [
                     Diagnosis(
@@ -104,8 +131,13 @@ def diagnose(spec: NetworkSpec, report: Report, exact: StepTrace) -> Report:
                     )
                 ]
             g = dataclasses.replace(g, diagnoses=named)
+        elif g.verdict == CORRECT and fits[id(g)]:
+            g = dataclasses.replace(g, also_fits=fits[id(g)])
         entries.append(g)
-    return dataclasses.replace(report, entries=entries)
+    out = dataclasses.replace(report, entries=entries)
+    if wrong and sheet is not None:
+        out = _conventions(spec, out, runner, sheet)
+    return out
 
 
 def before(a: Graded, b: Graded) -> bool:
@@ -113,17 +145,85 @@ def before(a: Graded, b: Graded) -> bool:
     return a.order < b.order
 
 
-def _reproduces(a: Answer, st: StepTrace, tol: Tolerance) -> bool:
-    return bool(agrees(a, st[a.name], tol).all())
+def _value(g: Graded, st: list[StepTrace]) -> np.ndarray:
+    return region(st[g.answer.step - 1][g.answer.name], g.answer)
 
 
-def _from_numbers(g: Graded, tol: Tolerance) -> list[Diagnosis]:
+def _reproduces(g: Graded, st: list[StepTrace]) -> bool:
+    """The slip's value is the answer, to the answer's allowance scaled as the value is (a
+    slip that doubles a value doubles the rounding it carries too)."""
+    value = _value(g, st)
+    ref = np.abs(g.carried)
+    ratio = np.where(ref > 0, np.abs(value) / np.where(ref > 0, ref, 1.0), 1.0)
+    allowance = g.allowance * np.clip(ratio, 1.0, 100.0)
+    return bool(within(g.answer.value, value, allowance).all())
+
+
+def _also_fits(g: Graded, st: list[StepTrace]) -> bool:
+    """The right answer is within rounding of this slip's value too, and the slip moves the
+    value by more than the answer's last decimal: the numbers cannot tell them apart."""
+    value = _value(g, st)
+    a = g.answer
+    shown = np.abs(value - g.carried) > half_unit(a.decimals)
+    return bool(within(a.value, value, g.allowance).all() and (shown & a.given).any())
+
+
+def _contradicted(slip: Slip, g: Graded, off: list[str]) -> Diagnosis:
+    listed = ", ".join(off[:6]) + (" ..." if len(off) > 6 else "")
+    verb = "is" if len(off) == 1 else "are"
+    return Diagnosis(
+        slip.key,
+        f"Your number matches this slip: {slip.message} But your own {listed} {verb} right, "
+        f"which that slip would have changed: work {g.answer.label} out again from your own "
+        "answers.",
+        tuple(off),
+    )
+
+
+def _conventions(spec: NetworkSpec, report: Report, runner: Runner, sheet: Sheet) -> Report:
+    """Wrong answers that are right in another convention (δ = t − o, a velocity with η in
+    it, a log base) get that convention as their diagnosis, never "you added the step"."""
+    best: tuple[int, str, str, Report] | None = None
+    exact_steps = None
+    for key, value, conv in report.conventions.alternatives(spec):
+        alt = dataclasses.replace(runner, conventions=conv)
+        exact_steps = alt.run(None)
+        if exact_steps is None:
+            continue
+        other = grade(spec, sheet, report.tolerance, exact_steps, runner=alt)
+        pairs = list(zip(report.entries, other.entries, strict=True))
+        cleared = sum(1 for g, h in pairs if g.verdict == WRONG and h.verdict != WRONG)
+        # the other convention must explain wrong answers and contradict no right one
+        # (θ + η·g after right gradients is "you added the step", not δ = t − o)
+        contradicts = any(g.verdict != WRONG and h.verdict == WRONG for g, h in pairs)
+        if cleared and not contradicts and (best is None or cleared > best[0]):
+            best = (cleared, key, value, other)
+    if best is None:
+        return report
+    _, key, value, other = best
+    message = (
+        f"Your numbers follow another convention: {WORDS[(key, value)]}. Add "
+        f"`{yaml_of(key, value)}` to the sheet (or {option_of(key, value)}) to grade them in it."
+    )
+    # what the convention explains replaces "none" and, for δ = t − o, "you added the step"
+    drop = {"none", "update_plus"} if key == "delta" else {"none"}
+    entries = []
+    for g, h in zip(report.entries, other.entries, strict=True):
+        if g.verdict == WRONG and h.verdict != WRONG:
+            kept = [d for d in g.diagnoses if d.slip not in drop]
+            g = dataclasses.replace(g, diagnoses=[*kept, Diagnosis(f"convention_{key}", message)])
+        entries.append(g)
+    return dataclasses.replace(report, entries=entries)
+
+
+def _from_numbers(g: Graded) -> list[Diagnosis]:
     a = g.answer
     name = a.name
     out = []
+    allow = g.allowance
     if a.transposed:
         rows, cols = g.expected.shape
-        fits = bool(tol.agrees(a.value, g.expected, a.decimals).all())
+        fits = bool(within(a.value, g.expected, allow).all())
         out.append(
             Diagnosis(
                 "answer_transposed",
@@ -144,20 +244,23 @@ def _from_numbers(g: Graded, tol: Tolerance) -> list[Diagnosis]:
     v = a.value
     if v.ndim == 2 and v.shape[0] == v.shape[1] and v.shape[0] > 1:
         e = g.expected
-        if not np.allclose(e, e.T) and tol.agrees(v.T, e, a.decimals.T).all():
+        allow_t = allow.T if np.ndim(allow) == 2 else allow
+        if not np.allclose(e, e.T) and within(v.T, e, allow_t).all():
             out.append(
                 Diagnosis(
                     "answer_transposed",
                     f"Your {name} is the right matrix transposed (rows and columns swapped).",
                 )
             )
-    e = g.expected
-    if np.abs(e[a.given]).max(initial=0.0) > 0 and tol.agrees(-v, e, a.decimals).all():
-        out.append(
-            Diagnosis(
-                "sign", "Your number has the right size but the wrong sign (+ and − swapped)."
+    for ref in (g.carried, g.expected):
+        if np.abs(ref[a.given]).max(initial=0.0) > 0 and within(-v, ref, allow).all():
+            out.append(
+                Diagnosis(
+                    "sign",
+                    "Your number has the right size but the wrong sign (+ and − swapped).",
+                )
             )
-        )
+            break
     return out
 
 
@@ -271,7 +374,10 @@ def _layer_slips(spec: NetworkSpec) -> list[Slip]:
     for layer in spec.all_layers:  # the layers inside blocks too
         name = layer.name
         for slip in layers.build(layer).slips():
-            out.append(Slip(slip.key, spec.with_layer(slip.layer), None, slip.message))
+            if slip.unit is not None:
+                out.append(Slip(slip.key, spec, Substitution(ops={name: slip.unit}), slip.message))
+            else:
+                out.append(Slip(slip.key, spec.with_layer(slip.layer), None, slip.message))
         act = layer.activation
         if act is not None:
             unit = act.unit()
@@ -332,6 +438,8 @@ def _update_slips(spec: NetworkSpec) -> list[Slip]:
                 f"η = {lr:g} once: {rule}.",
             )
         )
+    for oslip in optim_mod.build(spec.optimizer).slips():
+        out.append(Slip(oslip.key, spec, Substitution(optimizer=oslip.optimizer), oslip.message))
     parametric = [s for s in spec.all_layers if layers.build(s).parametric]
     if parametric:
         opt = optim_mod.build(spec.optimizer)

@@ -14,12 +14,14 @@ explainer and the checker ask the unit (`build(spec)`), never `isinstance`.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from bpcalc import activations
+from bpcalc.substeps import KeyedRadius
 
 Array = np.ndarray
 Params = dict[str, Array]
@@ -51,11 +53,13 @@ class Buffer:
 @dataclass(frozen=True)
 class LayerSlip:
     """A slip a student makes with this layer: the network changed so that the engine makes it
-    (a layer spec with other settings), and what to tell the student."""
+    (a layer spec with other settings, or a unit in place of the layer's own, for a slip no
+    setting expresses), and what to tell the student."""
 
     key: str
     layer: Any  # the LayerSpec that makes the slip
     message: str
+    unit: Any = None  # a Layer that makes the slip with the layer's own spec
 
 
 class Scope(Protocol):
@@ -119,6 +123,19 @@ class Layer:
         own as it goes or has layers inside it (a residual block). Others: forward."""
         return self.forward(x, params)
 
+    def forward_staged(
+        self, x: Array, params: Params, scope: Scope, stage: Callable[[Recorded], Array]
+    ) -> tuple[Array, Any]:
+        """forward_with, as a recording pass calls it: each value `recorded` lists is handed to
+        `stage` as it is computed, and the unit goes on with the array `stage` returns (the
+        checker substitutes a student's batch mean there, so that what follows rests on it).
+        Default: forward_with, then the recorded values, which nothing in the layer reads
+        again."""
+        z, cache = self.forward_with(x, params, scope)
+        for r in self.recorded(cache):
+            stage(r)
+        return z, cache
+
     def backward_with(
         self, dz: Array, cache: Any, params: Params, scope: Scope
     ) -> tuple[Array | None, dict[str, Array]]:
@@ -168,6 +185,16 @@ class Layer:
     # -- the checker ----------------------------------------------------------------------
     def slips(self) -> list[LayerSlip]:
         return []
+
+    def substeps(
+        self, x: Array, params: Params, dz: Array | None, radius: KeyedRadius
+    ) -> dict[str, Array]:
+        """Σ_s |∂v/∂s|·radius(s) over the sub-steps a person rounds inside this layer's
+        formulas (bpcalc/substeps.py), for input x, parameters params and dz = ∂L/∂z (None:
+        the forward pass only), in the internal shapes. Keys: "z", a recorded value's suffix
+        ("var"), "input" (∂L/∂x), a parameter (∂L/∂θ), a buffer (its new value); radius is
+        called with the same key. A value not named has none. Default: none."""
+        return {}
 
 
 _REGISTRY: dict[str, tuple[str, str]] = {}  # YAML type -> (module, class name)
@@ -240,6 +267,13 @@ class Delegate(Layer):
     def param_grads(self, dz: Array, cache: Any, params: Params) -> dict[str, Array]:
         return self.inner.param_grads(dz, cache, params)
 
+    def forward_staged(
+        self, x: Array, params: Params, scope: Scope, stage: Callable[[Recorded], Array]
+    ) -> tuple[Array, Any]:
+        if type(self).forward_with is Delegate.forward_with:  # the inner unit's forward pass
+            return self.inner.forward_staged(x, params, scope, stage)
+        return super().forward_staged(x, params, scope, stage)
+
     def recorded(self, cache: Any) -> list[Recorded]:
         return self.inner.recorded(cache)
 
@@ -263,3 +297,8 @@ class Delegate(Layer):
 
     def param_shown(self, param: str) -> tuple[int, ...]:
         return self.inner.param_shown(param)
+
+    def substeps(
+        self, x: Array, params: Params, dz: Array | None, radius: KeyedRadius
+    ) -> dict[str, Array]:
+        return self.inner.substeps(x, params, dz, radius)

@@ -1,5 +1,5 @@
-"""The blank answer sheet of `bpcalc check NET --template`: every value name of the first
-step in computation order, its shape and formula in a comment, and a blank (~) per element
+"""The blank answer sheet of `bpcalc check NET --template`: every value name of each step
+(later steps in `step N:` sections) in computation order, its shape and formula in a comment, and a blank (~) per element
 to fill in. Valid YAML as it stands (an all-blank sheet grades as "nothing answered")."""
 
 from __future__ import annotations
@@ -29,26 +29,52 @@ def template(trace: Trace, network_file: str) -> str:
     ]
     if trace.batched:
         lines.append("# Per-sample values have the sample index first: fc.a[1,0] is sample 1.")
-    lines.append(f"# Check it with: bpcalc check {network_file} answers.yaml")
-    stage = None
-    records = list(st)
-    width = max(len(r.name) for r in records) + 1
-    blank_width = max(len(_blank(r)) for r in records)
+    many = len(trace.steps) > 1
+    if many:
+        lines.append(
+            f"# {len(trace.steps)} steps: step 1 at the top, each later step in its own section; "
+            "a step starts from your own new values of the step before."
+        )
+    extra = f" --steps {len(trace.steps)}" if many else ""
+    lines.append(f"# Check it with: bpcalc check {network_file} answers.yaml{extra}")
+    lines += ["# Conventions you write in, if not bpcalc's (see docs/check.md):"]
+    lines += ["# conventions: {delta: t_minus_o, velocity: textbook, log: log10}"]
     given = _given(trace)
-    for r in records:
-        if r.stage != stage:
-            stage = r.stage
-            lines += ["", f"# --- {STAGE_TITLES[stage]} ---"]
-        key = f"{r.name}:".ljust(width)
-        lines.append(f"{key} {_blank(r).ljust(blank_width)}  # {_comment(r, given)}")
+    for st in trace.steps:
+        indent = ""
+        if st.step > 1:
+            lines += ["", f"step {st.step}:"]
+            indent = "  "
+        stage = None
+        records = list(st)
+        width = max(len(r.name) for r in records) + 1
+        blank_width = max(len(_blank(r)) for r in records)
+        for r in records:
+            if r.stage != stage:
+                stage = r.stage
+                lines += ["", f"{indent}# --- {STAGE_TITLES[stage]} ---"]
+            key = f"{r.name}:".ljust(width)
+            copied = r.name in given if given is not None else _is_given(r)
+            carried = st.step > 1 and copied and r.name not in ("input", "target")
+            comment = _carried(r) if carried else _comment(r, given)
+            lines.append(f"{indent}{key} {_blank(r).ljust(blank_width)}  # {comment}")
     return "\n".join(lines) + "\n"
+
+
+def _carried(r: Record) -> str:
+    shape = "scalar" if not r.shape else " x ".join(str(s) for s in r.shape)
+    return f"{shape}, your new value from the step before"
 
 
 def template_json(trace: Trace) -> dict[str, object]:
     """The blank sheet as JSON (`--template --json`): value name -> nulls in its shape (one
-    null for a value of more than SUMMARY_THRESHOLD elements: answer single elements).
-    `bpcalc check` reads it as it reads YAML (null is YAML's ~)."""
-    return {r.name: _nulls(r) for r in trace.steps[0]}
+    null for a value of more than SUMMARY_THRESHOLD elements: answer single elements), and a
+    "step N" section for each later step. `bpcalc check` reads it as it reads YAML (null is
+    YAML's ~)."""
+    out: dict[str, object] = {r.name: _nulls(r) for r in trace.steps[0]}
+    for st in trace.steps[1:]:
+        out[f"step {st.step}"] = {r.name: _nulls(r) for r in st}
+    return out
 
 
 def _nulls(r: Record) -> object:

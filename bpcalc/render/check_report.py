@@ -31,10 +31,16 @@ def render(
     out.prose(f"bpcalc check · {report.network}", style="bold")
     out.prose(f"network: {report.network_file}   answers: {report.sheet_file}", indent=2)
     out.prose(f"tolerance: {report.tolerance.describe()}", indent=2)
+    if report.precision is not None and report.entries:
+        out.prose(f"your sheet is written to {report.precision.describe()}", indent=2)
+    for line in report.conventions.describe():
+        out.prose(f"convention: {line}", indent=2)
+    if report.steps > 1:
+        out.prose(f"steps: {report.steps} (later steps start from your own new values)", indent=2)
     if report.round_each is not None:
         out.prose(
             f"expected values follow hand rounding: every value rounded to "
-            f"{report.round_each} decimals before it is used",
+            f"{report.round_each} decimals (half away from zero) before it is used",
             indent=2,
         )
     if not report.entries:
@@ -45,7 +51,7 @@ def render(
     for g in report.entries:
         note = _note(g, wrong.index(g) + 1 if g in wrong else 0)
         notes.append(note)
-        name = Text(g.answer.ref)
+        name = Text(g.answer.label)
         if note:
             name.append("\n" + note, style=STYLES[g.verdict])
         rows.append(
@@ -71,7 +77,7 @@ def render(
     out.line(Text(report.summary(), style="bold"))
     for i, g in enumerate(wrong, start=1):
         w = g.answer.where
-        head = f"({i}) {g.answer.ref}, line {w.line}"
+        head = f"({i}) {g.answer.label}, line {w.line}"
         if g.first_wrong:
             head += ": the first wrong value, start here"
         out.prose(head, style="bold red" if g.first_wrong else "bold")
@@ -80,6 +86,14 @@ def render(
             out.prose("Each of these slips gives your number:", indent=4)
         for m in msgs:
             out.prose(m, indent=4, hanging=2)
+    for g in (g for g in report.entries if g.also_fits):
+        out.prose(
+            f"{g.answer.label}: within rounding of both the right value and a slip, so "
+            "your numbers cannot tell which you did:",
+            style="yellow",
+        )
+        for d in g.also_fits:
+            out.prose(d.message, indent=4, hanging=2)
     carried = [g for g in report.entries if g.verdict == CARRIED]
     if carried:
         out.prose(
@@ -93,7 +107,7 @@ def _stacked(out: Out, report: Report, notes: list[str], p: Precision) -> None:
     """One block per answer: verdict and name, then the answer and the expected value."""
     inner = out.width - 4
     for g, note in zip(report.entries, notes, strict=True):
-        head = Text.assemble((g.symbol, STYLES[g.verdict]), " ", (g.answer.ref, "cyan"))
+        head = Text.assemble((g.symbol, STYLES[g.verdict]), " ", (g.answer.label, "cyan"))
         out.line(head)
         for part in note.split("\n") if note else []:
             out.prose(part, indent=2, style=STYLES[g.verdict])
@@ -173,6 +187,13 @@ def _note(g: Graded, number: int) -> str:
     return "\n".join(parts)
 
 
+def _diagnosis(d: Any) -> dict[str, Any]:
+    out = {"slip": d.slip, "message": d.message}
+    if d.contradicted_by:
+        out["contradicted_by"] = list(d.contradicted_by)
+    return out
+
+
 def _idx(ix: Any) -> str:
     return "[" + ",".join(str(int(i)) for i in ix) + "]"
 
@@ -191,6 +212,8 @@ def document(report: Report) -> dict[str, Any]:
         answers.append(
             {
                 "ref": a.ref,
+                "label": a.label,
+                "step": a.step,
                 "name": a.name,
                 "index": list(a.index) if a.index is not None else None,
                 "location": str(a.where),
@@ -205,11 +228,13 @@ def document(report: Report) -> dict[str, Any]:
                 "wrong_elements": [[int(i) for i in ix] for ix in np.argwhere(g.wrong & a.given)],
                 "rests_on": g.rests_on,
                 "transposed": a.transposed,
-                "diagnoses": [{"slip": d.slip, "message": d.message} for d in g.diagnoses],
+                "diagnoses": [_diagnosis(d) for d in g.diagnoses],
+                "also_fits": [_diagnosis(d) for d in g.also_fits],
+                "allowance": np.asarray(g.allowance, dtype=np.float64).tolist(),
                 "formula": g.formula,
             }
         )
-    first = next((g.answer.ref for g in report.entries if g.first_wrong), None)
+    first = next((g.answer.label for g in report.entries if g.first_wrong), None)
     return {
         "bpcalc": __version__,
         "network": report.network,
@@ -221,6 +246,14 @@ def document(report: Report) -> dict[str, Any]:
             "atol": report.tolerance.atol,
         },
         "round_each": report.round_each,
+        "steps": report.steps,
+        "conventions": report.conventions.declared(),
+        "precision": (
+            None
+            if report.precision is None
+            else {"decimals": report.precision.decimals, "sigfigs": report.precision.sigfigs}
+        ),
+        "notes": report.notes,
         "answers": answers,
         "summary": {
             "correct": report.count(CORRECT),

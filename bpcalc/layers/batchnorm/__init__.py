@@ -26,8 +26,10 @@ from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
 from bpcalc.network.types import BatchNormSpec
 from bpcalc.network.yaml_source import Src
+from bpcalc.substeps import KeyedRadius, Radius, term
 
 Array = np.ndarray
+_VAR = "σ² = (1/m) Σ (x − μ)² (biased)"
 
 
 @dataclass(frozen=True)
@@ -77,14 +79,27 @@ class BatchNorm(Layer):
 
     def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, BatchNormCache]:
         """z = γ · (x − μ)/√(σ² + ε) + β. x: (N, F) or (N, C, H, W) -> z: same shape."""
+        return self.forward_staged(x, params, None, None)
+
+    def forward_staged(
+        self, x: Array, params: dict[str, Array], scope: Any, stage: Any
+    ) -> tuple[Array, BatchNormCache]:
+        """forward, with μ, σ² and x̂ handed to `stage` as they are computed (None: not)."""
         axes = self._axes(x)
         count = int(np.prod([x.shape[a] for a in axes]))
         if self.training:
-            mean, var = x.mean(axis=axes), x.var(axis=axes)
+            mean = x.mean(axis=axes)
+            if stage is not None:
+                mean = stage(Recorded("mean", mean, self._mean_formula(count), False))
+            var = ((x - self._b(mean, x.ndim)) ** 2).mean(axis=axes) if stage else x.var(axis=axes)
+            if stage is not None:
+                var = stage(Recorded("var", var, _VAR, False))
         else:
             mean, var = params["running_mean"], params["running_var"]
         inv_std = 1.0 / np.sqrt(var + self.eps)
         xhat = (x - self._b(mean, x.ndim)) * self._b(inv_std, x.ndim)
+        if stage is not None:
+            xhat = stage(Recorded("xhat", xhat, self._xhat_formula(), True))
         z = self._b(params["gamma"], x.ndim) * xhat + self._b(params["beta"], x.ndim)
         cache = BatchNormCache(
             xhat,
@@ -135,10 +150,69 @@ class BatchNorm(Layer):
 
     def recorded(self, cache: BatchNormCache) -> list[Recorded]:
         return [
-            Recorded("mean", cache.mean, f"μ = (1/m) Σ x over the batch, m = {cache.count}", False),
-            Recorded("var", cache.var, "σ² = (1/m) Σ (x − μ)² (biased)", False),
-            Recorded("xhat", cache.xhat, f"x̂ = (x − μ) / √(σ² + ε), ε = {self.eps:g}", True),
+            Recorded("mean", cache.mean, self._mean_formula(cache.count), False),
+            Recorded("var", cache.var, _VAR, False),
+            Recorded("xhat", cache.xhat, self._xhat_formula(), True),
         ]
+
+    @staticmethod
+    def _mean_formula(count: int) -> str:
+        return f"μ = (1/m) Σ x over the batch, m = {count}"
+
+    def _xhat_formula(self) -> str:
+        return f"x̂ = (x − μ) / √(σ² + ε), ε = {self.eps:g}"
+
+    def substeps(
+        self, x: Array, params: dict[str, Array], dz: Array | None, radius: KeyedRadius
+    ) -> dict[str, Array]:
+        """σ² = (1/m) Σ (x − μ)²: each square (∂σ²/∂s = 1/m); x̂ = (x − μ)/r with r = √(σ² + ε)
+        rounded (∂x̂/∂r = −x̂/r); z = γ·x̂ + β: the product γ·x̂ when β ≠ 0; ∂L/∂γ = Σ ∂L/∂z·x̂:
+        each product; ∂L/∂x = P·Q with P = γ/(m·r), Q = m·g − Σg − x̂·Σ(g·x̂): r, P and the
+        product x̂·Σ(g·x̂); the running statistics (1 − k)·old + k·new: both products."""
+        nd = x.ndim
+        b = self._b
+        axes = self._axes(x)
+        z, cache = self.forward(x, params)
+        m = cache.count
+        r = np.sqrt(cache.var + self.eps)
+        xhat = cache.xhat
+        out: dict[str, Array] = {}
+        if self.training and m >= 2:
+            squares = (x - b(cache.mean, nd)) ** 2
+            out["var"] = radius("var", squares).sum(axis=axes) / m
+        out["xhat"] = term(
+            xhat / b(r, nd), np.broadcast_to(b(r, nd), x.shape), _keyed(radius, "xhat")
+        )
+        out["z"] = np.where(
+            b(params["beta"], nd) != 0,
+            radius("z", b(params["gamma"], nd) * xhat),
+            0.0,
+        )
+        k = self.momentum if self.training else 0.0
+        if 0 < k < 1:
+            unbiased = cache.var * m / (m - 1) if m >= 2 else cache.var
+            out["running_mean"] = radius("running_mean", (1 - k) * cache.running_mean) + radius(
+                "running_mean", k * cache.mean
+            )
+            out["running_var"] = (
+                radius("running_var", (1 - k) * cache.running_var)
+                + radius("running_var", k * unbiased)
+                + k * radius("running_var", unbiased)
+            )
+        if dz is None:
+            return out
+        dx, grads = self.backward(dz, cache, params)
+        if m >= 2:
+            out["gamma"] = radius("gamma", dz * xhat).sum(axis=axes)
+        p = b(params["gamma"] / (m * r), nd)
+        q = np.where(p != 0, dx / np.where(p != 0, p, 1.0), 0.0)
+        rin = _keyed(radius, "input")
+        out["input"] = (
+            term(q, np.broadcast_to(p, x.shape), rin)
+            + term(p, xhat * b(grads["gamma"], nd), rin)
+            + term(dx / b(r, nd), np.broadcast_to(b(r, nd), x.shape), rin)
+        )
+        return out
 
     # -- what the user sees -----------------------------------------------------------------
     def forward_formula(self) -> str:
@@ -227,3 +301,7 @@ def parse(
         activation=F.activation(lsrc),
         freeze=F.freeze(lsrc, ("gamma", "beta")),
     )
+
+
+def _keyed(radius: KeyedRadius, key: str) -> Radius:
+    return lambda s: radius(key, s)

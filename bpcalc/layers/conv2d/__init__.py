@@ -21,12 +21,13 @@ from typing import Any
 import numpy as np
 
 from bpcalc import activations
-from bpcalc.layers import Layer, LayerSlip
+from bpcalc.layers import Delegate, Layer, LayerSlip
 from bpcalc.network import initializers as _init
 from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
 from bpcalc.network.types import Conv2dSpec
 from bpcalc.network.yaml_source import Src
+from bpcalc.substeps import KeyedRadius, sum_of_products
 
 Array = np.ndarray
 
@@ -165,6 +166,50 @@ class Conv2d(Layer):
         return tuple(self.spec.params[param].shape)
 
     # -- the checker ----------------------------------------------------------------------
+    def substeps(
+        self, x: Array, params: dict[str, Array], dz: Array | None, radius: KeyedRadius
+    ) -> dict[str, Array]:
+        """Every product of z = Σ K·x + b (over the taps of a window), of ∂L/∂K = Σ ∂L/∂z·x
+        (over the positions and samples) and of ∂L/∂x (over the taps that saw the input)."""
+        k = self._effective(params["kernel"])
+        o, c, kh, kw = k.shape
+        n, _, h, w = x.shape
+        ho, wo = self._out_size(h, w, kh, kw)
+        cols = self.im2col(x, kh, kw)  # (N, CKK, HW)
+        kf = k.reshape(o, -1)
+        bias = np.broadcast_to(params["bias"] != 0 if "bias" in params else False, (o,))[
+            None, :, None
+        ]
+        z = sum_of_products(
+            kf[None, :, :, None] * cols[:, None], (2,), lambda s: radius("z", s), bias
+        )
+        out = {"z": z.reshape(n, o, ho, wo)}
+        if dz is not None:
+            d3 = dz.reshape(n, o, 1, -1)
+            dk = sum_of_products(
+                d3 * cols[:, None], (0, 3), lambda s: radius("kernel", s), 0
+            ).reshape(o, c, kh, kw)
+            out["kernel"] = np.ascontiguousarray(dk[:, :, ::-1, ::-1]) if self.flip else dk
+            products = kf[None, :, :, None] * d3  # (N, O, CKK, HW)
+            rounded = radius("input", products).sum(axis=1)
+            terms = (products != 0).sum(axis=1).astype(np.float64)
+            each = self._scatter(rounded, x.shape, ho, wo, kh, kw)
+            many = self._scatter(terms, x.shape, ho, wo, kh, kw)
+            out["input"] = np.where(many >= 2, each, 0.0)
+        return out
+
+    def _scatter(
+        self, dcols: Array, x_shape: tuple[int, ...], ho: int, wo: int, kh: int, kw: int
+    ) -> Array:
+        """(N, C·kh·kw, Ho·Wo) onto the input positions each tap saw, summed: (N, C, H, W)."""
+        n, c, h, w = x_shape
+        ph, pw = self.padding
+        d6 = dcols.reshape(n, c, kh, kw, ho, wo)
+        dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=np.float64)
+        for i, j, rows, cs in self._taps(kh, kw, ho, wo):
+            dxp[:, :, rows, cs] += d6[:, :, i, j]
+        return dxp[:, :, ph : ph + h, pw : pw + w]
+
     def slips(self) -> list[LayerSlip]:
         name = self.spec.name
         return [
@@ -178,8 +223,62 @@ class Conv2d(Layer):
                 else f"In layer {name} you slid the kernel without flipping it "
                 "(cross-correlation), but this network uses textbook convolution: "
                 "rotate the kernel 180° first.",
-            )
+            ),
+            LayerSlip(
+                "conv_flip_backward",
+                self.spec,
+                f"In layer {name} you turned the kernel the wrong way for ∂L/∂x: each input "
+                "x[r,c] gets ∂L/∂z[h,w]·K[i,j] from every window (h, w) that covered it with "
+                "the tap (i, j) the forward pass used"
+                + (
+                    ", so written as a sliding sum it is ∂L/∂z, zero-padded, slid over the "
+                    "kernel rotated 180°."
+                    if not self.flip
+                    else ", which for a flipped (convolution) forward pass means sliding the "
+                    "padded ∂L/∂z over the kernel as written."
+                ),
+                unit=_FlippedForInput(self),
+            ),
+            LayerSlip(
+                "conv_flip_kernel_grad",
+                self.spec,
+                f"Your ∂L/∂K of layer {name} is rotated 180°: ∂L/∂K[i,j] = Σ ∂L/∂z[h,w]·x[h·s+i, "
+                "w·s+j] is the input under the tap (i, j) of the kernel as written"
+                + (", flipped back after a convolution." if self.flip else "."),
+                unit=_FlippedKernelGrad(self),
+            ),
         ]
+
+
+class _FlippedForInput(Delegate):
+    """Slip: ∂L/∂x through the kernel rotated 180° from the one the forward pass used."""
+
+    def __init__(self, inner: Conv2d) -> None:
+        super().__init__(inner)
+        self.other = Conv2d(inner.stride, inner.padding, not inner.flip, inner.spec)
+
+    def backward(
+        self, dz: Array, cache: Any, params: dict[str, Array]
+    ) -> tuple[Array, dict[str, Array]]:
+        dx, _ = self.other.backward(dz, cache, params)
+        return dx, self.inner.param_grads(dz, cache, params)
+
+
+class _FlippedKernelGrad(Delegate):
+    """Slip: ∂L/∂K rotated 180°."""
+
+    def param_grads(self, dz: Array, cache: Any, params: dict[str, Array]) -> dict[str, Array]:
+        return self._turned(self.inner.param_grads(dz, cache, params))
+
+    def backward(
+        self, dz: Array, cache: Any, params: dict[str, Array]
+    ) -> tuple[Array, dict[str, Array]]:
+        dx, grads = self.inner.backward(dz, cache, params)
+        return dx, self._turned(grads)
+
+    @staticmethod
+    def _turned(grads: dict[str, Array]) -> dict[str, Array]:
+        return {**grads, "kernel": np.ascontiguousarray(grads["kernel"][:, :, ::-1, ::-1])}
 
 
 def pair(p: tuple[int, int]) -> str:

@@ -21,6 +21,7 @@ from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
 from bpcalc.network.types import DenseSpec
 from bpcalc.network.yaml_source import Src
+from bpcalc.substeps import KeyedRadius, sum_of_products
 
 Array = np.ndarray
 
@@ -117,6 +118,28 @@ class Dense(Layer):
         return self.spec.weights_shown if param == "weights" else self.spec.bias_shown
 
     # -- the checker ----------------------------------------------------------------------
+    def substeps(
+        self, x: Array, params: dict[str, Array], dz: Array | None, radius: KeyedRadius
+    ) -> dict[str, Array]:
+        """Every product of z = Σ W·x + b, of ∂L/∂x = Σ W·∂L/∂z and of ∂L/∂W = Σ_n ∂L/∂z·x."""
+        w = params["weights"]
+        w_oi = w if self.layout == "out_in" else w.T  # (out, in)
+        bias = np.broadcast_to(params["bias"] != 0 if "bias" in params else False, (w_oi.shape[0],))
+        out = {
+            "z": sum_of_products(
+                w_oi[None] * x[:, None, :], (2,), lambda s: radius("z", s), bias[None, :]
+            )
+        }
+        if dz is not None:
+            out["input"] = sum_of_products(
+                w_oi[None] * dz[:, :, None], (1,), lambda s: radius("input", s), 0
+            )
+            dw = sum_of_products(
+                dz[:, :, None] * x[:, None, :], (0,), lambda s: radius("weights", s), 0
+            )
+            out["weights"] = dw if self.layout == "out_in" else dw.T
+        return out
+
     def slips(self) -> list[LayerSlip]:
         w = self.spec.weights
         if w.shape[0] != w.shape[1] or w.shape[0] == 1 or np.allclose(w, w.T):

@@ -26,6 +26,7 @@ from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
 from bpcalc.network.types import LayerNormSpec
 from bpcalc.network.yaml_source import Src
+from bpcalc.substeps import KeyedRadius
 
 Array = np.ndarray
 
@@ -62,11 +63,27 @@ class LayerNorm(Layer):
 
     def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, LayerNormCache]:
         """z = γ ⊙ (x − μ)/√(σ² + ε) + β, μ and σ² of each sample over the last axes."""
+        return self.forward_staged(x, params, None, None)
+
+    def forward_staged(
+        self, x: Array, params: dict[str, Array], scope: Any, stage: Any
+    ) -> tuple[Array, LayerNormCache]:
+        """forward, with μ, σ² and x̂ handed to `stage` as they are computed (None: not)."""
         over = self._over(x)
+        ddof = 1 if self.unbiased else 0
         mean = x.mean(axis=over, keepdims=True)
-        var = x.var(axis=over, keepdims=True, ddof=1 if self.unbiased else 0)
+        if stage is None:
+            var = x.var(axis=over, keepdims=True, ddof=ddof)
+        else:
+            recorded = self.recorded(LayerNormCache(x, mean, mean, mean))
+            mean = stage(recorded[0])
+            d = self.width()
+            var = ((x - mean) ** 2).sum(axis=over, keepdims=True) / (d - ddof)
+            var = stage(dataclasses.replace(self.recorded(LayerNormCache(x, mean, var, var))[1]))
         inv_std = 1.0 / np.sqrt(var + self.eps)
         xhat = (x - mean) * inv_std
+        if stage is not None:
+            xhat = stage(self.recorded(LayerNormCache(xhat, mean, var, inv_std))[2])
         z = params["gamma"] * xhat + params["beta"]
         return z, LayerNormCache(xhat, mean, var, inv_std)
 
@@ -115,6 +132,57 @@ class LayerNorm(Layer):
         image shown without its one channel keeps it hidden here too)."""
         rows = tuple(self.spec.in_shape[: len(self.spec.in_shape) - self.axes])
         return rows[1:] if self.spec.squeezed_in and rows else rows
+
+    def substeps(
+        self, x: Array, params: dict[str, Array], dz: Array | None, radius: KeyedRadius
+    ) -> dict[str, Array]:
+        """σ² = (1/D) Σ (x − μ)²: each square (∂σ²/∂s = 1/D); x̂ = (x − μ)/r with r = √(σ² + ε)
+        rounded (∂x̂/∂r = −x̂/r); z = γ ⊙ x̂ + β: the product γ·x̂ when β ≠ 0; ∂L/∂γ: each
+        product ∂L/∂z·x̂ of the sum; ∂L/∂x = (ĝ − Σĝ/D − x̂·S/D)/r with ĝ = γ ⊙ ∂L/∂z and
+        S = Σ ĝ·x̂: each ĝ_j (∂(∂L/∂x_i)/∂ĝ_j = (δ_ij − 1/D − x̂_i·x̂_j/D)/r), each product ĝ·x̂ of
+        S, the product x̂·S and r (∂ = −∂L/∂x/r)."""
+        over = self._over(x)
+        d = self.width()
+        z, cache = self.forward(x, params)
+        r = np.sqrt(cache.var + self.eps)
+        xhat = cache.xhat
+        out: dict[str, Array] = {}
+        if d >= 2:
+            squares = (x - cache.mean) ** 2
+            denom = d - 1 if self.unbiased else d
+            out["var"] = radius("var", squares).sum(axis=over) / denom
+        out["xhat"] = np.abs(xhat / r) * radius("xhat", np.broadcast_to(r, x.shape))
+        gx = np.broadcast_to(params["gamma"], x.shape) * xhat
+        out["z"] = np.where(np.broadcast_to(params["beta"], x.shape) != 0, radius("z", gx), 0.0)
+        if dz is None:
+            return out
+        lead = tuple(range(dz.ndim - self.axes))
+        products = dz * xhat
+        n_terms = int(np.prod([dz.shape[a] for a in lead]))
+        if n_terms >= 2:
+            out["gamma"] = radius("gamma", products).sum(axis=lead)
+        ghat = params["gamma"] * dz
+        rin = radius
+        r_g = rin("input", ghat)  # each ĝ_j
+        gx_prod = ghat * xhat
+        r_p = rin("input", gx_prod)
+        big_s = gx_prod.sum(axis=over, keepdims=True)
+        dx, _ = self.backward(dz, cache, params)
+        # Σ_j |δ_ij − 1/D − x̂_i x̂_j/D|·r(ĝ_j) ≤ r(ĝ_i) + (Σ_j r(ĝ_j) + |x̂_i|·Σ_j |x̂_j| r(ĝ_j))/D
+        through_g = (
+            r_g
+            + (
+                r_g.sum(axis=over, keepdims=True)
+                + np.abs(xhat) * (np.abs(xhat) * r_g).sum(axis=over, keepdims=True)
+            )
+            / d
+        )
+        through_s = np.abs(xhat) / d * r_p.sum(axis=over, keepdims=True)
+        xs = rin("input", xhat * big_s) / d
+        out["input"] = (through_g + through_s + xs) / r + np.abs(dx / r) * rin(
+            "input", np.broadcast_to(r, x.shape)
+        )
+        return out
 
     # -- what the user sees -----------------------------------------------------------------
     def forward_formula(self) -> str:
