@@ -110,7 +110,9 @@ def _fixed(v: float, decimals: int) -> str:
     half-even on the binary value gives 15.12); only a tie takes the slow exact path."""
     r = repr(v)
     frac = r.partition(".")[2]
-    if "e" in r or (len(frac) == decimals + 1 and frac.endswith("5")):
+    if "e" not in r and len(frac) <= decimals:  # already that short: its own digits, exactly
+        s = r
+    elif "e" in r or (len(frac) == decimals + 1 and frac.endswith("5")):
         q = _CONTEXT.quantize(decimal.Decimal(r), decimal.Decimal(1).scaleb(-decimals))
         s = f"{q:f}"
     else:
