@@ -25,7 +25,7 @@ import numpy as np
 
 from bpcalc.errors import Location
 from bpcalc.network import values as V
-from bpcalc.network.yaml_source import Src, load_yaml_text, read_source
+from bpcalc.network.yaml_source import Src, load_yaml_text
 from bpcalc.trace import StepTrace, element_name, parse_ref
 
 # Labels for grading a class (bpcalc/check/klass.py), not values: who wrote the sheet and
@@ -89,12 +89,6 @@ def decimals_of(raw: str, value: float) -> int:
         return len(text.split(".", 1)[1]) if "." in text and "e" not in text else 0
     frac = (m.group("frac") or "").replace("_", "")
     return len(frac) - int(m.group("exp") or 0)
-
-
-def load_sheet(path: str, step: StepTrace | list[StepTrace]) -> Sheet:
-    """Read an answer sheet and check every key and shape against the values of the step(s)."""
-    name, text = read_source(path)
-    return parse_sheet(text, name, step)
 
 
 def steps_asked(text: str, file: str) -> int:

@@ -64,11 +64,6 @@ def write(doc: Any, out: TextIO | None = None) -> None:
     out.write("\n")
 
 
-def dump(doc: Any, fp: TextIO) -> None:
-    """write(doc, fp): the document and a newline, encoded as it is written."""
-    write(doc, fp)
-
-
 def dumps(doc: Any) -> str:
     """The text write() writes, without its final newline."""
     buf = io.StringIO()
