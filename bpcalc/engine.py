@@ -19,14 +19,7 @@ from bpcalc import layers as layers_mod
 from bpcalc import optim as optim_mod
 from bpcalc import regularization as reg_mod
 from bpcalc.errors import Location, NumericError
-from bpcalc.network.types import (
-    BatchNormSpec,
-    Conv2dSpec,
-    DenseSpec,
-    LayerSpec,
-    NetworkSpec,
-    RegSpec,
-)
+from bpcalc.network.types import LayerSpec, NetworkSpec, RegSpec
 from bpcalc.trace import Record, StepTrace, Trace, element_name
 
 Array = np.ndarray
@@ -53,12 +46,14 @@ class Layer:
     # copied from the spec and the unit once, since a training step reads them every time
     name: str = field(init=False, repr=False, compare=False)
     parametric: bool = field(init=False, repr=False, compare=False)
+    has_z: bool = field(init=False, repr=False, compare=False)  # a recorded z before f
     param_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     text: LayerText = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", self.spec.name)
         object.__setattr__(self, "parametric", self.op.parametric)
+        object.__setattr__(self, "has_z", self.op.parametric and self.op.pre_activation)
         object.__setattr__(self, "param_names", self.op.param_names)
         object.__setattr__(self, "text", LayerText.of(self))
 
@@ -95,10 +90,10 @@ class LayerText:
         name, op, act = layer.name, layer.op, layer.act
         z_formula = op.forward_formula()
         if act is not None:
-            a_formula = act.formula() if op.parametric else z_formula
+            a_formula = act.formula() if layer.has_z else z_formula
             grad_z = act.grad_formula()
         else:
-            a_formula = notation.NO_ACTIVATION if op.parametric else z_formula
+            a_formula = notation.NO_ACTIVATION if layer.has_z else z_formula
             grad_z = notation.NO_ACTIVATION_GRAD
         return cls(
             f"{name}.z",
@@ -151,9 +146,9 @@ class Substitution:
 
 def initial_params(spec: NetworkSpec, dtype: Any = np.float64) -> Params:
     return {
-        layer.name: {k: np.array(v, dtype=dtype) for k, v in layer.params.items()}  # type: ignore[attr-defined]
+        layer.name: {k: np.array(v, dtype=dtype) for k, v in layer.params.items()}
         for layer in spec.layers
-        if isinstance(layer, (DenseSpec, Conv2dSpec, BatchNormSpec))
+        if layer.params
     }
 
 
@@ -325,15 +320,17 @@ def forward(
         z, cache = layer.op.forward(x, p)
         if recording:
             for r in layer.op.recorded(cache):
-                shown = t.shown if r.per_sample else (layer.spec.in_shape[0],)  # or per feature
+                if r.shape is not None:
+                    shown = r.shape
+                else:
+                    shown = t.shown if r.per_sample else (layer.spec.in_shape[0],)  # or per feature
                 emit(f"{name}.{r.suffix}", r.value, "forward", name, r.formula, shown, r.per_sample)
-        if recording and layer.parametric:
+        if recording and layer.has_z:
             z = emit(t.z, z, "forward", name, t.z_formula, t.shown)
         if layer.act is None:
             a = z
         elif i == last and log_softmax_out and layer.act.kind == "softmax":
-            p_out, log_out = activations.softmax_and_log(z.reshape(z.shape[0], -1))
-            a = p_out.reshape(z.shape)
+            a, log_out = layer.act.with_log(z)
         else:
             a = layer.act.forward(z)
         if recording:
@@ -354,10 +351,10 @@ def loss_value(
 ) -> tuple[float, Array]:
     """(L, ℓ per sample). Uses the logits for a stable log when the output is softmax/sigmoid
     (or the log-softmax the forward pass already has)."""
+    loss = losses.of(spec.loss)
     if log_out is not None:
-        per = losses.cross_entropy_from_log(log_out, y.reshape(y.shape[0], -1))
+        per = loss.from_log(log_out, y)
     else:
-        loss = losses.get(spec.loss.kind)
         use_z = z_out if loss.fused_with == spec.output_activation else None
         per = loss.per_sample(out, y, use_z, warn, _output_element(spec) if warn else "a")
     return losses.reduce(spec.loss.reduction, per), per
@@ -400,7 +397,7 @@ def backward(
     correct maths)."""
     n = y.shape[0]
     scale = losses.batch_scale(spec.loss.reduction, n) * loss_factor
-    loss = losses.get(spec.loss.kind)
+    loss = losses.of(spec.loss)
     fused = loss.fused_with == spec.output_activation
     recording = emit is not silent
     last = len(layers) - 1
@@ -437,11 +434,24 @@ def backward(
             formula = loss.fused_formula
         else:
             dz = layer.act.backward(da, z, a)
-        if recording and layer.parametric:
+        if recording and layer.has_z:
             dz = emit(t.grad_z, dz, "backward", name, formula, t.shown)
         p = params.get(name, _NONE)
         if i == stop and not input_grad:  # nobody reads this ∂L/∂x
             dx, pgrads = None, layer.op.param_grads(dz, cache, p)
+        elif recording:  # with the values the unit computes on the way (an RNN's ∂L/∂h)
+            dx, pgrads, on_the_way = layer.op.backward_recorded(dz, cache, p)
+            for r in on_the_way:
+                shown = r.shape if r.shape is not None else t.shown
+                emit(
+                    f"grad.{name}.{r.suffix}",
+                    r.value,
+                    "backward",
+                    name,
+                    r.formula,
+                    shown,
+                    r.per_sample,
+                )
         else:
             dx, pgrads = layer.op.backward(dz, cache, p)
         if recording or spec.regularization:

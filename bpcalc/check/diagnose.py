@@ -202,6 +202,21 @@ def _loss_slips(spec: NetworkSpec, n: int) -> list[Slip]:
                     "this network's loss is the sum over the batch.",
                 )
             )
+    t = spec.output_shape[0] if spec.loss.positions else 1
+    if t > 1:
+        other = "sum" if spec.loss.positions == "mean" else "mean"
+        out.append(
+            Slip(
+                f"positions_{other}",
+                _with_loss(spec, positions=other),
+                None,
+                f"You summed the losses of the {t} positions where this loss averages them: "
+                f"divide by T = {t} (and so does every gradient)."
+                if other == "sum"
+                else f"You averaged the losses of the {t} positions (divided by {t}), but this "
+                "loss is their sum over the positions.",
+            )
+        )
     if loss.log_based:
         for base, label in ((10.0, "log10"), (2.0, "log2")):
             out.append(
@@ -229,8 +244,9 @@ def _other_class(spec: NetworkSpec) -> Slip | None:
             None,
             "You used the target of the other class (y and 1 − y swapped).",
         )
-    k = int(np.prod(spec.output_shape))
-    flat = y.reshape(y.shape[0], -1)
+    # one target per row: per sample, or per position of a sequence
+    k = spec.output_shape[-1] if spec.loss.positions else int(np.prod(spec.output_shape))
+    flat = y.reshape(-1, k)
     if k == 2:
         swapped = flat[:, ::-1].reshape(y.shape)
         return Slip(
@@ -256,10 +272,10 @@ def _other_class(spec: NetworkSpec) -> Slip | None:
 
 def _target_words(spec: NetworkSpec) -> str:
     if spec.target_classes is not None:
-        cls = ", ".join(str(int(c)) for c in spec.target_classes)
+        cls = ", ".join(str(int(c)) for c in spec.target_classes.reshape(-1))
+        k = spec.output_shape[-1] if spec.loss.positions else int(np.prod(spec.output_shape))
         onehot = "; ".join(
-            "[" + ", ".join(f"{v:g}" for v in row) + "]"
-            for row in spec.targets.reshape(spec.targets.shape[0], -1)
+            "[" + ", ".join(f"{v:g}" for v in row) + "]" for row in spec.targets.reshape(-1, k)
         )
         return f"the target is class {cls}, counting from 0, i.e. one-hot {onehot}"
     return "the 1 of the one-hot target marks the correct class"
@@ -277,6 +293,9 @@ def _layer_slips(spec: NetworkSpec) -> list[Slip]:
     for i, layer in enumerate(spec.layers):
         name = layer.name
         for slip in layers.build(layer).slips():
+            if slip.op is not None:  # a unit that makes the slip, in place of the layer's
+                out.append(Slip(slip.key, spec, Substitution(ops={name: slip.op}), slip.message))
+                continue
             out.append(Slip(slip.key, _replace_layer_spec(spec, i, slip.layer), None, slip.message))
         act = layer.activation
         if act is not None:

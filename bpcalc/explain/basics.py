@@ -46,8 +46,11 @@ def given(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
         note = ""
         classes = ctx.spec.target_classes
         if classes is not None:
-            n, _ = split(item.record.per_sample, index, len(shape))
-            note = f"one-hot of class {int(classes[ctx.dataset_index(n)])}"
+            n, at = split(item.record.per_sample, index, len(shape))
+            c = classes[ctx.dataset_index(n)]
+            if classes.ndim == 2:  # a class per position of a sequence
+                c = c[at[0]]
+            note = f"one-hot of class {int(c)}"
     _, idx = split(item.record.per_sample, index, len(shape))
     sym = t.s(idx)
     return make(ctx, name, index, sym, "", note, sym)

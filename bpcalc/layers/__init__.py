@@ -30,12 +30,16 @@ class Recorded:
     """A value a layer computes besides z and a (batchnorm's μ, σ², x̂; dropout's mask).
 
     per_sample: one per sample of the batch (shaped like the layer's output), else one per
-    feature or channel."""
+    feature or channel. shape: the shown shape of one sample's value (per_sample) or of the
+    whole value, when it is not that default (an RNN's hidden states h, T x hidden, beside an
+    output of its last step only; its h0).
+    """
 
     suffix: str
     value: Array
     formula: str
     per_sample: bool
+    shape: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -54,18 +58,25 @@ class LayerSlip:
     key: str
     layer: Any  # the LayerSpec that makes the slip
     message: str
+    op: Any = None  # or: the unit that makes it, in place of the layer's (a backward pass
+    # that leaves a term out, which no setting of the layer expresses)
 
 
 class Layer:
     """The base of every layer unit. Defaults describe a layer with no parameters, no
     state and nothing recorded besides its output.
 
-    parametric: the layer has trained parameters and a pre-activation z (dense, conv2d,
-    batchnorm): its z and ∂L/∂z are recorded and an activation may follow inside it.
+    parametric: the layer has trained parameters (dense, conv2d, batchnorm, embedding, rnn,
+    attention): the optimizer updates them.
+    pre_activation: a parametric layer's output is a pre-activation z (dense, conv2d,
+    batchnorm): its z and ∂L/∂z are recorded and an activation may follow inside it. False
+    for layers whose output is already their a, with values of their own (embedding, rnn,
+    attention).
     """
 
     types: ClassVar[tuple[str, ...]] = ()
     parametric: ClassVar[bool] = False
+    pre_activation: ClassVar[bool] = True
     param_names: tuple[str, ...] = ()
     spec: Any = None  # the LayerSpec it was built from (None when built directly, in tests)
 
@@ -81,6 +92,19 @@ class Layer:
     def param_grads(self, dz: Array, cache: Any, params: Params) -> dict[str, Array]:
         """The parameter gradients alone (a unit can skip ∂L/∂x's product)."""
         return self.backward(dz, cache, params)[1]
+
+    def backward_recorded(
+        self, dz: Array, cache: Any, params: Params
+    ) -> tuple[Array | None, dict[str, Array], list[Recorded]]:
+        """backward, with the values it computes on the way that a step records as
+        grad.<layer>.<suffix> (an RNN's ∂L/∂h of every time step). The same maths as backward."""
+        dx, grads = self.backward(dz, cache, params)
+        return dx, grads, []
+
+    @classmethod
+    def check_input(cls, spec: Any, x: Array, src: Any) -> None:
+        """The network's input, when this layer reads it first: raise a SpecError at src (the
+        input: node) if its values do not fit (an embedding's token ids)."""
 
     def recorded(self, cache: Any) -> list[Recorded]:
         """Values the engine records besides z and a."""
@@ -165,6 +189,12 @@ register("bpcalc.layers.flatten", "Flatten", "flatten")
 register("bpcalc.layers.dropout", "Dropout", "dropout")
 register("bpcalc.layers.batchnorm", "BatchNorm", "batchnorm")
 register("bpcalc.layers.activation", "ActivationLayer", *activations.kinds())
+register("bpcalc.layers.embedding", "Embedding", "embedding")
+
+
+def check_input(spec: Any, x: Array, src: Any) -> None:
+    """The first layer's check of the network's input values (see Layer.check_input)."""
+    unit_class(spec.type).check_input(spec, x, src)
 
 
 class Delegate(Layer):
@@ -180,6 +210,10 @@ class Delegate(Layer):
     def parametric(self) -> bool:  # type: ignore[override]
         return self.inner.parametric
 
+    @property
+    def pre_activation(self) -> bool:  # type: ignore[override]
+        return self.inner.pre_activation
+
     def forward(self, x: Array, params: Params) -> tuple[Array, Any]:
         return self.inner.forward(x, params)
 
@@ -188,6 +222,14 @@ class Delegate(Layer):
 
     def param_grads(self, dz: Array, cache: Any, params: Params) -> dict[str, Array]:
         return self.inner.param_grads(dz, cache, params)
+
+    def backward_recorded(
+        self, dz: Array, cache: Any, params: Params
+    ) -> tuple[Array | None, dict[str, Array], list[Recorded]]:
+        """The inner unit's values on the way, with this unit's ∂L/∂x and gradients."""
+        recorded = self.inner.backward_recorded(dz, cache, params)[2]
+        dx, grads = self.backward(dz, cache, params)
+        return dx, grads, recorded
 
     def recorded(self, cache: Any) -> list[Recorded]:
         return self.inner.recorded(cache)

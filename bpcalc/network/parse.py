@@ -38,6 +38,7 @@ TOP_KEYS = (
     "seed",
     "regularization",
     "train",
+    "sequence",
 )
 
 
@@ -64,8 +65,12 @@ def parse_network(doc: SourceDoc, *, data_dtype: Any = np.float64) -> NetworkSpe
         )
 
     first_type = _peek_type(layers_src.child(0))
-    inputs, input_shape, squeezed = samples.shape_input(inputs, first_type, in_src, batched)
+    sequence = V.boolean(root.child("sequence"), "sequence") if "sequence" in data else False
+    inputs, input_shape, squeezed = samples.shape_input(
+        inputs, first_type, in_src, batched, sequence
+    )
     layers = _parse_layers(layers_src, input_shape, squeezed)
+    layer_units.check_input(layers[0], inputs, in_src)
 
     loss = sections.parse_loss(root.child("loss"), layers[-1])
     optimizer = sections.parse_optimizer(root)
