@@ -584,6 +584,7 @@ def step_once(
         per_sample=False,
     )
     grads = backward(spec, layers, params, fwd, y, rec, rec.warn, loss_factor=factor)
+    clipped = _clip(spec, layers, grads, rec)
 
     t = state.t + 1
     new_params: Params = {}
@@ -605,7 +606,9 @@ def step_once(
             else:
                 prev = state.opt_state.get(name, {}).get(pname) or optimizer.init_state(theta)
                 new, slot_state = optimizer.update(theta, g, prev, t)
-                formula = optimizer.formula
+                formula = (
+                    optim_mod.with_clipped(optimizer.formula) if clipped else optimizer.formula
+                )
                 for slot, value in slot_state.items():
                     slot_state[slot] = rec(
                         f"state.{name}.{pname}.{slot}",
@@ -643,6 +646,44 @@ def step_once(
         per_sample=False,
     )
     return RunState(new_params, new_opt, t)
+
+
+def _trained(layers: list[Layer]) -> list[tuple[str, str]]:
+    """(layer, parameter) of every parameter the optimizer updates (frozen ones left out)."""
+    return [
+        (layer.name, p)
+        for layer in layers
+        if layer.parametric
+        for p in layer.param_names
+        if p not in layer.spec.freeze
+    ]
+
+
+def _clip(spec: NetworkSpec, layers: list[Layer], grads: Params, rec: Recorder) -> bool:
+    """Gradient clipping by norm (the optimizer's clip_norm): records ‖g‖ and, when it fires,
+    replaces each trained parameter's gradient in `grads` by its clipped one, recorded as
+    clipped.<layer>.<param>. Returns whether it fired."""
+    max_norm = spec.optimizer.clip_norm
+    if max_norm is None:
+        return False
+    trained = _trained(layers)
+    norm, c = optim_mod.clip_scale([grads[name][p] for name, p in trained], max_norm)
+    rec("grad_norm", np.asarray(norm), "update", None, optim_mod.GRAD_NORM_FORMULA, (), False)
+    if c >= 1.0:
+        return False
+    shown = {layer.name: layer for layer in layers}
+    formula = optim_mod.clipped_formula(max_norm, norm, c)
+    for name, p in trained:
+        grads[name][p] = rec(
+            f"clipped.{name}.{p}",
+            grads[name][p] * c,
+            "update",
+            name,
+            formula,
+            shown[name].param_shown(p),
+            per_sample=False,
+        )
+    return True
 
 
 def _record_penalty(spec: NetworkSpec, rec: Recorder, loss: float, params: Params) -> float:

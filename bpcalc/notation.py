@@ -3,7 +3,7 @@ tables, the JSON, the explanations and the write-ups cannot disagree."""
 
 from __future__ import annotations
 
-from bpcalc import activations, batching, layers, losses
+from bpcalc import activations, batching, layers, losses, optim
 from bpcalc import regularization as reg_mod
 from bpcalc.network.types import (
     NetworkSpec,
@@ -50,7 +50,25 @@ def loss_after_formula(spec: NetworkSpec) -> str:
     return total_loss_formula(spec) + " with the updated parameters"
 
 
-PARAM_SYMBOL = {"weights": "W", "kernel": "K", "bias": "b", "gamma": "γ", "beta": "β"}
+PARAM_SYMBOL = {
+    "weights": "W",
+    "kernel": "K",
+    "bias": "b",
+    "gamma": "γ",
+    "beta": "β",
+    "weights_ih": "W_ih",
+    "weights_hh": "W_hh",
+    "bias_ih": "b_ih",
+    "bias_hh": "b_hh",
+    "weights_q": "W_q",
+    "weights_k": "W_k",
+    "weights_v": "W_v",
+    "weights_o": "W_o",
+    "bias_q": "b_q",
+    "bias_k": "b_k",
+    "bias_v": "b_v",
+    "bias_o": "b_o",
+}
 
 
 def loss_description(spec: NetworkSpec) -> str:
@@ -112,6 +130,8 @@ def conventions(
     if spec.regularization:
         out["regularization"] = reg_mod.describe(spec.regularization)
     out["update"] = rule
+    if spec.optimizer.clip_norm is not None:
+        out["clip"] = optim.clip_convention(spec.optimizer.clip_norm)
     out["dtype"] = f"{dtype} arithmetic"
     if round_each is not None:
         out["rounding"] = (

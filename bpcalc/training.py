@@ -104,6 +104,7 @@ class Trainer:
         # statistics carry from step to step (batchnorm)
         self._modal = any(layer.op.modal for layer in self.layers)
         self._shared_log = engine.shares_log_softmax(spec)
+        self._clip = spec.optimizer.clip_norm
         # the parameters the optimizer updates: (layer, parameter), frozen ones left out
         self._trained = [
             (layer.name, p)
@@ -123,6 +124,8 @@ class Trainer:
         fwd = engine.forward(layers, params, xb, log_softmax_out=self._shared_log)
         loss, _ = engine.loss_value(spec, fwd.out, fwd.z_out, yb, log_out=fwd.log_out)
         grads = engine.backward(spec, layers, params, fwd, yb, input_grad=False)
+        if self._clip is not None:  # gradient clipping by norm, before the update
+            optim_mod.clip_in_place([grads[n][p] for n, p in self._trained], self._clip)
         if self._modal:
             engine.carry_buffers(layers, fwd, params)
         self.t += 1

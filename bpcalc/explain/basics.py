@@ -17,6 +17,18 @@ PARAM_LETTER = {
     "beta": "β",
     "running_mean": "M",
     "running_var": "V",
+    "weights_ih": "u",  # an RNN's W_ih (U in Goodfellow et al.), W_hh, and its two biases
+    "weights_hh": "w",
+    "bias_ih": "bi",
+    "bias_hh": "bh",
+    "weights_q": "wq",  # attention's projections and their biases
+    "weights_k": "wk",
+    "weights_v": "wv",
+    "weights_o": "wo",
+    "bias_q": "bq",
+    "bias_k": "bk",
+    "bias_v": "bv",
+    "bias_o": "bo",
 }
 
 

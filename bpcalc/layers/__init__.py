@@ -190,6 +190,7 @@ register("bpcalc.layers.dropout", "Dropout", "dropout")
 register("bpcalc.layers.batchnorm", "BatchNorm", "batchnorm")
 register("bpcalc.layers.activation", "ActivationLayer", *activations.kinds())
 register("bpcalc.layers.embedding", "Embedding", "embedding")
+register("bpcalc.layers.rnn", "RNN", "rnn")
 
 
 def check_input(spec: Any, x: Array, src: Any) -> None:

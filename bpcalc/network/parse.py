@@ -142,7 +142,17 @@ def _parse_layers(src: Src, input_shape: tuple[int, ...], squeezed: bool) -> lis
             raise lsrc.child("name").error(
                 f"two layers are named {name!r} (the other is at line {names[name].line}); layer names must be unique"
             )
-        if name in ("loss", "loss_after", "grad", "new", "state", "input", "target"):
+        if name in (
+            "loss",
+            "loss_after",
+            "grad",
+            "new",
+            "state",
+            "input",
+            "target",
+            "grad_norm",
+            "clipped",
+        ):
             raise lsrc.child("name").error(
                 f"{name!r} is reserved for value names; choose another layer name"
             )

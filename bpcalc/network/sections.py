@@ -120,17 +120,19 @@ _OPT_KEYS = {
 def _parse_optimizer_block(src: Src) -> OptimizerSpec:
     """optimizer: {type, lr, ...}: each type takes only its own hyper-parameters."""
     every = sorted({k for keys in _OPT_KEYS.values() for k in keys})
-    V.check_keys(src, ("type", "lr", *every), ("lr",), "the optimizer")
+    V.check_keys(src, ("type", "lr", "clip_norm", *every), ("lr",), "the optimizer")
     v = src.value
     kind = V.choice(src.child("type"), "optimizer type", OPTIMIZERS) if "type" in v else "sgd"
     for key in v:
-        if key not in ("type", "lr") and key not in _OPT_KEYS[kind]:
-            takes = ", ".join(("lr", *_OPT_KEYS[kind]))
+        if key not in ("type", "lr", "clip_norm") and key not in _OPT_KEYS[kind]:
+            takes = ", ".join(("lr", *_OPT_KEYS[kind], "clip_norm"))
             raise src.child(key).error(
                 f"{key} does not apply to the {kind} optimizer, which takes {takes}",
                 at_key=True,
             )
     values: dict[str, Any] = {"type": kind, "lr": V.positive_number(src.child("lr"), "lr")}
+    if "clip_norm" in v:
+        values["clip_norm"] = V.positive_number(src.child("clip_norm"), "clip_norm")
     for key in _OPT_KEYS[kind]:
         if key not in v:
             continue

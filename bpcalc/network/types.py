@@ -35,6 +35,7 @@ LAYER_TYPES = (
     "dropout",
     "batchnorm",
     "embedding",
+    "rnn",
     *ACTIVATIONS,
 )
 
@@ -282,6 +283,7 @@ class OptimizerSpec:
     beta1: float = 0.9  # adam
     beta2: float = 0.999  # adam
     eps: float = 1e-8  # rmsprop, adam: added to the denominator
+    clip_norm: float | None = None  # gradients scaled to this global norm when above it
 
 
 @dataclass(frozen=True)

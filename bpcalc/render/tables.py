@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bpcalc.render.numbers import fmt, grid
-from bpcalc.render.writeup import loss_change, shape_text, update_rows
+from bpcalc.render.writeup import loss_change, shape_text, state_records, update_rows
 from bpcalc.trace import STAGE_TITLES, Record, StepTrace, Trace
 
 
@@ -129,9 +129,14 @@ def step_tables(
                 u.rule,
             )
         tables.append(t)
-        states = [r for r in st.stage("update") if r.name.startswith("state.") and keep(r)]
+        states = state_records(st, keep)  # optimizer state, gradient clipping
         if states:
-            t = Table(title="Optimizer state", title_justify="left", show_lines=True)
+            title = (
+                "Optimizer state"
+                if all(r.name.startswith("state.") for r in states)
+                else "Gradient clipping and optimizer state"
+            )
+            t = Table(title=title, title_justify="left", show_lines=True)
             t.add_column("value", style="cyan", no_wrap=True)
             t.add_column("value", justify="right")
             t.add_column("formula", style="dim")
