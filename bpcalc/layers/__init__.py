@@ -191,6 +191,7 @@ register("bpcalc.layers.batchnorm", "BatchNorm", "batchnorm")
 register("bpcalc.layers.activation", "ActivationLayer", *activations.kinds())
 register("bpcalc.layers.embedding", "Embedding", "embedding")
 register("bpcalc.layers.rnn", "RNN", "rnn")
+register("bpcalc.layers.attention", "Attention", "attention")
 
 
 def check_input(spec: Any, x: Array, src: Any) -> None:

@@ -36,6 +36,7 @@ LAYER_TYPES = (
     "batchnorm",
     "embedding",
     "rnn",
+    "attention",
     *ACTIVATIONS,
 )
 
@@ -240,6 +241,7 @@ class AttentionSpec(LayerSpec):
     bias_o: np.ndarray | None = None
     causal: bool = False
     heads: int = 1
+    mask: np.ndarray | None = None  # (T, T) of 0 and 1: 1 where query t may attend to key s
     scale: float | None = None  # None: 1/√d_k
 
     @property
