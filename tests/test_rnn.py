@@ -4,6 +4,7 @@ example, PyTorch's nn.RNN, finite differences, the checker's slips and bad input
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -242,7 +243,7 @@ def test_explain_writes_the_sum_over_time_term_by_term(capsys):
 def test_the_conventions_say_which_bias_form_and_what_is_returned(capsys):
     code, out, err = cli(capsys, "step", "examples/rnn.yaml", "--json")
     assert code == 0, err
-    text = __import__("json").loads(out)["conventions"]["rnn"]
+    text = json.loads(out)["conventions"]["rnn"]
     assert "one bias b (the textbook form)" in text
     assert "every h_t (return: all)" in text
     v = values(_torch_net("tanh", "last", PYTORCH_BIASES))
@@ -264,7 +265,7 @@ def test_the_usual_bptt_slips_are_named(tmp_path, capsys, answer, slip):
     sheet = write_net(tmp_path, answer + "\n", "a.yaml")
     code, out, err = cli(capsys, "check", "examples/rnn.yaml", str(sheet), "--json")
     assert code == 1, err
-    doc = __import__("json").loads(out)
+    doc = json.loads(out)
     found = {d["slip"] for a in doc["answers"] for d in a.get("diagnoses", [])}
     assert slip in found, out
 
@@ -382,3 +383,40 @@ def test_clipping_is_shown_only_when_it_fires_and_training_clips_the_same():
     np.testing.assert_allclose(
         trainer.params["rnn"]["weights_ih"], fired["new.rnn.weights_ih"], rtol=1e-14
     )
+
+
+def test_the_next_character_example_learns_nine_positions_in_ten_within_ten_epochs(capsys):
+    code, out, err = cli(capsys, "train", "examples/sequences/next_char.yaml", "--json")
+    assert code == 0, err
+    epochs = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert epochs[9]["train_accuracy"] >= 0.9  # epoch 10, as the file says
+    assert epochs[-1]["epoch"] == 30 and epochs[-1]["train_accuracy"] >= 0.92
+
+
+@pytest.mark.parametrize(
+    "args", [("rnn",), ("rnn", "--hidden", "4", "--length", "3"), ("attention", "--heads", "2")]
+)
+def test_new_writes_a_sequence_network_that_steps_and_trains(tmp_path, capsys, args):
+    out = tmp_path / "net.yaml"
+    code, _, err = cli(capsys, "new", *args, "-o", str(out))
+    assert code == 0, err
+    code, _, err = cli(capsys, "step", str(out))
+    assert code == 0, err
+    code, text, err = cli(capsys, "train", str(out), "--json")
+    assert code == 0, err
+    assert json.loads(text.splitlines()[-1])["train_accuracy"] == 1.0  # counting is learnable
+    code, text, err = cli(capsys, "check", str(out), "--template")
+    assert code == 0, err
+    assert "grad.rnn.h.from_next" in text if args[0] == "rnn" else "grad.attn.scores" in text
+
+
+def test_a_trained_rnn_saves_its_weights_in_place_of_its_sizes(tmp_path, capsys):
+    net, saved = tmp_path / "net.yaml", tmp_path / "saved.yaml"
+    assert cli(capsys, "new", "rnn", "-o", str(net))[0] == 0
+    code, _, err = cli(capsys, "train", str(net), "--epochs", "3", "--save", str(saved))
+    assert code == 0, err
+    text = saved.read_text()
+    assert "weights_ih:" in text and "weights_hh:" in text and "units:" not in text
+    assert "vocab:" not in text and "dim:" not in text
+    code, _, err = cli(capsys, "step", str(saved))
+    assert code == 0, err
