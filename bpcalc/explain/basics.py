@@ -92,7 +92,9 @@ def sgd_update(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
     """θ′ = θ − η·∂L/∂θ, element by element."""
     layer, param = item.layer, item.param
     theta = _param_tensor(ctx, layer, param)
-    g = _param_tensor(ctx, layer, param, f"grad.{layer.name}.{param}")
+    clipped = f"clipped.{layer.name}.{param}" in ctx.st  # clip_norm fired: ĝ is what it uses
+    g_name = f"clipped.{layer.name}.{param}" if clipped else f"grad.{layer.name}.{param}"
+    g = _param_tensor(ctx, layer, param, g_name)
     idx = pad_index(index, len(theta.internal))
     ts = theta.s(idx)
     if param in getattr(layer, "freeze", frozenset()):
@@ -110,9 +112,9 @@ def sgd_update(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
         ctx,
         item.record.name,
         index,
-        f"{ts} − η·{grad(ts)}",
+        f"{ts} − η·{'ĝ' if clipped else grad(ts)}",
         f"{ctx.f.num(theta.v(idx))} − {eta} × {ctx.f.num(g.v(idx))}",
-        "",
+        "ĝ: the clipped gradient (clip_norm)" if clipped else "",
         ts + "′",
     )
 

@@ -29,6 +29,7 @@ Roles:
   value       <layer>.<what> of a layer that names its own values (rnn.h, attn.scores)
                                                                  kind: layer type; param: what
   grad_value  grad.<layer>.<what> of such a layer (grad.rnn.h.from_next)  kind: layer type
+  clip        grad_norm, clipped.<layer>.<param>                 kind: norm | clipped
   other       anything else (values added later)                 kind: ""
 """
 
@@ -118,6 +119,11 @@ def classify(spec: Any, rec: Record, st_names: Container[str] = ()) -> Item:
         return Item(rec, "penalty", "loss")
     if name in ("loss_after", "dataset_loss_after"):
         return Item(rec, "after", "loss_after")
+    if name == "grad_norm":
+        return Item(rec, "clip", "norm")
+    if parts[0] == "clipped" and len(parts) == 3 and parts[1] in layers:
+        pos, layer = layers[parts[1]]
+        return Item(rec, "clip", "clipped", layer, pos, parts[2])
     if (
         parts[0] == "grad"
         and len(parts) == 4
