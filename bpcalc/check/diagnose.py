@@ -176,7 +176,8 @@ def _with_loss(spec: NetworkSpec, **changes: str) -> NetworkSpec:
 
 def _loss_slips(spec: NetworkSpec, n: int) -> list[Slip]:
     loss = losses.get(spec.loss.kind)
-    k = int(np.prod(spec.output_shape))
+    # the outputs one loss sums or averages over: a sample's, or one position's of a sequence
+    k = spec.output_shape[-1] if spec.loss.positions else int(np.prod(spec.output_shape))
     out = [
         Slip(slip.key, _with_loss(spec, kind=slip.instead), None, slip.message)
         for slip in loss.slips(k)
