@@ -2,59 +2,104 @@
 `bpcalc train` rows (bench/run.py starts it; threads come from its environment).
 
     python bench/epochs.py numpy|torch DIR EPOCHS
+    python bench/epochs.py numpy|torch DIR EPOCHS --net cnn|mlp|digits-mlp|digits-cnn
+        [--batch 64] [--clocks]
 
-DIR holds data.npz (x: float32 (N, 784), y: class indices), as bench/run.py writes it for
-`bpcalc train`. Prints a JSON list: the steps per second of each epoch, batch 64, a new
-shuffled order every epoch and every batch copied out by fancy indexing, as `bpcalc train`
-does. Elapsed time, as the command reports its own.
+DIR holds data.npz (x: float32 (N, *input shape), y: class indices), as bench/run.py writes it
+for `bpcalc train`. Prints a JSON list: the steps per second of each epoch (elapsed time), a
+new shuffled order every epoch and every batch copied out by fancy indexing, as
+`bpcalc train` does. --clocks prints {"wall": [...], "cpu": [...]} instead: the same epochs
+by elapsed and by CPU time of the process.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import loops
 import nets
 import numpy as np
 
+NETS = {
+    "mlp": lambda: nets.mlp(),
+    "cnn": lambda: nets.cnn(),
+    "digits-mlp": lambda: nets.mlp((64, 32, 10)),
+    "digits-cnn": lambda: nets.cnn(side=8),
+}
+
 
 def epochs(
-    step: loops.Step, x: np.ndarray, cls: np.ndarray, count: int, batch: int = 64
+    step: loops.Step,
+    x: np.ndarray,
+    cls: np.ndarray,
+    count: int,
+    batch: int = 64,
+    clock: Any = time.perf_counter,
 ) -> list[float]:
     """steps/s of each of `count` epochs of `step` over x and its classes."""
+    return epochs_by_clock(step, x, cls, count, batch, {"t": clock})["t"]
+
+
+def epochs_by_clock(
+    step: loops.Step,
+    x: np.ndarray,
+    cls: np.ndarray,
+    count: int,
+    batch: int,
+    clocks: dict[str, Any],
+) -> dict[str, list[float]]:
+    """steps/s of each epoch by each clock (name -> a function of no arguments, in seconds)."""
     y = np.zeros((x.shape[0], 10), dtype=np.float32)
     y[np.arange(x.shape[0]), cls] = 1.0
     n = x.shape[0]
     rng = np.random.default_rng(0)
-    rates = []
+    rates: dict[str, list[float]] = {k: [] for k in clocks}
     for _ in range(count):
-        t = time.perf_counter()
+        start = {k: c() for k, c in clocks.items()}
         order = rng.permutation(n)
         steps = 0
         for i in range(0, n, batch):
             idx = order[i : i + batch]
             step(x[idx], y[idx], cls[idx])
             steps += 1
-        rates.append(steps / (time.perf_counter() - t))
+        for k, c in clocks.items():
+            rates[k].append(steps / (c() - start[k]))
     return rates
 
 
-def main() -> None:
-    kind, folder, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    data = np.load(folder / "data.npz")
-    net = nets.mlp()
+def make_step(kind: str, net_name: str) -> loops.Step:
+    net = NETS[net_name]()
+    cnn = "cnn" in net_name
     if kind == "torch":
         import torch
 
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
-        step = loops.torch_mlp_step(net)
+        return loops.torch_cnn_step(net) if cnn else loops.torch_mlp_step(net)
+    return loops.numpy_cnn_step(net) if cnn else loops.numpy_mlp_step(net)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind", choices=("numpy", "torch"))
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("count", type=int)
+    parser.add_argument("--net", choices=tuple(NETS), default="mlp")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--clocks", action="store_true")
+    args = parser.parse_args()
+    data = np.load(args.folder / "data.npz")
+    step = make_step(args.kind, args.net)
+    x, y = data["x"], data["y"]
+    if args.clocks:
+        clocks = {"wall": time.perf_counter, "cpu": time.process_time}
+        print(json.dumps(epochs_by_clock(step, x, y, args.count, args.batch, clocks)))
     else:
-        step = loops.numpy_mlp_step(net)
-    print(json.dumps(epochs(step, data["x"], data["y"], count)))
+        print(json.dumps(epochs(step, x, y, args.count, args.batch)))
 
 
 if __name__ == "__main__":

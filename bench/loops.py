@@ -3,7 +3,8 @@
 - bpcalc: `bpcalc.training.Trainer(spec, float32).train_step` when the training module is
   there; otherwise the same calls it makes (engine.forward, engine.loss_value,
   engine.backward without the input gradient, the optimizer's update).
-- numpy: the hand-written loop of the same maths, the reference a user would write.
+- numpy: the hand-written loop of the same maths, the reference a user would write (the MLP,
+  and the CNN of bench/nets.py).
 - torch: the same network in PyTorch (nn.Linear / nn.Conv2d, CrossEntropyLoss, SGD).
 
 Every contender computes the loss, the gradients of every parameter and a plain SGD update
@@ -95,6 +96,56 @@ def numpy_mlp_step(net: Net, dtype: Any = np.float32) -> Step:
         b1[...] -= LR * db1
         w2[...] -= LR * dw2
         b2[...] -= LR * db2
+        return loss
+
+    step.params = lambda: p  # type: ignore[attr-defined]
+    return step
+
+
+def numpy_cnn_step(net: Net, dtype: Any = np.float32) -> Step:
+    """The hand-written loop of the benchmark CNN: conv (F filters kh x kw, valid, stride 1) as
+    one matrix product per sample over the input's patches (gathered by kh·kw slices), ReLU,
+    max-pool 2 over strided slices (sides even), dense, softmax and cross-entropy; the chain rule by
+    hand (a pooled gradient goes to every element equal to its window's maximum: a tie after
+    ReLU is at 0, where ReLU's derivative is 0); no gradient for the input; SGD in place."""
+    p = {k: v.astype(dtype) for k, v in net.params.items()}
+    k, kb, w, b = p["conv.kernel"], p["conv.bias"], p["fc.weights"], p["fc.bias"]
+    f, c, kh, kw = k.shape
+    k2 = k.reshape(f, c * kh * kw)  # a view: the update below changes k too
+
+    def step(x: np.ndarray, y: np.ndarray, cls: np.ndarray) -> float:
+        n, _, h, wd = x.shape
+        ho, wo = h - kh + 1, wd - kw + 1
+        # patches: (n, c, kh·kw, ho·wo), one column per output position
+        cols = np.stack(
+            [x[:, :, i : i + ho, j : j + wo] for i in range(kh) for j in range(kw)], axis=2
+        ).reshape(n, c * kh * kw, ho * wo)
+        z = (k2 @ cols).reshape(n, f, ho, wo) + kb[:, None, None]
+        a = np.maximum(z, 0)
+        # max-pool 2: the four elements of every window as four strided slices
+        corners = [a[:, :, i::2, j::2] for i in (0, 1) for j in (0, 1)]
+        pooled = np.maximum(np.maximum(corners[0], corners[1]), np.maximum(*corners[2:]))
+        flat = pooled.reshape(n, -1)
+        logits = flat @ w.T + b
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        s = e.sum(axis=1, keepdims=True)
+        loss = float(-(y * (shifted - np.log(s))).sum() / n)
+        dlogits = (e / s - y) / n
+        dw = dlogits.T @ flat
+        db = dlogits.sum(axis=0)
+        dpooled = (dlogits @ w).reshape(pooled.shape)
+        da = np.zeros_like(a)
+        for (i, j), corner in zip(((0, 0), (0, 1), (1, 0), (1, 1)), corners, strict=True):
+            da[:, :, i::2, j::2] = dpooled * (corner == pooled)
+        dz = (da * (z > 0)).reshape(n, f, ho * wo)
+        # Σ over samples and positions of dz · patchesᵀ, one product per sample
+        dk = np.matmul(dz, cols.transpose(0, 2, 1)).sum(axis=0)
+        dkb = dz.sum(axis=(0, 2))
+        k2[...] -= LR * dk
+        kb[...] -= LR * dkb
+        w[...] -= LR * dw
+        b[...] -= LR * db
         return loss
 
     step.params = lambda: p  # type: ignore[attr-defined]

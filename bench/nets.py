@@ -23,6 +23,18 @@ class Net:
     name: str
     spec: NetworkSpec
     params: dict[str, np.ndarray]  # float64 initial values, keyed "<layer>.<param>"
+    text: str = ""  # the YAML document, parameters inline
+
+    def train_yaml(self, data: str = "data.npz") -> str:
+        """The same network for `bpcalc train`: inputs `x` and targets `y` (class indices)
+        from the .npz file `data` instead of the placeholder sample."""
+        lines = self.text.splitlines(keepends=True)
+        for i, line in enumerate(lines):
+            if line.startswith("inputs:"):
+                lines[i] = f"inputs: {{file: {data}, key: x}}\n"
+            elif line.startswith("targets:"):
+                lines[i] = f"targets: {{file: {data}, key: y}}\n"
+        return "".join(lines)
 
 
 def _flow(a: np.ndarray) -> str:
@@ -60,7 +72,7 @@ loss: cross_entropy
 learning_rate: {LR}
 """
     spec = parse_network(load_yaml_text(text, "bench-mlp.yaml"))
-    return Net("mlp", spec, _params(spec))
+    return Net("mlp", spec, _params(spec), text)
 
 
 def cnn(filters: int = 8, side: int = 28, n_out: int = 10, seed: int = 0) -> Net:
@@ -92,7 +104,7 @@ loss: cross_entropy
 learning_rate: {LR}
 """
     spec = parse_network(load_yaml_text(text, "bench-cnn.yaml"))
-    return Net("cnn", spec, _params(spec))
+    return Net("cnn", spec, _params(spec), text)
 
 
 def _params(spec: NetworkSpec) -> dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 
-def write_example1(path: Path, example: Path) -> None:
+def write_example1(path: Path, example: Path, width: int = 80) -> None:
     """Write example 1's header and tables, as bpcalc's renderer builds them, as plain data for
     main() below (the rich-alone reference)."""
     from bpcalc import engine
@@ -33,10 +33,12 @@ def write_example1(path: Path, example: Path) -> None:
     from bpcalc.render import tables
 
     trace = engine.run(load_network(str(example)))
-    header = [(t.plain, str(t.style)) for t in tables.header(trace).renderables]
+    header = tables.header_lines(trace, width)
     doc = {"header": header, "tables": []}
-    for t in tables.step_tables(trace.steps[0], 4, False, lambda r: True):
-        columns = [(str(c.header), c.justify, str(c.style), bool(c.no_wrap)) for c in t.columns]
+    for t in tables.step_tables(trace.steps[0], None, False, lambda r: True, width):
+        columns = [
+            (str(c.header), c.justify, str(c.style), bool(c.no_wrap), c.width) for c in t.columns
+        ]
         cells = [[str(cell) for cell in c._cells] for c in t.columns]
         doc["tables"].append(
             {
@@ -52,15 +54,15 @@ def write_example1(path: Path, example: Path) -> None:
 def main() -> None:
     with open(sys.argv[1], encoding="utf-8") as f:
         doc = json.load(f)
-    console = Console(soft_wrap=False, highlight=False, emoji=False)
+    console = Console(soft_wrap=False, highlight=False, emoji=False, markup=False)
     for line, style in doc["header"]:
         console.print(Text(line, style=style))
     for spec in doc["tables"]:
         table = Table(title=spec["title"], title_justify="left", show_lines=spec["show_lines"])
-        for header, justify, style, no_wrap in spec["columns"]:
-            table.add_column(header, justify=justify, style=style, no_wrap=no_wrap)
+        for header, justify, style, no_wrap, width in spec["columns"]:
+            table.add_column(header, justify=justify, style=style, no_wrap=no_wrap, width=width)
         for row in spec["rows"]:
-            table.add_row(*row)
+            table.add_row(*(Text(cell) for cell in row))  # bpcalc's cells are never markup
         console.print(table)
 
 

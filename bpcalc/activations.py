@@ -136,6 +136,9 @@ class Activation:
     # named settings: YAML key -> the names it takes, the default first (softmax's axis)
     choices: ClassVar[dict[str, tuple[str, ...]]] = {}
     elementwise: ClassVar[bool] = True
+    # Its PyTorch form, for `bpcalc export` ({x}: the input; {slope}, {alpha}: its settings)
+    torch_call: ClassVar[str] = "{x}"
+    torch_module: ClassVar[str] = "nn.Identity()"
     # A choice to state in the conventions block (one line per key, however many layers use it)
     convention: ClassVar[str] = ""
     convention_key: ClassVar[str] = ""
@@ -172,6 +175,17 @@ class Activation:
     def explain_backward(self, t: Terms) -> Written:
         """∂L/∂z = ∂L/∂a · f′(z) for one element."""
         raise NotImplementedError
+
+    def torch(self, x: str) -> str:
+        """The PyTorch expression of a = f(x) with this unit's settings."""
+        return self.torch_call.format(x=x, **self._settings())
+
+    def torch_layer(self) -> str:
+        """The torch.nn module of this activation with its settings."""
+        return self.torch_module.format(**self._settings())
+
+    def _settings(self) -> dict[str, str]:
+        return {k: repr(float(getattr(self, k))) for k in self.options}
 
     # the checker's slips: (key, the unit that makes the slip, what to tell the student) ----
     def slips(self, layer: str) -> list[tuple[str, Activation, str]]:
@@ -265,6 +279,8 @@ register(Identity)
 @dataclass(frozen=True)
 class ReLU(Activation):
     kind = "relu"
+    torch_call = "F.relu({x})"
+    torch_module = "nn.ReLU()"
     symbol = "ReLU(z)"
     derivative_text = "ReLU′(z) = 1 if z > 0 else 0"
     word = "ReLU"
@@ -345,6 +361,8 @@ def _piecewise(t: Terms, name: str, low: str) -> Written:
 @dataclass(frozen=True)
 class LeakyReLU(Activation):
     kind = "leaky_relu"
+    torch_call = "F.leaky_relu({x}, {slope})"
+    torch_module = "nn.LeakyReLU({slope})"
     symbol = "LeakyReLU(z)"
     derivative_text = "LeakyReLU′(z) = 1 if z > 0 else slope"
     word = "leaky ReLU"
@@ -380,6 +398,8 @@ register(LeakyReLU)
 @dataclass(frozen=True)
 class Sigmoid(Activation):
     kind = "sigmoid"
+    torch_call = "torch.sigmoid({x})"
+    torch_module = "nn.Sigmoid()"
     symbol = "σ(z)"
     derivative_text = "σ′(z) = a(1 − a)"
     word = "sigmoid σ"
@@ -426,6 +446,8 @@ class _SigmoidAsSigma(Sigmoid):
 @dataclass(frozen=True)
 class Tanh(Activation):
     kind = "tanh"
+    torch_call = "torch.tanh({x})"
+    torch_module = "nn.Tanh()"
     symbol = "tanh(z)"
     derivative_text = "tanh′(z) = 1 − a²"
     word = "tanh"
@@ -457,6 +479,8 @@ class Softmax(Activation):
     PyTorch's softmax(dim=-1)), or for each feature over the T positions (axis: positions)."""
 
     kind = "softmax"
+    torch_call = "torch.softmax({x}, dim=1)"
+    torch_module = "nn.Softmax(dim=1)"
     symbol = "softmax(z)"
     derivative_text = "∂L/∂z_i = a_i (∂L/∂a_i − Σ_j a_j ∂L/∂a_j)"
     word = "softmax"
@@ -545,6 +569,8 @@ class GELU(Activation):
     approximate='none'). GELU′(z) = Φ(z) + z·φ(z), φ(z) = e^(−z²/2)/√(2π)."""
 
     kind = "gelu"
+    torch_call = "F.gelu({x})"
+    torch_module = "nn.GELU()"
     symbol = "z·Φ(z)"
     derivative_text = "GELU′(z) = Φ(z) + z·φ(z), Φ(z) = ½(1 + erf(z/√2)), φ(z) = e^(−z²/2)/√(2π)"
     word = "GELU"
@@ -608,6 +634,8 @@ class SiLU(Activation):
     """SiLU(z) = z·σ(z) (also called swish). SiLU′(z) = σ(z)·(1 + z·(1 − σ(z)))."""
 
     kind = "silu"
+    torch_call = "F.silu({x})"
+    torch_module = "nn.SiLU()"
     symbol = "z·σ(z)"
     derivative_text = "SiLU′(z) = σ(z)·(1 + z·(1 − σ(z)))"
     word = "SiLU (swish)"
@@ -669,6 +697,8 @@ class Softplus(Activation):
     a difference below 2.1e-9)."""
 
     kind = "softplus"
+    torch_call = "F.softplus({x}, threshold=50.0)"
+    torch_module = "nn.Softplus(threshold=50.0)"
     symbol = "ln(1 + e^z)"
     derivative_text = "softplus′(z) = σ(z) = 1/(1 + e^(−z))"
     word = "softplus"
@@ -722,6 +752,8 @@ class ELU(Activation):
     α (the z ≤ 0 side, as PyTorch)."""
 
     kind = "elu"
+    torch_call = "F.elu({x}, {alpha})"
+    torch_module = "nn.ELU({alpha})"
     symbol = "ELU(z)"
     derivative_text = "ELU′(z) = 1 if z > 0 else a + α"
     word = "ELU"
@@ -785,6 +817,8 @@ class Softsign(Activation):
     """softsign(z) = z / (1 + |z|) (torch.nn.Softsign); softsign′(z) = 1 / (1 + |z|)²."""
 
     kind = "softsign"
+    torch_call = "F.softsign({x})"
+    torch_module = "nn.Softsign()"
     symbol = "z/(1 + |z|)"
     derivative_text = "softsign′(z) = 1/(1 + |z|)²"
     word = "softsign"

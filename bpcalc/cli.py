@@ -25,7 +25,7 @@ app = typer.Typer(
     help="A step-by-step backpropagation calculator: every forward, backward and update value "
     "of a small network, number by number.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -37,6 +37,7 @@ class Format(str, Enum):
     json = "json"
     markdown = "markdown"
     latex = "latex"
+    svg = "svg"
 
 
 class Mode(str, Enum):
@@ -53,12 +54,65 @@ class Stage(str, Enum):
     after = "after"
 
 
+class CheckFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
 def _learning_rate(value: float | None) -> float | None:
     """--lr: a finite number greater than 0 (0 or inf would write or train a network whose
     learning rate its own YAML rejects)."""
     if value is not None and not (math.isfinite(value) and value > 0):
         raise typer.BadParameter(f"should be a finite number greater than 0, found {value:g}")
     return value
+
+
+def _max_memory(value: str | None) -> str | None:
+    """--max-memory SIZE: the memory budget of this run (bpcalc.budget)."""
+    if value is not None:
+        from bpcalc import budget
+
+        budget.set_limits(memory=budget.parse_memory(value, "--max-memory"))
+    return value
+
+
+def _max_output(value: str | None) -> str | None:
+    """--max-output SIZE: how much text tables and --explain may print (bpcalc.budget)."""
+    if value is not None:
+        from bpcalc import budget
+
+        budget.set_limits(output=budget.parse_size(value, "--max-output"))
+    return value
+
+
+def _tolerance(ctx: typer.Context, param: typer.CallbackParam, value: float | None) -> float | None:
+    """--rtol/--atol: a finite number, 0 or more (NaN would grade every answer wrong, and
+    JSON cannot hold it)."""
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise UsageError(f"{param.opts[0]} should be a finite number, 0 or more, found {value:g}")
+    return value
+
+
+MaxMemory = Annotated[
+    str | None,
+    typer.Option(
+        "--max-memory",
+        callback=_max_memory,
+        metavar="SIZE",
+        help="Memory for arrays this run may use (default 1GiB), e.g. 4GiB; bpcalc refuses, "
+        "before it allocates anything, what would need more.",
+    ),
+]
+MaxOutput = Annotated[
+    str | None,
+    typer.Option(
+        "--max-output",
+        callback=_max_output,
+        metavar="SIZE",
+        help="Text that tables, write-ups and --explain may print (default 8MiB), e.g. 64MiB.",
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -81,31 +135,38 @@ def _root(
 
 STEP_EPILOG = """Examples:
 
+\b
   bpcalc step examples/example1.yaml
-
   bpcalc step examples/example2.yaml --json | jq '.steps[0].values["grad.conv.kernel"]'
-
-  bpcalc step net.yaml --stage backward --only 'grad.*.kernel' --decimals 6
-
+  bpcalc step net.yaml --stage backward --only 'grad.*.kernel' --digits 6
   bpcalc step examples/gd_variants.yaml --mode sgd --steps 8 --summary
 
 Show the work (formula, numbers, result) for every small value, or only what you name:
 
+\b
   bpcalc step examples/example2.yaml --explain
-
   bpcalc step examples/example2.yaml --explain 'grad.conv.kernel[0,1]' --explain fc.z
-
   bpcalc step examples/example2.yaml --explain 'grad.*' --stage backward
 
 Round every intermediate value to 4 decimals, as on paper:
 
+\b
   bpcalc step examples/example2.yaml --round-each 4 --explain
 
 Write-ups (these show the work by default; --explain none leaves it out):
 
+\b
   bpcalc step examples/example2.yaml --format markdown > step.md
-
   bpcalc step examples/example1.yaml --format latex > step.tex && pdflatex step.tex
+
+Numbers show 4 significant digits (--digits N for more, --decimals N for fixed decimals);
+the tables fit the terminal's width, and are stacked when they would not.
+
+A diagram of the network with the step's values (SVG; needs pip install 'bpcalc[diagram]'):
+
+\b
+  bpcalc step examples/mlp_2_3_1.yaml --format svg > net.svg
+  bpcalc step examples/mlp_2_3_1.yaml --format svg --stage backward > gradients.svg
 """
 
 
@@ -117,8 +178,19 @@ def step(
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     json_: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     decimals: Annotated[
-        int, typer.Option("--decimals", "-d", min=0, max=15, help="Decimals shown in tables.")
-    ] = 4,
+        int | None,
+        typer.Option(
+            "--decimals",
+            "-d",
+            min=0,
+            max=15,
+            help="Show N fixed decimals instead of 4 significant digits.",
+        ),
+    ] = None,
+    digits: Annotated[
+        int | None,
+        typer.Option("--digits", min=1, max=17, help="Significant digits shown (default 4)."),
+    ] = None,
     full: Annotated[
         bool, typer.Option("--full", help="Show every element of large tensors.")
     ] = False,
@@ -171,6 +243,8 @@ def step(
             "--summary", help="Tables: only one row per step (its samples, loss before and after)."
         ),
     ] = False,
+    max_memory: MaxMemory = None,
+    max_output: MaxOutput = None,
 ) -> None:
     """Run one forward / backward / update step and show every intermediate value."""
     from bpcalc import engine
@@ -181,6 +255,14 @@ def step(
         from bpcalc.network.sections import with_batching
 
         spec = with_batching(spec, mode.value if mode else None, batch_size)
+    fmt = Format.json if json_ else format
+    from bpcalc import budget
+
+    asked = [f"--steps {steps}"] if steps > 1 else []
+    asked += [f"--batch-size {batch_size}"] if batch_size is not None else []
+    asked += [f"--mode {mode.value}"] if mode is not None else []
+    asked += ["--json"] if fmt is Format.json else []
+    budget.check_run(spec, steps, fmt is Format.json, " ".join(asked))
     trace = engine.run(spec, steps=steps, round_each=round_each)
     _warn_all(trace.warnings)
     stages = {s.value for s in stage} if stage else None
@@ -190,25 +272,94 @@ def step(
             return False
         return not only or any(fnmatch.fnmatchcase(r.name, pat) for pat in only)
 
-    fmt = Format.json if json_ else format
-    work = _explain(trace, explain, fmt, decimals, full, keep)
+    _no_match(only, trace)
+    shown = _precision(decimals, digits, round_each)
+    if fmt is not Format.json and not summary:
+        from bpcalc.render import printed
+
+        chars, largest = printed.table_chars(trace, keep, shown.shown_decimals(), full)
+        budget.check_printed(
+            chars,
+            f"{'--full: ' if full else ''}the values of {len(trace.steps)} step"
+            + ("s" if len(trace.steps) > 1 else ""),
+            f"the largest is {largest}; choose values with --only or --stage"
+            + ("" if full else ", or fewer --steps"),
+        )
+    if fmt is Format.svg:
+        from bpcalc.render import diagram
+
+        pic = diagram.build(spec, trace.steps[0], _drawn_stage(stages), shown)
+        sys.stdout.write(diagram.svg(pic))
+        return
+    work = _explain(trace, explain, fmt, shown, full, keep)
     if fmt is Format.json:
         from bpcalc.render import json_doc
 
         names = {r.name for st in trace.steps for r in st if keep(r)}
-        print(json_doc.dumps(json_doc.document(trace, names, work)))
+        json_doc.write(json_doc.document(trace, names, work))
         return
     if fmt in (Format.markdown, Format.latex):
         from bpcalc.render import latex, markdown
 
-        renderer = markdown if fmt is Format.markdown else latex
-        print(renderer.render(trace, decimals=decimals, full=full, keep=keep, work=work), end="")
+        if fmt is Format.latex:
+            from bpcalc.render import diagram
+
+            pic = diagram.build(spec, trace.steps[0], _drawn_stage(stages), shown)
+            text = latex.render(
+                trace,
+                decimals=shown,
+                full=full,
+                keep=keep,
+                work=work,
+                figure=diagram.latex_figure(pic),
+            )
+        else:
+            text = markdown.render(trace, decimals=shown, full=full, keep=keep, work=work)
+        print(text, end="")
         return
     from bpcalc.render import tables
 
+    console = _console()
     tables.render(
-        trace, _console(), decimals=decimals, full=full, keep=keep, summary=summary, work=work
+        trace,
+        console,
+        decimals=shown,
+        full=full,
+        keep=keep,
+        summary=summary,
+        work=work,
+        wrap=_wrap(console),
     )
+
+
+def _precision(decimals: int | None, digits: int | None, round_each: int | None) -> Any:
+    """How numbers are shown: --decimals N fixed decimals, --digits N significant digits,
+    by default 4 significant digits (with --round-each N, at least its N decimals, so the
+    hand-rounded values show whole)."""
+    from bpcalc.render.numbers import DIGITS, Precision
+
+    if decimals is not None and digits is not None:
+        raise UsageError("--decimals and --digits both set how numbers are shown; give one of them")
+    if decimals is not None:
+        return Precision(decimals=decimals)
+    return Precision(digits=digits or DIGITS, min_decimals=round_each or 0)
+
+
+def _no_match(patterns: list[str] | None, trace: Any) -> None:
+    """--only with a pattern that matches no value: an error naming the closest values (an
+    empty table would look like a run that computed nothing)."""
+    names = [r.name for r in trace.steps[0]]
+    for pat in patterns or []:
+        if any(fnmatch.fnmatchcase(n, pat) for n in names):
+            continue
+        from bpcalc.usage import close_names, did_you_mean
+
+        raise UsageError(f"--only {pat}: no value matches{did_you_mean(close_names(pat, names))}")
+
+
+def _drawn_stage(stages: set[str] | None) -> str:
+    """The diagram shows gradients when only the backward (or update) stage is asked for."""
+    return "backward" if stages and stages <= {"backward", "update"} else "forward"
 
 
 def _explain(
@@ -224,6 +375,18 @@ def _explain(
     request = explain.parse_requests(requests, trace)
     if request.empty:
         return None
+    from bpcalc import budget
+    from bpcalc.render import printed
+
+    chars, largest = printed.work_chars(
+        trace, request, decimals, full, keep, writeup=fmt in (Format.markdown, Format.latex)
+    )
+    budget.check_printed(
+        chars,
+        f"--explain {' '.join(requests)}{' --full' if full else ''}",
+        f"{largest} prints most; name fewer values or single elements such as {largest}[0]"
+        + (", or leave out --full" if full else ""),
+    )
     hidden = sorted(n for n in request.named() if not keep(trace.steps[0].records[n]))
     if hidden:
         _warn_all([f"{', '.join(hidden)} hidden by --stage/--only: not explained"])
@@ -232,20 +395,17 @@ def _explain(
 
 CHECK_EPILOG = """Examples:
 
+\b
   bpcalc check examples/example2.yaml --template > answers.yaml
-
   bpcalc check examples/example2.yaml answers.yaml
-
   bpcalc check examples/example2.yaml answers.yaml --json
-
   bpcalc check net.yaml answers.yaml --round-each 4
-
   bpcalc check net.yaml answers.yaml --rtol 0.01
 
 An answer sheet maps value names to your numbers, whole values or single elements:
 
+\b
   conv.z: [[0.12]]
-
   grad.conv.kernel[0,1]: 0.268
 
 Exit status: 0 every answer right, 1 some answer wrong or carried forward, 2 invalid input.
@@ -256,21 +416,41 @@ Exit status: 0 every answer right, 1 some answer wrong or carried forward, 2 inv
 def check(
     network: Annotated[str, typer.Argument(help="The network YAML file.")],
     answers: Annotated[
-        str | None,
-        typer.Argument(help="Your answer sheet (YAML; '-' reads standard input)."),
+        list[str] | None,
+        typer.Argument(
+            help="Your answer sheet (YAML; '-' reads standard input); several sheets or folders "
+            "of sheets grade a class."
+        ),
     ] = None,
     template: Annotated[
         bool,
-        typer.Option("--template", help="Print a blank answer sheet to standard output."),
+        typer.Option(
+            "--template",
+            help="Print a blank answer sheet to standard output (with --json: as JSON).",
+        ),
     ] = False,
     json_: Annotated[bool, typer.Option("--json", help="Write the report as JSON.")] = False,
+    format_: Annotated[
+        CheckFormat | None,
+        typer.Option("--format", "-f", help="table, json, or csv (a class: one row a student)."),
+    ] = None,
     rtol: Annotated[
         float | None,
-        typer.Option("--rtol", min=0, help="Relative tolerance instead of the decimals rule."),
+        typer.Option(
+            "--rtol",
+            min=0,
+            callback=_tolerance,
+            help="Relative tolerance instead of the decimals rule.",
+        ),
     ] = None,
     atol: Annotated[
         float | None,
-        typer.Option("--atol", min=0, help="Absolute tolerance instead of the decimals rule."),
+        typer.Option(
+            "--atol",
+            min=0,
+            callback=_tolerance,
+            help="Absolute tolerance instead of the decimals rule.",
+        ),
     ] = None,
     round_each: Annotated[
         int | None,
@@ -282,12 +462,25 @@ def check(
         ),
     ] = None,
     decimals: Annotated[
-        int, typer.Option("--decimals", "-d", min=0, max=15, help="Decimals shown in tables.")
-    ] = 4,
+        int | None,
+        typer.Option(
+            "--decimals",
+            "-d",
+            min=0,
+            max=15,
+            help="Show N fixed decimals instead of 4 significant digits.",
+        ),
+    ] = None,
+    digits: Annotated[
+        int | None,
+        typer.Option("--digits", min=1, max=17, help="Significant digits shown (default 4)."),
+    ] = None,
+    max_memory: MaxMemory = None,
 ) -> int:
     """Grade the answers you computed by hand: the first wrong step, errors carried
     forward, and the likely mistake."""
     from bpcalc import engine
+    from bpcalc.check.tolerance import Tolerance
     from bpcalc.network.parse import load_network
 
     if template and answers is not None:
@@ -300,30 +493,71 @@ def check(
             "give the answer sheet to check (bpcalc check NETWORK ANSWERS), "
             "or --template for a blank one"
         )
+    fmt = CheckFormat.json if json_ else (format_ or CheckFormat.table)
+    if answers is not None and (
+        len(answers) > 1
+        or fmt is CheckFormat.csv
+        or os.path.isdir(network)
+        or any(os.path.isdir(a) for a in answers)
+    ):
+        return _check_class(network, answers, fmt, Tolerance(rtol, atol), round_each)
     spec = load_network(network)
+    from bpcalc import budget
+
+    budget.check_run(spec, 1, False, "")
     trace = engine.run(spec, round_each=round_each)
     if template:
-        from bpcalc.render.answer_sheet import template as blank
+        from bpcalc.render import answer_sheet
 
-        print(blank(trace, network), end="")
+        if json_:  # the same blanks as JSON: value name -> nulls (check reads it back)
+            from bpcalc.render import json_doc
+
+            print(json_doc.dumps(answer_sheet.template_json(trace)))
+        else:
+            print(answer_sheet.template(trace, network), end="")
         return ExitCode.OK
     from bpcalc.check.diagnose import diagnose
     from bpcalc.check.grade import grade
     from bpcalc.check.sheet import load_sheet
-    from bpcalc.check.tolerance import Tolerance
     from bpcalc.render import check_report
 
     assert answers is not None
-    sheet = load_sheet(answers, trace.steps[0])
+    sheet = load_sheet(answers[0], trace.steps[0])
     report = grade(spec, sheet, Tolerance(rtol, atol), trace.steps[0], round_each)
     report = diagnose(spec, report, trace.steps[0])
     _warn_all(trace.warnings + report.warnings)
-    if json_:
+    if fmt is CheckFormat.json:
         from bpcalc.render import json_doc
 
-        print(json_doc.dumps(check_report.document(report)))
+        json_doc.write(check_report.document(report))
     else:
-        check_report.render(report, _console(), decimals=decimals)
+        console = _console()
+        check_report.render(
+            report,
+            console,
+            decimals=_precision(decimals, digits, round_each),
+            wrap=_wrap(console),
+        )
+    return report.exit_code
+
+
+def _check_class(
+    against: str, answers: list[str], fmt: CheckFormat, tol: Any, round_each: int | None
+) -> int:
+    """Many sheets: one row per student and a class summary (bpcalc/check/klass.py)."""
+    from bpcalc.check import klass
+    from bpcalc.render import class_report
+
+    assignment = klass.load_assignment(against, round_each)
+    report = klass.grade_class(assignment, klass.sheet_files(answers), tol)
+    if fmt is CheckFormat.json:
+        from bpcalc.render import json_doc
+
+        print(json_doc.dumps(class_report.document(report)))
+    elif fmt is CheckFormat.csv:
+        sys.stdout.write(class_report.csv_text(report))
+    else:
+        class_report.render(report, _console())
     return report.exit_code
 
 
@@ -391,6 +625,7 @@ def train(
     json_: Annotated[
         bool, typer.Option("--json", help="One JSON line per epoch on stdout instead of tables.")
     ] = False,
+    max_memory: MaxMemory = None,
 ) -> None:
     """Train the network for some epochs in mini-batches; show loss and accuracy per epoch."""
     from bpcalc.train_cmd import run_train
@@ -416,6 +651,7 @@ NEW_EPILOG = """Examples:
   bpcalc new mlp --sizes 2,3,1
   bpcalc new mlp --sizes 64,32,10 -o digits.yaml
   bpcalc new mlp --sizes 4,8,2 --loss mse --activation tanh
+  bpcalc new mlp --sizes 4,16,3 --blocks 2     (two residual blocks with layer norm)
   bpcalc new cnn --input 1,8,8 --channels 4 --kernel 3 --classes 10 -o cnn.yaml
   bpcalc new rnn --vocab 5 --hidden 8 --length 6
   bpcalc new attention --vocab 5 --dim 4 --heads 2
@@ -465,6 +701,13 @@ def new(
     activation: Annotated[
         str, typer.Option("--activation", help="mlp: hidden activation (relu, tanh, ...).")
     ] = "relu",
+    blocks: Annotated[
+        int,
+        typer.Option(
+            "--blocks",
+            help="mlp: residual blocks (layernorm, dense, dense) after the hidden layers.",
+        ),
+    ] = 0,
     loss: Annotated[
         str | None,
         typer.Option(
@@ -494,6 +737,7 @@ def new(
         str | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing -o file.")] = False,
+    max_memory: MaxMemory = None,
 ) -> None:
     """Write a commented starter network YAML (a multi-layer perceptron or a small CNN)."""
     from bpcalc import starter
@@ -514,12 +758,14 @@ def new(
         if sizes is None:
             raise UsageError("bpcalc new mlp needs --sizes, e.g. --sizes 2,3,1 (input first)")
         command = f"bpcalc new mlp --sizes {sizes}" + (f" --loss {loss}" if loss else "")
+        command += f" --blocks {blocks}" if blocks else ""
         text = starter.mlp_yaml(
             _ints(sizes, "--sizes"),
             activation=activation,
             loss=loss,
             lr=0.1 if lr is None else lr,
             command=command,
+            blocks=blocks,
         )
     else:
         c, h, w = _ints(input_shape, "--input", 3)
@@ -536,6 +782,7 @@ def new(
             lr=0.1 if lr is None else lr,
             command=command,
         )
+    _runs_as_a_step(text, command)
     if output is None:
         sys.stdout.write(text)
         return
@@ -545,6 +792,117 @@ def new(
     print(f"bpcalc: wrote {output}", file=sys.stderr)
 
 
+def _runs_as_a_step(text: str, command: str) -> None:
+    """`bpcalc new` writes only what `bpcalc step` would run: the file is parsed as step would
+    parse it and sized against the same budget (--max-memory applies to both)."""
+    from bpcalc import budget
+    from bpcalc.errors import SpecError
+    from bpcalc.network.parse import parse_network
+    from bpcalc.network.yaml_source import load_yaml_text
+
+    try:
+        spec = parse_network(load_yaml_text(text, "new.yaml"))
+        budget.check_run(spec, 1, False, "")
+    except SpecError as exc:
+        raise UsageError(
+            f"{command}: makes a network bpcalc step would refuse: {exc.message}"
+        ) from None
+
+
+EXPORT_EPILOG = """Examples:
+
+\b
+  bpcalc export examples/example2.yaml --to pytorch -o ex2.py
+  python ex2.py --json                 # the numbers of: bpcalc step examples/example2.yaml --json
+  python ex2.py --json --steps 3 --mode sgd
+  bpcalc export examples/digits/mlp.yaml --to pytorch -o examples/digits/mlp_torch.py
+  python examples/digits/mlp_torch.py --train --json
+  torchrun --standalone --nproc-per-node 2 examples/digits/mlp_torch.py --train
+
+The script needs PyTorch and NumPy, not bpcalc. Data files the network names are read from
+paths relative to the script's folder. See docs/export.md.
+"""
+
+
+class ExportTarget(str, Enum):
+    pytorch = "pytorch"
+
+
+@app.command(epilog=EXPORT_EPILOG)
+def export(
+    network: Annotated[
+        str, typer.Argument(help="The network YAML file ('-' reads standard input).")
+    ],
+    to: Annotated[ExportTarget, typer.Option("--to", help="What to write: a PyTorch script.")],
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing -o file.")] = False,
+) -> None:
+    """Write the network as a standalone PyTorch script that reproduces `bpcalc step` and trains."""
+    from bpcalc.export import load_network
+    from bpcalc.export.pytorch import export_pytorch
+
+    if output is not None:  # refuse before reading the data, as train --save does
+        from bpcalc.fileio import check_target
+
+        check_target(output, force=force, protect=[network], option="-o")
+    text = export_pytorch(load_network(network), script=output, source=network)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    from bpcalc.fileio import write_text_atomic
+
+    write_text_atomic(output, text, force=force, protect=[network], option="-o")
+    print(f"bpcalc: wrote {output}", file=sys.stderr)
+
+
+EXERCISE_EPILOG = """Examples:
+
+\b
+  bpcalc exercise examples/exercises/mlp.yaml --variants 30 --seed 2024 -o mlp-class
+  bpcalc exercise examples/exercises/cnn.yaml -n 3 --seed 7 -o cnn --no-pdf
+
+The network gives its parameters by shape (units:, out_channels:/kernel_size:); its exercise:
+section says how to draw them, what to ask and how to round (docs/teaching.md). Each variant
+gets a folder with its network, handout, answer sheet, key and worked solution; grade the class
+with: bpcalc check DIR SHEETS...
+"""
+
+
+@app.command(epilog=EXERCISE_EPILOG)
+def exercise(
+    network: Annotated[str, typer.Argument(help="The network YAML with an exercise: section.")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="The folder to write the variants to.")
+    ],
+    variants: Annotated[
+        int, typer.Option("--variants", "-n", min=1, help="How many variants (one per student).")
+    ] = 1,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Variant k is drawn from this seed and k alone.")
+    ] = 0,
+    pdf: Annotated[
+        bool, typer.Option("--pdf/--no-pdf", help="Compile the LaTeX files where pdflatex is.")
+    ] = True,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write into a folder that is not empty.")
+    ] = False,
+) -> None:
+    """Make an exercise with numbers a person can compute: variants, handouts, answer keys."""
+    from bpcalc.teach.generate import generate
+
+    result = generate(network, variants=variants, seed=seed, out_dir=output, force=force, pdf=pdf)
+    for v in result.variants:
+        why = ", ".join(f"{rule} {n}" for rule, n in sorted(v.rejected.items()))
+        print(
+            f"{v.folder}: drawn in {v.draws} {'try' if v.draws == 1 else 'tries'}"
+            + (f" (rejected: {why})" if why else "")
+        )
+    print(f"wrote {len(result.files)} files to {result.out_dir}")
+    _warn_all(result.warnings)
+
+
 def _console() -> Any:
     from rich.console import Console
 
@@ -552,7 +910,13 @@ def _console() -> Any:
         def on_broken_pipe(self) -> None:  # rich would exit 1; the boundary decides instead
             raise BrokenPipeError
 
-    return _Console(soft_wrap=False, highlight=False, emoji=False)
+    return _Console(soft_wrap=False, highlight=False, emoji=False, markup=False)
+
+
+def _wrap(console: Any) -> bool:
+    """Prose wraps at the console's width in a terminal, or when COLUMNS asks for a width;
+    in a pipe it is left whole, for the pager, the editor or grep."""
+    return bool(console.is_terminal or os.environ.get("COLUMNS"))
 
 
 def _warn_all(warnings: list[str]) -> None:
@@ -589,19 +953,28 @@ def run(argv: list[str] | None = None) -> int:
     """
     debug = os.environ.get("BPCALC_DEBUG") == "1"
     argv = _bare_explain(sys.argv[1:] if argv is None else list(argv))
+    from bpcalc import budget
+
+    with budget.using():  # --max-memory/--max-output set the limits of this run only
+        return _run(argv, debug)
+
+
+def _run(argv: list[str], debug: bool) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.showwarning = _library_warning  # inside catch_warnings: restored after
             rv = _click_command()(args=argv, prog_name="bpcalc", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else ExitCode.OK
     except Exit as exc:
         return exc.exit_code
     except TyperException as exc:  # usage errors: unknown option, missing argument, bad value
-        show = getattr(exc, "show", None)
-        if show is not None:
-            show(file=sys.stderr)
-        else:
-            print(f"bpcalc: error: {exc.format_message()}", file=sys.stderr)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `bpcalc step` alone: its help
+            exc.show(file=sys.stderr)
+            return ExitCode.INVALID_INPUT
+        from bpcalc.usage import usage_line
+
+        print(f"bpcalc: error: {one_line(usage_line(exc))}", file=sys.stderr)
         return ExitCode.INVALID_INPUT
     except (Abort, KeyboardInterrupt):
         print("bpcalc: interrupted", file=sys.stderr)
@@ -640,6 +1013,12 @@ def run(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return ExitCode.INTERNAL
+
+
+def _library_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+    """A warning from a library (numpy, PyYAML) as one bpcalc line on stderr, never the
+    library's two lines naming its source file."""
+    print(f"bpcalc: warning: {one_line(f'{category.__name__}: {message}')}", file=sys.stderr)
 
 
 def one_line(text: str) -> str:

@@ -36,19 +36,23 @@ Emit = Callable[..., Array]
 class Layer:
     """A layer at run time: its unit (the linear or shape part) and the activation unit
     applied after it (None: a = z). An activation layer of its own is a unit that passes its
-    input on, followed by its activation. The value names and formulas a step records are
-    written once, when the layer is built, so a step that records nothing pays nothing for
-    them."""
+    input on, followed by its activation. A block (a residual block) has its own layers in
+    `inner`, which its unit runs through this same path (see Scope). The value names and
+    formulas a step records are written once, when the layer is built, so a step that records
+    nothing pays nothing for them."""
 
     spec: LayerSpec
     op: layers_mod.Layer
     act: activations.Activation | None
+    inner: tuple[Layer, ...] = ()
     # copied from the spec and the unit once, since a training step reads them every time
     name: str = field(init=False, repr=False, compare=False)
     parametric: bool = field(init=False, repr=False, compare=False)
     has_z: bool = field(init=False, repr=False, compare=False)  # a recorded z before f
     param_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     text: LayerText = field(init=False, repr=False, compare=False)
+    # the layer or a layer inside it has parameters to train (training's backward starts there)
+    trains: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", self.spec.name)
@@ -56,6 +60,8 @@ class Layer:
         object.__setattr__(self, "has_z", self.op.parametric and self.op.pre_activation)
         object.__setattr__(self, "param_names", self.op.param_names)
         object.__setattr__(self, "text", LayerText.of(self))
+        trains = self.op.parametric or any(layer.trains for layer in self.inner)
+        object.__setattr__(self, "trains", trains)
 
     def out_shown(self) -> tuple[int, ...]:
         s = self.spec
@@ -112,10 +118,19 @@ class LayerText:
 
 def build_layer(spec: LayerSpec) -> Layer:
     """The layer's unit (its module imported now: a network pays only for the layers it
-    uses) and its activation unit."""
+    uses), its activation unit, and a block's inner layers."""
     act = spec.activation
     unit = act.unit() if act is not None else None
-    return Layer(spec, layers_mod.build(spec), unit)
+    return Layer(spec, layers_mod.build(spec), unit, tuple(build_layer(s) for s in spec.inner))
+
+
+def leaves(layers: list[Layer] | tuple[Layer, ...]) -> list[Layer]:
+    """Every layer, each block followed by the layers inside it (depth first)."""
+    out: list[Layer] = []
+    for layer in layers:
+        out.append(layer)
+        out += leaves(layer.inner)
+    return out
 
 
 @dataclass(frozen=True)
@@ -133,12 +148,13 @@ class Substitution:
     ops: Mapping[str, Any] = field(default_factory=dict)
     loss_factor: float = 1.0
 
-    def apply(self, layers: list[Layer]) -> list[Layer]:
+    def apply(self, layers: list[Layer] | tuple[Layer, ...]) -> list[Layer]:
         return [
             Layer(
                 layer.spec,
                 self.ops.get(layer.name, layer.op),
                 self.activations.get(layer.name, layer.act),
+                tuple(self.apply(layer.inner)),
             )
             for layer in layers
         ]
@@ -147,28 +163,40 @@ class Substitution:
 def initial_params(spec: NetworkSpec, dtype: Any = np.float64) -> Params:
     return {
         layer.name: {k: np.array(v, dtype=dtype) for k, v in layer.params.items()}
-        for layer in spec.layers
+        for layer in spec.all_layers
         if layer.params
     }
 
 
 def set_training(layers: list[Layer], training: bool) -> None:
     """Training mode (the default) or evaluation: dropout off, batchnorm on its running stats."""
-    for layer in layers:
+    for layer in leaves(layers):
         layer.op.set_training(training)
+
+
+def op_caches(
+    layers: list[Layer] | tuple[Layer, ...], fwd: ForwardResult
+) -> list[tuple[Layer, Any]]:
+    """(layer, its op's cache) for every layer of a forward pass, inside blocks too."""
+    out: list[tuple[Layer, Any]] = []
+    for i, layer in enumerate(layers):
+        out.append((layer, fwd.caches[i][0]))
+        if layer.inner:
+            out += op_caches(layer.inner, fwd.inner[layer.name])
+    return out
 
 
 def carry_buffers(layers: list[Layer], fwd: ForwardResult, params: Params) -> None:
     """Store the running statistics a training forward pass produced (batchnorm) in params,
     in place: for loops that do not go through step_once."""
-    for i, layer in enumerate(layers):
-        for bname, buf in layer.op.buffers(fwd.caches[i][0]).items():
+    for layer, cache in op_caches(layers, fwd):
+        for bname, buf in layer.op.buffers(cache).items():
             params[layer.name][bname] = buf.value.astype(params[layer.name][bname].dtype)
 
 
 def begin_step(layers: list[Layer], samples: Array) -> None:
     """Tell layers with per-step randomness (dropout) which dataset samples this step uses."""
-    for layer in layers:
+    for layer in leaves(layers):
         layer.op.begin_step(samples)
 
 
@@ -253,8 +281,13 @@ def value_location(spec: NetworkSpec, name: str) -> Location:
     grad.fc.weights, new.fc.bias), the loss: key for loss values, the input: / target: key
     for those; else the top of the file."""
     parts = name.split(".")
-    layer = parts[1] if parts[0] in ("grad", "new", "state") and len(parts) > 1 else parts[0]
-    where = next((lay.where for lay in spec.layers if lay.name == layer), None)
+    rest = parts[1:] if parts[0] in ("grad", "new", "state") and len(parts) > 1 else parts
+    layer = rest[0]
+    # the innermost layer the name starts with (res.fc.z: the layer res.fc inside block res)
+    where = None
+    for lay in spec.all_layers:
+        if lay.name == ".".join(rest[: lay.name.count(".") + 1]):
+            layer, where = lay.name, lay.where
     if where is None and spec.doc is not None:
         key = "loss" if "loss" in layer else layer  # loss, loss_after, dataset_loss_after
         for k in (key, f"{key}s"):
@@ -280,9 +313,45 @@ class ForwardResult:
     caches: list[Any]  # per layer: (op cache, z, a)
     # log p of a softmax output, from the same exponential as p (for the cross-entropy)
     log_out: Array | None = None
+    # a block's name -> the pass through the layers inside it
+    inner: dict[str, ForwardResult] = field(default_factory=dict)
 
 
 _NONE: dict[str, Array] = {}
+
+
+class _ForwardScope:
+    """The scope (bpcalc.layers.Scope) of the layer a forward pass is at: one per pass, moved
+    from layer to layer (a block's inner layers get their own pass and scope)."""
+
+    __slots__ = ("emit", "layer", "params", "result")
+    need_input = True
+
+    def __init__(self, params: Params, emit: Emit, result: ForwardResult) -> None:
+        self.params, self.emit, self.result = params, emit, result
+        self.layer: Layer
+
+    def record(
+        self,
+        suffix: str,
+        value: Array,
+        formula: str,
+        like: str | None = None,
+        shape: tuple[int, ...] | None = None,
+    ) -> Array:
+        if self.emit is silent:
+            return value
+        name, t = self.layer.name, self.layer.text
+        shown = shape if shape is not None else t.in_shown if like == "input" else t.shown
+        return self.emit(f"{name}.{suffix}", value, "forward", name, formula, shown)
+
+    def forward(self, x: Array) -> Array:
+        inner = forward(list(self.layer.inner), self.params, x, self.emit)
+        self.result.inner[self.layer.name] = inner
+        return inner.out
+
+    def backward(self, da: Array, formula: str) -> Array | None:
+        raise AssertionError("a unit asked for the backward pass during the forward pass")
 
 
 def forward(
@@ -292,13 +361,15 @@ def forward(
     emit: Emit = silent,
     log_softmax_out: bool = False,
 ) -> ForwardResult:
-    """a⁽0⁾ = x; for each layer z = op(a_prev), a = f(z). Emits <layer>.z and <layer>.a.
+    """a⁽0⁾ = x; for each layer z = op(a_prev), a = f(z). Emits <layer>.z and <layer>.a (and
+    through a block's scope, the values of the layers inside it).
 
     log_softmax_out: the output is a softmax read by a cross-entropy: compute its log from
     the same shifted exponential (activations.softmax_and_log: the same bits as the two
     apart) and hand it on as log_out."""
-    caches: list[Any] = []
-    z_out = log_out = None
+    result = ForwardResult(x, None, [])
+    caches = result.caches
+    scope = _ForwardScope(params, emit, result)
     recording = emit is not silent
     last = len(layers) - 1
     for i, layer in enumerate(layers):
@@ -317,7 +388,8 @@ def forward(
                 )
                 for k, v in p.items()
             }
-        z, cache = layer.op.forward(x, p)
+        scope.layer = layer
+        z, cache = layer.op.forward_with(x, p, scope)
         if recording:
             for r in layer.op.recorded(cache):
                 if r.shape is not None:
@@ -330,15 +402,16 @@ def forward(
         if layer.act is None:
             a = z
         elif i == last and log_softmax_out and layer.act.kind == "softmax":
-            a, log_out = layer.act.with_log(z)
+            a, result.log_out = layer.act.with_log(z)
         else:
             a = layer.act.forward(z)
         if recording:
             a = emit(t.a, a, "forward", name, t.a_formula, t.shown)
         caches.append((cache, z, a))
-        z_out = z if layer.act is not None else None
+        result.z_out = z if layer.act is not None else None
         x = a
-    return ForwardResult(x, z_out, caches, log_out)
+    result.out = x
+    return result
 
 
 def loss_value(
@@ -379,6 +452,58 @@ def _output_element(spec: NetworkSpec) -> Callable[[tuple[int, ...]], str]:
     return name
 
 
+class _BackwardScope:
+    """The scope (bpcalc.layers.Scope) of the layer a backward pass is at: one per pass,
+    moved from layer to layer (a block's inner layers get their own)."""
+
+    __slots__ = ("emit", "fwd", "grads", "layer", "need_input", "params", "spec")
+
+    def __init__(
+        self,
+        spec: NetworkSpec,
+        params: Params,
+        fwd: ForwardResult,
+        emit: Emit,
+        grads: dict[str, dict[str, Array]],
+    ) -> None:
+        self.spec, self.params, self.fwd = spec, params, fwd
+        self.emit, self.grads = emit, grads
+        self.layer: Layer
+        self.need_input = True
+
+    def record(
+        self,
+        suffix: str,
+        value: Array,
+        formula: str,
+        like: str | None = None,
+        shape: tuple[int, ...] | None = None,
+    ) -> Array:
+        if self.emit is silent:
+            return value
+        name, t = self.layer.name, self.layer.text
+        shown = shape if shape is not None else t.shown if like == "output" else t.in_shown
+        return self.emit(f"grad.{name}.{suffix}", value, "backward", name, formula, shown)
+
+    def forward(self, x: Array) -> Array:
+        raise AssertionError("a unit asked for the forward pass during the backward pass")
+
+    def backward(self, da: Array, formula: str) -> Array | None:
+        """formula: how ∂L/∂a of the last inner layer follows from the block's gradient."""
+        inner = self.fwd.inner[self.layer.name]
+        return _chain_back(
+            self.spec,
+            self.layer.inner,
+            self.params,
+            inner,
+            da,
+            self.emit,
+            self.grads,
+            self.need_input,
+            formula,
+        )
+
+
 def backward(
     spec: NetworkSpec,
     layers: list[Layer],
@@ -400,60 +525,78 @@ def backward(
     loss = losses.of(spec.loss)
     fused = loss.fused_with == spec.output_activation
     recording = emit is not silent
-    last = len(layers) - 1
     if fused and not recording:  # training: ∂L/∂a is not needed
         da = None
     else:
         da = loss.grad_a(fwd.out, y, warn, _output_element(spec) if warn else "a")
         if scale != 1.0:
             da *= scale  # in place: the same numbers as da * scale, without a new array
+    grads: dict[str, dict[str, Array]] = {}
+    output = _Output(loss, y, scale) if fused else None
+    top = notation.batch_mean_formula(spec, loss.grad_formula) if recording else ""
+    _chain_back(spec, tuple(layers), params, fwd, da, emit, grads, input_grad, top, output)
+    return grads
+
+
+class _Output:
+    """The output layer's ∂L/∂z fused with the loss (softmax with the cross-entropy). A plain
+    class: a frozen dataclass costs a microsecond to build, on every training step."""
+
+    __slots__ = ("loss", "scale", "y")
+
+    def __init__(self, loss: losses.Loss, y: Array, scale: float) -> None:
+        self.loss, self.y, self.scale = loss, y, scale
+
+
+def _chain_back(
+    spec: NetworkSpec,
+    layers: tuple[Layer, ...],
+    params: Params,
+    fwd: ForwardResult,
+    da: Array | None,
+    emit: Emit,
+    grads: dict[str, dict[str, Array]],
+    input_grad: bool,
+    top_formula: str,
+    output: _Output | None = None,
+) -> Array | None:
+    """∂L/∂x of the first of `layers` from ∂L/∂a of the last (top_formula says where that came
+    from), each layer's parameter gradients into grads; None when input_grad is False.
+    output: the last layer's ∂L/∂z is the loss's fused form (the network's output layer)."""
+    recording = emit is not silent
+    last = len(layers) - 1
     stop = 0
     if not input_grad:
         stop = last + 1
         for i, layer in enumerate(layers):
-            if layer.parametric:
+            if layer.trains:
                 stop = i
                 break
-    grads: dict[str, dict[str, Array]] = {}
+    scope = _BackwardScope(spec, params, fwd, emit, grads)
     for i in range(last, stop - 1, -1):
         layer = layers[i]
         name, t = layer.name, layer.text
         cache, z, a = fwd.caches[i]
         if recording:
-            formula = (
-                loss.grad_formula if i == last else notation.grad_from_next(layers[i + 1].name)
-            )
+            formula = top_formula if i == last else notation.grad_from_next(layers[i + 1].name)
             da = emit(t.grad_a, da, "backward", name, formula, t.shown)
         formula = t.grad_z_formula
         if layer.act is None:
             dz = da
-        elif fused and i == last and layer.act.fuses_with_loss:
-            dz = loss.fused_grad_z(a, y)
-            if scale != 1.0:
-                dz *= scale
-            formula = loss.fused_formula
+        elif output is not None and i == last and layer.act.fuses_with_loss:
+            dz = output.loss.fused_grad_z(a, output.y)
+            if output.scale != 1.0:
+                dz *= output.scale
+            if recording:
+                formula = notation.batch_mean_formula(spec, output.loss.fused_formula)
         else:
             dz = layer.act.backward(da, z, a)
         if recording and layer.has_z:
             dz = emit(t.grad_z, dz, "backward", name, formula, t.shown)
         p = params.get(name, _NONE)
-        if i == stop and not input_grad:  # nobody reads this ∂L/∂x
-            dx, pgrads = None, layer.op.param_grads(dz, cache, p)
-        elif recording:  # with the values the unit computes on the way (an RNN's ∂L/∂h)
-            dx, pgrads, on_the_way = layer.op.backward_recorded(dz, cache, p)
-            for r in on_the_way:
-                shown = r.shape if r.shape is not None else t.shown
-                emit(
-                    f"grad.{name}.{r.suffix}",
-                    r.value,
-                    "backward",
-                    name,
-                    r.formula,
-                    shown,
-                    r.per_sample,
-                )
-        else:
-            dx, pgrads = layer.op.backward(dz, cache, p)
+        scope.layer = layer
+        scope.need_input = input_grad or i > stop  # in training nobody reads the first's ∂L/∂x
+        dx, pgrads = layer.op.backward_with(dz, cache, p, scope)
         if recording or spec.regularization:
             if layer.param_names:
                 grads[name] = _param_grads(spec, layer, pgrads, params, emit, recording)
@@ -462,7 +605,7 @@ def backward(
         if recording and dx is not None:
             dx = emit(t.grad_input, dx, "backward", name, t.grad_input_formula, t.in_shown)
         da = dx
-    return grads
+    return da if input_grad else None
 
 
 def _param_grads(
@@ -484,7 +627,7 @@ def _param_grads(
                 g = g + reg_mod.grad(reg, params[name][pname])
             out[pname] = g
             continue
-        g_formula = layer.op.grad_param_formula(pname)
+        g_formula = notation.batch_sum_formula(spec, layer.op.grad_param_formula(pname))
         if reg_mod.applies(reg, pname):
             g, g_formula = _with_penalty(emit, layer, pname, g, g_formula, reg, params)
         out[pname] = emit(
@@ -589,7 +732,7 @@ def step_once(
     t = state.t + 1
     new_params: Params = {}
     new_opt: dict[str, dict[str, dict[str, Array]]] = {}
-    for i, layer in enumerate(layers):
+    for layer, cache in op_caches(layers, fwd):  # the layers inside blocks too
         if not layer.parametric:
             continue
         name = layer.name
@@ -623,7 +766,7 @@ def step_once(
                 f"new.{name}.{pname}", new, "update", name, formula, shape, per_sample=False
             )
             new_opt[name][pname] = slot_state
-        for bname, buf in layer.op.buffers(fwd.caches[i][0]).items():  # running statistics
+        for bname, buf in layer.op.buffers(cache).items():  # running statistics
             new_params[name][bname] = rec(
                 f"new.{name}.{bname}",
                 buf.value,
@@ -668,7 +811,8 @@ def _clip(spec: NetworkSpec, layers: list[Layer], grads: Params, rec: Recorder) 
         return False
     trained = _trained(layers)
     norm, c = optim_mod.clip_scale([grads[name][p] for name, p in trained], max_norm)
-    rec("grad_norm", np.asarray(norm), "update", None, optim_mod.GRAD_NORM_FORMULA, (), False)
+    # at the end of the backward stage: they are the gradients the update reads
+    rec("grad_norm", np.asarray(norm), "backward", None, optim_mod.GRAD_NORM_FORMULA, (), False)
     if c >= 1.0:
         return False
     shown = {layer.name: layer for layer in layers}
@@ -677,7 +821,7 @@ def _clip(spec: NetworkSpec, layers: list[Layer], grads: Params, rec: Recorder) 
         grads[name][p] = rec(
             f"clipped.{name}.{p}",
             grads[name][p] * c,
-            "update",
+            "backward",
             name,
             formula,
             shown[name].param_shown(p),

@@ -15,8 +15,8 @@ GIVEN_BUFFER = "the running statistic this step starts from (not trained)"
 NO_ACTIVATION = "a = z (no activation)"
 NO_ACTIVATION_GRAD = "∂L/∂z = ∂L/∂a (no activation)"
 DATASET_LOSS = (
-    "L over all the samples with the updated parameters (evaluation mode: no dropout, "
-    "batchnorm on its running statistics)"
+    "L over all the samples with the updated parameters, in evaluation mode (no dropout, "
+    "batchnorm on its running statistics), as bpcalc train's test loss"
 )
 
 
@@ -113,7 +113,7 @@ def conventions(
     sequence = _sequence_convention(spec)
     if sequence:
         out["sequence"] = sequence
-    for layer in spec.layers:
+    for layer in spec.all_layers:  # the layers inside blocks too
         text = layers.build(layer).convention()
         if text is None:
             continue
@@ -147,7 +147,7 @@ def _sequence_convention(spec: NetworkSpec) -> str:
         return ""
     t = next(layer.in_shape[0] if len(layer.in_shape) == 2 else layer.out_shape[0] for layer in seq)
     text = (
-        f"T = {t} positions; dense layers, activations and dropout act on every position "
+        f"T = {t} positions; dense layers, activations, dropout and layer norm act on every position "
         "with the same parameters, so a parameter's gradient is the sum over the positions"
     )
     if spec.loss.positions:
@@ -162,7 +162,7 @@ def _sequence_convention(spec: NetworkSpec) -> str:
 def _activation_conventions(spec: NetworkSpec) -> dict[str, str]:
     """The choices the network's activations make (ReLU′(0) = 0), once per activation."""
     out: dict[str, str] = {}
-    for layer in spec.layers:
+    for layer in spec.all_layers:
         if layer.activation is not None:
             unit = activations.unit_class(layer.activation.kind)
             if unit.convention:
@@ -187,3 +187,27 @@ def symbol(name: str) -> str:
         sym = PARAM_SYMBOL.get(what, what)
         return f"{sym}⁽{layer}⁾" if what != "input" else f"x⁽{layer}⁾"
     return name
+
+
+def batch_mean_formula(spec: NetworkSpec, formula: str) -> str:
+    """The loss gradient of one sample of a batch whose loss is the mean: its 1/N shown,
+    ∂L/∂a = 2(a − y)/K -> ∂L/∂a = 2(a − y)/(K·N); p − y -> (p − y)/N."""
+    if not spec.batched or spec.loss.reduction != "mean":
+        return formula
+    lhs, eq, rhs = formula.partition(" = ")
+    rhs, paren, note = rhs.partition(" (")
+    for k in ("/K", "/ K"):
+        if rhs.endswith(k):
+            rhs = rhs[: -len("K")] + "(K·N)"
+            break
+    else:
+        rhs = (f"({rhs})" if " " in rhs else rhs) + "/N"
+    return f"{lhs}{eq}{rhs}{paren}{note}"
+
+
+def batch_sum_formula(spec: NetworkSpec, formula: str) -> str:
+    """A parameter's gradient over a batch: each sample's term, summed over the samples."""
+    if not spec.batched or "Σ_batch" in formula:
+        return formula
+    lhs, eq, rhs = formula.partition(" = ")
+    return f"{lhs}{eq}Σ_n {rhs} (summed over the batch)"

@@ -20,12 +20,24 @@ LOSS_OUTPUT = {
     "half_sse": "identity",
 }
 HIDDEN = ("relu", "leaky_relu", "sigmoid", "tanh")
+MAX_INLINE = 100_000  # made-up numbers written into the file (~700 KB of YAML)
 
 _DATA_HELP = """\
 # Data: inline lists as below, or files (paths relative to this file), for example
 #   inputs:  {file: data.npz, key: x, scale: 255}     .npy, .npz, .csv or MNIST IDX (gzipped or not)
 #   targets: {file: data.npz, key: y}                  class indices 0..K-1 for cross_entropy
 """
+
+
+def _check_inline(option: str, samples: int, per_sample: int, what: str) -> None:
+    """The made-up data is written into the file: refuse sizes that make it huge (before
+    drawing any number)."""
+    if samples * per_sample > MAX_INLINE:
+        raise UsageError(
+            f"{option}: each made-up sample's {what} would have {per_sample:,} numbers, too "
+            f"many to write into the file ({samples} samples, at most {MAX_INLINE:,} numbers "
+            "in all); make a smaller network, or write one whose inputs: read a data file"
+        )
 
 
 def _row(values: np.ndarray) -> str:
@@ -37,7 +49,10 @@ def _default_loss(n_out: int, loss: str | None) -> str:
         if loss not in LOSS_OUTPUT:
             raise UsageError(f"--loss should be one of {', '.join(LOSS_OUTPUT)}, found {loss!r}")
         if loss == "cross_entropy" and n_out < 2:
-            raise UsageError("cross_entropy needs at least 2 outputs (softmax over classes)")
+            raise UsageError(
+                "--loss cross_entropy needs at least 2 outputs (softmax over classes); the "
+                "last of --sizes is 1: use binary_cross_entropy"
+            )
         return loss
     return "cross_entropy" if n_out > 1 else "binary_cross_entropy"
 
@@ -72,16 +87,24 @@ def mlp_yaml(
     lr: float = 0.1,
     samples: int = 4,
     command: str = "",
+    blocks: int = 0,
 ) -> str:
-    """A dense network sizes[0] -> sizes[1] -> ... -> sizes[-1]."""
+    """A dense network sizes[0] -> sizes[1] -> ... -> sizes[-1]; blocks: that many pre-norm
+    residual blocks (a = x + W₂·f(W₁·LayerNorm(x))) after the last hidden layer."""
     if len(sizes) < 2 or any(s < 1 for s in sizes):
         raise UsageError(
             "--sizes needs at least two positive sizes, input first and output last (e.g. 2,3,1)"
+        )
+    if blocks < 0 or (blocks and len(sizes) < 3):
+        raise UsageError(
+            "--blocks needs a hidden layer for the residual blocks to follow (e.g. --sizes 4,16,3)"
         )
     if activation not in HIDDEN:
         raise UsageError(f"--activation should be one of {', '.join(HIDDEN)}, found {activation!r}")
     n_in, n_out = sizes[0], sizes[-1]
     loss = _default_loss(n_out, loss)
+    per_target = n_out if loss != "cross_entropy" and n_out > 1 else 1
+    _check_inline("--sizes", samples, n_in + per_target, "input and target")
     out_act = LOSS_OUTPUT[loss]
     rng = np.random.default_rng(0)
     hidden_init = "he" if activation in ("relu", "leaky_relu") else "xavier"
@@ -108,6 +131,8 @@ def mlp_yaml(
         ]
         if act != "identity":
             lines.append(f"    activation: {act}")
+        if i == len(sizes) - 2:
+            lines += _blocks(blocks, units, activation, hidden_init, seed=len(sizes))
     lines += [
         f"loss: {loss}",
         f"learning_rate: {lr:g}",
@@ -118,6 +143,31 @@ def mlp_yaml(
         "  seed: 0",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _blocks(count: int, width: int, activation: str, init: str, seed: int) -> list[str]:
+    """`count` pre-norm residual blocks of `width` units, as in a transformer's MLP."""
+    lines = []
+    for b in range(1, count + 1):
+        lines += [
+            f"  - name: block{b}                # a = x + f(x): f's values are block{b}.<layer>.<value>",
+            "    type: residual",
+            "    layers:",
+            "      - name: norm",
+            "        type: layernorm          # each sample over its features, as torch.nn.LayerNorm",
+            "      - name: fc1",
+            "        type: dense",
+            f"        units: {width}",
+            f"        init: {{type: {init}, seed: {seed}}}",
+            f"        activation: {activation}",
+            "      - name: fc2",
+            "        type: dense",
+            f"        units: {width}",
+            f"        init: {{type: xavier, seed: {seed + 1}}}",
+            "        bias: none               # no bias parameter",
+        ]
+        seed += 2
+    return lines
 
 
 def cnn_yaml(
@@ -139,6 +189,7 @@ def cnn_yaml(
         )
     if kernel > h or kernel > w:
         raise UsageError(f"--kernel {kernel} is larger than the {h}x{w} input")
+    _check_inline("--input", samples, c * h * w, "image")
     ho, wo = h - kernel + 1, w - kernel + 1
     if pool > 1 and (ho % pool or wo % pool):
         raise UsageError(

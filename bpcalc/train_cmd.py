@@ -58,6 +58,10 @@ def run_train(
     if test is not None:
         test_set = load_dataset_file(test, list(spec.layers), spec.loss, np.dtype(dtype))
 
+    from bpcalc import budget
+
+    extra = 0 if test_set is None else test_set.inputs.nbytes + test_set.targets.nbytes
+    budget.check_training(spec, batch, np.dtype(dtype).itemsize, epochs, json_out, extra)
     trainer = training.Trainer(spec, np.dtype(dtype), lr=lr)
     rate = lr if lr is not None else spec.optimizer.lr
     steps = -(-n // batch)
@@ -83,6 +87,10 @@ def run_train(
         if json_out:
             print(epoch_json(r, epochs, extra), flush=True)
 
+    # the C heap kept from step to step: no page faults on each step's arrays (glibc only)
+    from bpcalc.malloc_tuning import keep_freed_memory
+
+    keep_freed_memory()
     start = time.perf_counter()
     try:
         # overflow shows up as a non-finite loss, which fit reports with its epoch and step

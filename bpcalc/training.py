@@ -97,18 +97,19 @@ class Trainer:
         self.optimizer = optimizer if optimizer is not None else optim_mod.build(opt_spec)
         self.opt_state: dict[str, dict[str, dict[str, Array]]] = {}
         self.t = 0
-        self.frozen = {layer.name: layer.spec.freeze for layer in self.layers}
+        every = engine.leaves(self.layers)  # the layers inside blocks too
+        self.frozen = {layer.name: layer.spec.freeze for layer in every}
         self.accuracy = accuracy_kind(spec)
         self.units = graded_units(spec)  # per sample: 1, or T positions of a sequence
         # layers with a training/evaluation mode (dropout, batchnorm), whose running
         # statistics carry from step to step (batchnorm)
-        self._modal = any(layer.op.modal for layer in self.layers)
+        self._modal = any(layer.op.modal for layer in every)
         self._shared_log = engine.shares_log_softmax(spec)
         self._clip = spec.optimizer.clip_norm
         # the parameters the optimizer updates: (layer, parameter), frozen ones left out
         self._trained = [
             (layer.name, p)
-            for layer in self.layers
+            for layer in every
             if layer.parametric
             for p in layer.param_names
             if p not in self.frozen[layer.name]
@@ -190,6 +191,7 @@ class EpochResult:
     test_loss: float | None
     test_accuracy: float | None
     seconds: float  # wall time of the epoch, test evaluation included
+    cpu_seconds: float = 0.0  # CPU time of the process over the same span (all its threads)
 
 
 def fit(
@@ -228,18 +230,28 @@ def fit(
         classes = y.argmax(axis=-1)
     else:
         classes = y.reshape(n, -1).argmax(axis=1)
+    # Per-step costs of the loop itself, kept small for small networks (issue 18): each
+    # shuffled batch is gathered into the same two arrays (x.take(out=) rather than x[idx],
+    # a new array a step), and the arg-max of each batch's output goes into `predicted`,
+    # compared with the classes once an epoch rather than once a batch.
+    predicted = np.empty(classes.shape, dtype=np.intp) if classes is not None else None
+    x_batch = np.empty((min(batch_size, n), *x.shape[1:]), dtype=x.dtype) if shuffle else x
+    y_batch = np.empty((min(batch_size, n), *y.shape[1:]), dtype=y.dtype) if shuffle else y
     results: list[EpochResult] = []
     for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         order = rng.permutation(n) if shuffle else None
         total, correct = 0.0, 0
         for b, i in enumerate(range(0, n, batch_size)):
             if order is None:
-                idx = slice(i, i + batch_size)
-                xb, yb = x[idx], y[idx]
+                xb, yb = x[i : i + batch_size], y[i : i + batch_size]
             else:
                 idx = order[i : i + batch_size]
-                xb, yb = x[idx], y[idx]
+                m = idx.shape[0]
+                # mode="clip": the indices are a permutation's, always in range, and numpy
+                # writes straight into `out` only when it need not check them
+                xb = x.take(idx, axis=0, out=x_batch[:m], mode="clip")
+                yb = y.take(idx, axis=0, out=y_batch[:m], mode="clip")
             loss, out = trainer.step_with_output(xb, yb)
             if not math.isfinite(loss):
                 raise NumericError(
@@ -249,16 +261,19 @@ def fit(
                     value="loss",
                 )
             total += loss * xb.shape[0] if mean else loss
-            if classes is not None:  # count_correct's arg-max rule
-                if units > 1:
-                    hits = out.argmax(axis=-1) == classes[idx]
+            if predicted is not None:  # count_correct's arg-max rule, counted below
+                if units > 1:  # a sequence: each position's arg-max
+                    out.argmax(axis=-1, out=predicted[i : i + batch_size])
                 else:
-                    hits = out.reshape(out.shape[0], -1).argmax(axis=1) == classes[idx]
-                correct += int(np.count_nonzero(hits))
+                    out.reshape(out.shape[0], -1).argmax(axis=1, out=predicted[i : i + batch_size])
             else:
                 correct += count_correct(kind, out, yb, units > 1)
             if on_batch is not None:
                 on_batch(epoch, b, loss)
+        if predicted is not None:
+            assert classes is not None
+            seen = classes if order is None else classes[order]
+            correct = int(np.count_nonzero(predicted == seen))
         test_loss = test_acc = None
         if test is not None:
             test_loss, test_acc = trainer.evaluate(*test)
@@ -269,6 +284,7 @@ def fit(
             test_loss,
             test_acc,
             time.perf_counter() - start,
+            time.process_time() - cpu_start,
         )
         results.append(result)
         if on_epoch is not None:

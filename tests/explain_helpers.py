@@ -9,8 +9,8 @@ import operator
 import re
 import textwrap
 
-from bpcalc import engine
-from bpcalc.network.parse import parse_network
+from bpcalc import engine, explain
+from bpcalc.network.parse import load_network, parse_network
 from bpcalc.network.yaml_source import load_yaml_text
 
 CONV_NET = """
@@ -142,7 +142,7 @@ def evaluate(expr: str) -> float:
     √(v) → sqrt(v), b^t → b**t. Only numbers, + − × / **, parentheses and
     exp/log/max/tanh/sqrt are allowed."""
     s = expr.replace("×", "*").replace("·", "*").replace("−", "-").replace("²", "**2")
-    s = re.sub(r"(?<![\d.])e\^([\d.]+)", r"exp(\1)", s).replace("e^(", "exp(")
+    s = re.sub(r"(?<![\d.])e\^([\d.]+(?:e[-+]?\d+)?)", r"exp(\1)", s).replace("e^(", "exp(")
     s = s.replace("ln(", "log(").replace("√(", "sqrt(").replace("^", "**")
     tree = ast.parse(s, mode="eval")
 
@@ -164,3 +164,114 @@ def evaluate(expr: str) -> float:
 
 def shown(result: str) -> float:
     return float(result.replace("−", "-"))
+
+
+ACT_LAYERS_NET = """
+name: activation layers
+inputs: [[0.3, -0.8], [1.2, 0.4]]
+targets: [2, 0]
+layers:
+  - {name: h, type: dense, weights: [[0.4, -0.3], [0.25, 0.6], [-0.5, 0.2]], bias: [0.1, -0.1, 0.0]}
+  - {name: act, type: leaky_relu, slope: 0.2}
+  - {name: t, type: tanh}
+  - {name: s, type: sigmoid}
+  - {name: out, type: dense, weights: [[0.4, -0.3, 0.2], [0.25, 0.6, -0.1], [-0.5, 0.2, 0.3]]}
+  - {name: sm, type: softmax}
+loss: cross_entropy
+learning_rate: 0.2
+"""
+
+
+REG_NET = """
+name: L2 and L1 penalties, bias included on one layer
+inputs: [[0.3, -0.8], [1.2, 0.4]]
+targets: [[1.0], [0.0]]
+regularization: {l2: 0.3, l1: 0.05}
+layers:
+  - {name: h, type: dense, weights: [[0.4, 0.0], [0.25, 0.6]], bias: [0.1, -0.1], activation: tanh}
+  - name: out
+    type: dense
+    weights: [[0.5, -0.7]]
+    bias: [0.2]
+    regularization: {l2: 0.1, l1: 0.02, include_bias: true}
+loss: half_mse
+learning_rate: 0.1
+"""
+
+
+DROP_BN_NET = """
+name: dropout with a given mask, batchnorm after dense and after conv, mini-batches
+inputs:
+  - [[0.5, -1.0, 0.2], [2.0, 0.3, -0.4], [0.1, 0.9, -0.6]]
+  - [[0.1, 0.2, 0.3], [-0.3, 0.4, 0.8], [0.7, -0.2, 0.5]]
+  - [[-0.5, 0.6, 0.1], [0.2, -0.9, 0.4], [0.3, 0.3, -0.1]]
+  - [[0.4, 0.4, -0.2], [0.6, 0.1, 0.0], [-0.1, 0.5, 0.9]]
+targets: [[1.0], [0.0], [0.5], [0.2]]
+mode: minibatch
+batch_size: 2
+shuffle: true
+seed: 3
+layers:
+  - {name: conv, type: conv2d, kernel: [[[[0.5, -0.3], [0.2, 0.4]]], [[[0.1, 0.2], [-0.2, 0.3]]]], bias: [0.1, 0.0]}
+  - {name: bnc, type: batchnorm, gamma: [1.5, 0.7], beta: [0.2, -0.3], activation: relu}
+  - {type: flatten}
+  - {name: drop, type: dropout, p: 0.25, mask: [1, 0, 1, 1, 1, 1, 0, 1]}
+  - {name: h, type: dense, weights: [[0.4, -0.3, 0.2, 0.1, -0.1, 0.3, 0.2, -0.2], [0.25, 0.6, -0.1, 0.2, 0.1, -0.4, 0.3, 0.1]], bias: [0.1, -0.1]}
+  - {name: bn, type: batchnorm, gamma: [1.2, 0.8], beta: [0.1, -0.1], activation: sigmoid}
+  - {name: out, type: dense, weights: [[0.5, -0.7]], bias: [0.2]}
+loss: mse
+learning_rate: 0.1
+"""
+
+
+def _opt_net(opt: str) -> str:
+    return f"""
+name: "{opt}"
+inputs: [[0.3, -0.8], [1.2, 0.4]]
+targets: [[1.0], [0.0]]
+optimizer: {opt}
+layers:
+  - name: h
+    type: dense
+    weights: [[0.4, -0.3], [0.25, 0.6]]
+    bias: [0.1, -0.1]
+    activation: tanh
+    freeze: [bias]
+  - {{name: out, type: dense, weights: [[0.5, -0.7]], bias: [0.2]}}
+loss: half_mse
+"""
+
+
+OPT_NETS = {
+    "momentum": _opt_net("{type: momentum, lr: 0.1, momentum: 0.9, dampening: 0.2}"),
+    "nesterov": _opt_net("{type: nesterov, lr: 0.1, momentum: 0.8}"),
+    "rmsprop": _opt_net("{type: rmsprop, lr: 0.01, alpha: 0.9, eps: 0.001}"),
+    "adam": _opt_net("{type: adam, lr: 0.05, beta1: 0.8, beta2: 0.9, eps: 0.001}"),
+}
+
+
+def all_work(trace, decimals: int = 10, min_sig: int = 12):
+    """Every explanation of a trace, numbers with at least 12 significant digits."""
+    request = explain.parse_requests(["all"], trace)
+    works = []
+    for exps in explain.explain_trace(trace, request, decimals, True, min_sig=min_sig).values():
+        for e in exps:
+            works += [(e.record, w) for w in e.works]
+    return works
+
+
+NETWORKS = {
+    "example1": lambda: engine.run(load_network("examples/example1.yaml")),
+    "example2": lambda: engine.run(load_network("examples/example2.yaml")),
+    "conv": lambda: run_text(CONV_NET),
+    "avg": lambda: run_text(AVG_NET),
+    "relu0": lambda: run_text(RELU0_NET),
+    "act-layers": lambda: run_text(ACT_LAYERS_NET),
+    "mlp": lambda: engine.run(load_network("examples/mlp_2_3_1.yaml")),
+    "scalar": lambda: engine.run(load_network("examples/scalar_quadratic.yaml"), steps=2),
+    **{f"loss-{k}": (lambda v=v: run_text(v)) for k, v in LOSS_NETS.items()},
+    **{f"opt-{k}": (lambda v=v: run_text(v, steps=3)) for k, v in OPT_NETS.items()},
+    "regularization": lambda: run_text(REG_NET, steps=2),
+    "dropout-batchnorm": lambda: run_text(DROP_BN_NET, steps=3),
+    "gd-variants": lambda: engine.run(load_network("examples/gd_variants.yaml"), steps=3),
+}

@@ -1,5 +1,5 @@
 """Loop versions of the fast ops, written to read like the formulas (the house style: the fast
-op lives in bpcalc/ops, the loop that can be checked by eye lives here, and tests compare them).
+op lives in bpcalc/layers, the loop that can be checked by eye lives here, and tests compare them).
 
 Shapes: images (N, C, H, W), kernels (O, C, kh, kw), strides and paddings (rows, columns).
 Every function is plain Python over NumPy scalars: slow on purpose, obvious on purpose.

@@ -168,8 +168,13 @@ def test_every_layer_type_has_a_unit_with_its_formulas():
         cls = layers.unit_class(t)
         assert t in cls.types, t
         assert callable(layers.parse(t)), t  # its parser beside it
-        for method in ("forward", "backward", "forward_formula", "grad_input_formula"):
+        for method in ("forward_formula", "grad_input_formula"):
             assert getattr(cls, method) is not getattr(layers.Layer, method), (t, method)
+        # the maths: forward and backward, or their forms with a scope (a block's)
+        for method in ("forward", "backward"):
+            assert any(
+                getattr(cls, m) is not getattr(layers.Layer, m) for m in (method, f"{method}_with")
+            ), (t, method)
     for kind in activations.kinds():
         unit = activations.get(kind)
         assert unit.formula().startswith("a = "), kind

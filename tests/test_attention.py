@@ -591,7 +591,7 @@ def test_explain_writes_one_score_and_one_softmax_row_in_full(capsys):
     )
     assert code == 0, err
     assert "attn.scores[1,2] = (q21·k31 + q22·k32 + q23·k33 + q24·k34) / √4" in out
-    assert "= (1×0 + 1×0 + 1×1 + 1×1) / √4 = 1" in out
+    assert "= (1×0 + 1×0 + 1×1 + 1×1) / √(4) = 1" in out
     assert "attn.weights[2,1] = e^s32 / (e^s31 + e^s32 + e^s33)" in out
     assert "= e^1 / (e^0 + e^1 + e^1) = 0.4223" in out
     assert "attn.weights[1,2] = 0" in out and "masked (causal: key s > t)" in out
@@ -695,3 +695,43 @@ def test_bad_attention_input_is_one_located_message_with_exit_code_2(
     case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert_one_located_error(case, tmp_path, capsys, monkeypatch)
+
+
+def test_a_transformer_block_matches_finite_differences_and_explains_every_value():
+    """embedding -> residual(layernorm -> causal attention) -> dense softmax per position."""
+    from tests.explain_helpers import evaluate
+    from tests.helpers import loss_of, numeric_grad, rel_error
+    from tests.test_explain_evaluates import all_work
+
+    spec = load_network("examples/sequences/transformer_block.yaml")
+    layers = [engine.build_layer(s) for s in spec.layers]
+    params = engine.initial_params(spec)
+    fwd = engine.forward(layers, params, spec.inputs)
+    grads = engine.backward(spec, layers, params, fwd, spec.targets)
+    assert "block.attn" in grads and "emb" in grads
+    for layer, pg in grads.items():
+        for pname, g in pg.items():
+            num = numeric_grad(lambda: loss_of(spec, params, spec.inputs), params[layer][pname])
+            assert rel_error(g, num) < 1e-6, (layer, pname)
+    works = all_work(engine.run(spec), decimals=14)
+    for rec, w in works:
+        assert not w.note.startswith("no step-by-step"), (w.name, w.note)
+        if w.substituted and rec.name != "loss_after":
+            sub = w.substituted.replace("√2", "√(2)")
+            assert evaluate(sub) == pytest.approx(w.value, rel=1e-7, abs=1e-8), w.name
+
+
+def test_export_declines_a_network_over_sequences_at_its_layer(capsys, tmp_path):
+    code, out, err = cli(
+        capsys, "export", "examples/sequences/transformer_block.yaml", "--to", "pytorch"
+    )
+    assert code == 2 and out == ""
+    assert "cannot write embedding layers yet" in err
+    net = write_net(
+        tmp_path,
+        "sequence: true\ninput: [[1, 2], [3, 0]]\ntarget: [1, 0]\nlayers:\n"
+        "  - {type: dense, weights: [[1, 0], [0, 1]], activation: softmax}\n"
+        "loss: cross_entropy\nlearning_rate: 0.1\n",
+    )
+    code, out, err = cli(capsys, "export", str(net), "--to", "pytorch")
+    assert code == 2 and "net.yaml:5:5" in err and "over a sequence" in err

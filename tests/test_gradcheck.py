@@ -57,13 +57,17 @@ def dense_networks(draw: Any) -> dict[str, Any]:
         last = i == len(sizes) - 1
         layout = draw(st.sampled_from(["out_in", "in_out"]))
         shape = (sizes[i], sizes[i - 1]) if layout == "out_in" else (sizes[i - 1], sizes[i])
-        shared = draw(st.booleans())
+        bias = draw(st.sampled_from(["values", "shared", "none"]))
         layer: dict[str, Any] = {
             "type": "dense",
             "layout": layout,
             "weights": rng.normal(size=shape).tolist(),
-            "bias": float(rng.normal()) if shared else rng.normal(size=sizes[i]).tolist(),
-            "bias_shared": shared,
+            "bias": {
+                "values": rng.normal(size=sizes[i]).tolist(),
+                "shared": float(rng.normal()),
+                "none": "none",
+            }[bias],
+            "bias_shared": bias == "shared",
         }
         act = _output_activation(loss, draw) if last else draw(st.sampled_from(ACTS))
         if last and act in ("softmax", "sigmoid") and draw(st.booleans()):
@@ -110,7 +114,7 @@ def conv_networks(draw: Any) -> dict[str, Any]:
     conv: dict[str, Any] = {
         "type": "conv2d",
         "kernel": kernel,
-        "bias": rng.normal(size=o).tolist(),
+        "bias": rng.normal(size=o).tolist() if draw(st.booleans()) else "none",
         "stride": stride,
         "padding": padding,
         "flip": draw(st.booleans()),

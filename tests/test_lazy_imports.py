@@ -24,6 +24,10 @@ NOT_FOR_STEP = (
     "bpcalc.render.json_doc",
     "bpcalc.render.markdown",
     "bpcalc.render.latex",
+    "bpcalc.render.diagram",
+    "bpcalc.render.class_report",
+    "bpcalc.teach",
+    "drawsvg",
 )
 
 _PROBE = """
@@ -68,6 +72,13 @@ def test_step_imports_each_op_when_a_layer_of_its_kind_is_built() -> None:
     assert "bpcalc.layers.dropout" not in modules
     assert "bpcalc.layers.batchnorm" not in modules
     assert "rich.table" not in modules  # JSON output does not need rich's tables
+
+
+def test_an_svg_diagram_imports_the_drawing_library_and_a_table_does_not() -> None:
+    modules = _modules_after("step", "examples/mlp_2_3_1.yaml", "--format", "svg")
+    assert "drawsvg" in modules and "bpcalc.render.diagram" in modules
+    assert "rich.table" not in modules
+    assert _loaded(modules, "bpcalc.teach") == []
 
 
 @pytest.mark.parametrize("option", ["--help", "--version"])

@@ -235,7 +235,7 @@ def test_explain_writes_the_sum_over_time_term_by_term(capsys):
     assert "grad.rnn.weights_hh[0,0] = ∂L/∂z11·h0 + ∂L/∂z21·h11 + ∂L/∂z31·h21" in out
     assert "= (−0.1578)×0 + 0.4215×0.4621 + (−0.5572)×0.5509 = −0.1122" in out
     assert "grad.rnn.h[1,0] = (from the output at t) + (from step t+1)" in out
-    assert "= 1.0509 + (−0.4458) = 0.6051" in out
+    assert "= 1.0509 + (−0.44579) = 0.6051" in out  # the digits that make it add up
     assert "grad.rnn.h.from_next[1,0] = w11 · ∂L/∂z31 = 0.8 × (−0.5572) = −0.4458" in out
     assert "grad.rnn.h.from_next[2,0] = 0" in out
 
@@ -420,3 +420,19 @@ def test_a_trained_rnn_saves_its_weights_in_place_of_its_sizes(tmp_path, capsys)
     assert "vocab:" not in text and "dim:" not in text
     code, _, err = cli(capsys, "step", str(saved))
     assert code == 0, err
+
+
+def test_later_steps_computed_from_a_wrong_hidden_state_are_carried_forward(tmp_path, capsys):
+    # h1 written 0.4 (right: 0.462117); from it z2 = 0.25 + 0.8·0.4 = 0.57, h2 = tanh(0.57)
+    # = 0.515359, z3 = −0.5 + 0.8·0.515359 = −0.087713, h3 = tanh(−0.087713) = −0.087488
+    sheet = write_net(
+        tmp_path,
+        "rnn.z: [[0.5000], [0.5700], [-0.0877]]\nrnn.h: [[0.4000], [0.5154], [-0.0875]]\n",
+        "a.yaml",
+    )
+    code, out, err = cli(capsys, "check", "examples/rnn.yaml", str(sheet), "--json")
+    assert code == 1, err
+    verdicts = {a["ref"]: a for a in json.loads(out)["answers"]}
+    assert verdicts["rnn.h"]["verdict"] == "wrong"  # its first step is the slip
+    assert verdicts["rnn.z"]["verdict"] == "carried_forward"
+    assert verdicts["rnn.z"]["rests_on"] == ["rnn.h"]

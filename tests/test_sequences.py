@@ -140,7 +140,7 @@ def test_the_conventions_say_what_a_sequence_and_its_loss_mean(capsys, tmp_path)
     code, out, err = cli(capsys, "step", str(net), "--json")
     assert code == 0, err
     conv = __import__("json").loads(out)["conventions"]
-    assert conv["sequence"].startswith("T = 3 positions; dense layers, activations and dropout")
+    assert conv["sequence"].startswith("T = 3 positions; dense layers, activations, dropout and")
     assert "averaged over the positions" in conv["sequence"]
     assert conv["loss"].startswith("L = (1/T) Σ_t ℓ_t, ℓ_t = ½ Σ (a − y)² at position t")
 

@@ -113,7 +113,7 @@ def order_key(step: StepTrace) -> dict[str, int]:
 def given_names(spec: NetworkSpec) -> set[str]:
     """The values a student copies from the network rather than computes."""
     names = {"input", "target"}
-    for layer in spec.layers:
+    for layer in spec.all_layers:
         names |= {f"{layer.name}.{p}" for p in layers_mod.build(layer).param_names}
     return names
 
@@ -143,17 +143,16 @@ def with_given(
         changes["inputs"] = _merged(spec.inputs, rest.pop("input"), samples)
     if "target" in rest:
         changes["targets"] = _merged(spec.targets, rest.pop("target"), samples)
-    new = list(spec.layers)
-    for i, layer in enumerate(new):
+    new = dataclasses.replace(spec, **changes) if changes else spec  # type: ignore[arg-type]
+    for layer in spec.all_layers:  # the layers inside blocks too
         params = {
             p: _merged(layer.params[p], rest.pop(f"{layer.name}.{p}"))
             for p in layers_mod.build(layer).param_names
             if f"{layer.name}.{p}" in rest
         }
         if params:
-            new[i] = dataclasses.replace(layer, **params)  # type: ignore[arg-type]
-            changes["layers"] = tuple(new)
-    return (dataclasses.replace(spec, **changes) if changes else spec), rest  # type: ignore[arg-type]
+            new = new.with_layer(dataclasses.replace(layer, **params))  # type: ignore[arg-type]
+    return new, rest
 
 
 def run_step(
@@ -220,6 +219,14 @@ def grade(
         else:
             g.verdict = WRONG
         entries.append(g)
+    # A recurrent layer records each of its values whole though they interleave in time (an
+    # RNN's z at step 2 follows from its h at step 1): an answer that agrees only with the
+    # student's own numbers may rest on a wrong answer graded after it
+    for g in entries:
+        if g.verdict == CORRECT and g.wrong.any() and not g.answer.transposed:
+            g.rests_on = _rests_on(spec, g.answer, g.wrong, entries, exact, solo, tol, round_each)
+            if g.rests_on:
+                g.verdict = CARRIED
     first = next((g for g in entries if g.verdict == WRONG), None)
     if first is not None:
         first.first_wrong = True

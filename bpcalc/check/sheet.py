@@ -24,6 +24,10 @@ from bpcalc.network import values as V
 from bpcalc.network.yaml_source import Src, load_yaml_text, read_source
 from bpcalc.trace import StepTrace, element_name, parse_ref
 
+# Labels for grading a class (bpcalc/check/klass.py), not values: who wrote the sheet and
+# which variant of an exercise it answers.
+META_KEYS = ("student", "variant")
+
 _NUMBER = re.compile(r"^[+-]?(?:\d[\d_]*)?(?:\.(?P<frac>[\d_]*))?(?:[eE](?P<exp>[+-]?\d+))?$")
 
 
@@ -86,6 +90,8 @@ def parse_sheet(text: str, file: str, step: StepTrace) -> Sheet:
     names = list(step.records)
     covered: dict[str, list[tuple[np.ndarray, Location]]] = {}
     for key in root.value:
+        if key in META_KEYS:
+            continue
         src = root.child(key)
         answer = _read_answer(src, str(key), step, names, raw)
         if answer is None:

@@ -14,7 +14,6 @@ a glob (`grad.*`) the matching values within the limit; `none` nothing.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import importlib
 from collections.abc import Callable, Iterable
@@ -31,6 +30,7 @@ from bpcalc.explain import (  # noqa: F401  (they register their explainers)
     optimizers,
     regularization,
 )
+from bpcalc.explain.arith import explained
 from bpcalc.explain.registry import (
     FALLBACK_NOTE,
     Item,
@@ -42,7 +42,9 @@ from bpcalc.explain.registry import (
 )
 from bpcalc.explain.text import work_lines
 from bpcalc.explain.work import Ctx, Fmt, Work
+from bpcalc.render.numbers import Precision
 from bpcalc.trace import Record, StepTrace, Trace, element_name, parse_ref
+from bpcalc.usage import close_names, did_you_mean
 
 for _module in _layers.explain_modules():  # each layer unit's worked explanations
     importlib.import_module(_module)
@@ -138,8 +140,7 @@ def parse_requests(requests: Iterable[str], trace: Trace) -> Request:
         if any(ch in text for ch in "*?[") and any(fnmatch.fnmatchcase(n, text) for n in names):
             req.globs.append(text)
             continue
-        close = difflib.get_close_matches(name or text, names, n=3)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        hint = did_you_mean(close_names(name or text, names))
         raise UsageError(
             f"--explain {text}: no value of that name{hint} "
             "(give all, a value name such as conv.z, an element such as conv.z[0,0], or a glob such as 'grad.*')"
@@ -150,7 +151,7 @@ def parse_requests(requests: Iterable[str], trace: Trace) -> Request:
 def explain_trace(
     trace: Trace,
     request: Request,
-    decimals: int = 4,
+    decimals: int | Precision = 4,
     full: bool = False,
     keep: Callable[[Record], bool] = lambda r: True,
     min_sig: int = 1,
@@ -174,23 +175,33 @@ def _explain_step(
     for rec in st:
         if not keep(rec):
             continue
-        if rec.name in request.elements and rec.name not in request.values:
-            indices = request.elements[rec.name]
-        elif rec.name in request.values:
-            indices = list(np.ndindex(*rec.shape))
-        elif request.all or any(fnmatch.fnmatchcase(rec.name, g) for g in request.globs):
-            if rec.value.size > LIMIT and not full:
-                out.append(Explained(rec, [], skipped=True))
-                continue
-            indices = list(np.ndindex(*rec.shape))
-        else:
+        chosen = selected(rec, request, full)
+        if chosen is None:
             continue
+        if chosen == "skipped":
+            out.append(Explained(rec, [], skipped=True))
+            continue
+        indices = request.elements[rec.name] if chosen == "elements" else np.ndindex(*rec.shape)
         item = classify(trace.spec, rec, st.records)
-        out.append(Explained(rec, [explain_element(ctx, item, tuple(i)) for i in indices]))
+        out.append(Explained(rec, [explained(ctx, item, tuple(i)) for i in indices]))
     return out
 
 
-def explain_value(trace: Trace, ref: str, decimals: int = 4, step: int = 1) -> list[Work]:
+def selected(rec: Record, request: Request, full: bool) -> str | None:
+    """What of `rec` the request explains: "elements" (those named), "all" its elements,
+    "skipped" (too large without --full), or None."""
+    if rec.name in request.elements and rec.name not in request.values:
+        return "elements"
+    if rec.name in request.values:
+        return "all"
+    if request.all or any(fnmatch.fnmatchcase(rec.name, g) for g in request.globs):
+        return "skipped" if rec.value.size > LIMIT and not full else "all"
+    return None
+
+
+def explain_value(
+    trace: Trace, ref: str, decimals: int | Precision = 4, step: int = 1
+) -> list[Work]:
     """The work for a value (`conv.z`) or one element (`conv.z[0,0]`) of step `step`."""
     st = trace.steps[step - 1]
     name, index = parse_ref(ref)
@@ -198,4 +209,4 @@ def explain_value(trace: Trace, ref: str, decimals: int = 4, step: int = 1) -> l
     ctx = Ctx(trace, st, trace.spec, Fmt(decimals))
     item = classify(trace.spec, rec, st.records)
     indices = [index] if index is not None else list(np.ndindex(*rec.shape))
-    return [explain_element(ctx, item, tuple(i)) for i in indices]
+    return [explained(ctx, item, tuple(i)) for i in indices]

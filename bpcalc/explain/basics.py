@@ -71,7 +71,7 @@ def given(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
 @register("grad_a", "next")
 def grad_from_next(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
     """∂L/∂a of a layer is ∂L/∂x of the next one: the output of one is the input of the next."""
-    nxt = ctx.spec.layers[item.pos + 1]
+    nxt = ctx.next_layer(item.pos)
     dx = ctx.tensor(f"grad.{nxt.name}.input", "x", tuple(nxt.in_shape))
     n, idx = split(item.record.per_sample, index, len(nxt.in_shape))
     a = ctx.tensor(f"{item.layer.name}.a", "a", tuple(item.layer.out_shape))
@@ -119,15 +119,21 @@ def sgd_update(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
     )
 
 
+AFTER_NOTES = {
+    "loss_after": "a forward pass of this step's batch with the updated parameters, in "
+    "training mode (the same dropout mask, batchnorm on the batch's own statistics); its "
+    "values are not traced one by one",
+    "dataset_loss_after": "a forward pass over all the samples with the updated parameters, "
+    "in evaluation mode: dropout off, batchnorm on its running statistics (the new "
+    "running_mean and running_var of this step), as bpcalc train's test loss; its values are "
+    "not traced one by one",
+}
+
+
 @register("after", "loss_after")
 def loss_after(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
-    """The loss of a fresh forward pass with the updated parameters (not traced value by value)."""
-    return make(
-        ctx,
-        item.record.name,
-        index,
-        item.record.formula,
-        "",
-        "a forward pass with the updated parameters; its values are in the next step of --steps 2",
-        "L′",
-    )
+    """The loss of a fresh forward pass with the updated parameters (not traced value by
+    value): loss_after on the step's batch in training mode, dataset_loss_after on every
+    sample in evaluation mode (engine.dataset_loss)."""
+    name = item.record.name
+    return make(ctx, name, index, item.record.formula, "", AFTER_NOTES[name], "L′")

@@ -75,6 +75,8 @@ def _over(
             sym, num = f"½·{sym}", f"0.5×{num}"
         return sym, num
     if kind == "cross_entropy":
+        if ctx.spec.loss.positions:  # a class per position: its y·ln(p) terms of y = 0 are 0
+            cells = [c for c in cells if y.v(c, n) != 0] or cells[:1]
         sym = " + ".join(f"{y.s(c, m)}·ln({a.s(c, m)})" for c in cells)
         num = " + ".join(f"{f.num(y.v(c, n))}×ln({f.num(a.v(c, n))})" for c in cells)
         return f"{MINUS}{paren(sym)}", f"{MINUS}{paren(num)}"

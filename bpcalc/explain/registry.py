@@ -13,9 +13,13 @@ Roles:
                                                                  kind: activation (identity, relu, ...)
   layer       <layer>.a of a shape layer                         kind: layer type (maxpool2d, flatten, dropout)
   bn          <layer>.mean, .var, .xhat of a batchnorm layer     kind: mean | var | xhat
+  recorded    another value a layer records, <layer>.<what>      kind: <layer type>.<what>
+              (layernorm.mean, layernorm.var, layernorm.xhat)
   loss        loss                                               kind: loss kind
   loss_grad   grad.<last layer>.a                                kind: loss kind
-  grad_a      grad.<layer>.a of an inner layer                   kind: "next"
+  grad_a      grad.<layer>.a of an inner layer                   kind: "next", or the block's
+              type for the last layer inside a block (residual)
+  grad_path   grad.<block>.input.<path>: one path of ∂L/∂x       kind: layer type (residual)
   grad_z      grad.<layer>.z, or grad.<activation layer>.input   kind: activation, or "fused"
   grad_param  grad.<layer>.<param>                               kind: layer type
   grad_input  grad.<layer>.input                                 kind: layer type
@@ -41,6 +45,7 @@ from typing import Any
 
 from bpcalc import activations, losses
 from bpcalc.explain.work import Ctx, Work
+from bpcalc.network.types import flat_layers
 from bpcalc.trace import Record, element_name
 
 FALLBACK_NOTE = "no step-by-step explanation for this value"
@@ -81,7 +86,7 @@ def registered() -> list[tuple[str, str]]:
     return sorted(_REGISTRY)
 
 
-PARAMETRIC = ("dense", "conv2d", "batchnorm")  # a z before the activation
+PARAMETRIC = ("dense", "conv2d", "batchnorm", "layernorm")  # a z before the activation
 OWN_VALUES = ("rnn", "attention")  # layers that name values of their own (rnn.h, attn.scores)
 ACTIVATION_KINDS = activations.kinds()
 
@@ -102,9 +107,12 @@ def classify(spec: Any, rec: Record, st_names: Container[str] = ()) -> Item:
     name = rec.name
     if spec is None:
         return Item(rec, "other", "")
-    layers = {layer.name: (i, layer) for i, layer in enumerate(spec.layers)}
-    last = len(spec.layers) - 1
-    parts = name.split(".")
+    # every layer, those inside blocks too (named <block>.<inner>); pos: the place in that list
+    flat = flat_layers(spec.layers)
+    layers = {layer.name: (i, layer) for i, layer in enumerate(flat)}
+    last = layers[spec.layers[-1].name][0]
+    ends = {block.inner[-1].name: block.type for block in flat if block.inner}
+    parts = _parts(name, layers)
     if name in ("input", "target"):
         return Item(rec, "given", name)
     if name == "loss":
@@ -124,6 +132,9 @@ def classify(spec: Any, rec: Record, st_names: Container[str] = ()) -> Item:
     if parts[0] == "clipped" and len(parts) == 3 and parts[1] in layers:
         pos, layer = layers[parts[1]]
         return Item(rec, "clip", "clipped", layer, pos, parts[2])
+    if parts[0] == "grad" and len(parts) == 4 and parts[1] in layers and parts[2] == "input":
+        pos, layer = layers[parts[1]]
+        return Item(rec, "grad_path", layer.type, layer, pos, parts[3])
     if (
         parts[0] == "grad"
         and len(parts) == 4
@@ -147,7 +158,7 @@ def classify(spec: Any, rec: Record, st_names: Container[str] = ()) -> Item:
         if what == "a":
             if pos == last:
                 return Item(rec, "loss_grad", spec.loss.kind, layer, pos)
-            return Item(rec, "grad_a", "next", layer, pos)
+            return Item(rec, "grad_a", ends.get(layer.name, "next"), layer, pos)
         if what == "z" or (what == "input" and is_act_layer):
             return Item(rec, "grad_z", "fused" if fused else _act_kind(layer), layer, pos)
         if what == "input":
@@ -181,7 +192,20 @@ def classify(spec: Any, rec: Record, st_names: Container[str] = ()) -> Item:
             return Item(rec, "bn", what, layer, pos)
         if what == "mask" and layer.type == "dropout":
             return Item(rec, "given", "mask", layer, pos)
+        return Item(rec, "recorded", f"{layer.type}.{what}", layer, pos)
     return Item(rec, "other", "")
+
+
+def _parts(name: str, layers: Container[str]) -> list[str]:
+    """A value name split at its dots, with a layer's name kept whole even when it has dots
+    (grad.res.fc.weights -> grad, res.fc, weights): the longest layer name that fits."""
+    parts = name.split(".")
+    head = 1 if parts[0] in ("grad", "new", "state") else 0
+    for k in range(len(parts) - head, 1, -1):
+        joined = ".".join(parts[head : head + k])
+        if joined in layers:
+            return [*parts[:head], joined, *parts[head + k :]]
+    return parts
 
 
 def fallback(ctx: Ctx, item: Item, index: tuple[int, ...], note: str = FALLBACK_NOTE) -> Work:

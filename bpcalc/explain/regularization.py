@@ -56,7 +56,7 @@ def penalty_grad(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
 @register("penalty", "loss")
 def penalty_loss(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
     syms, nums = [], []
-    for layer in ctx.spec.layers:
+    for layer in ctx.layers:  # inside blocks too
         reg = ctx.spec.regularization.get(layer.name)
         if reg is None:
             continue

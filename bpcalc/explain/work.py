@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from bpcalc import losses
-from bpcalc.render.numbers import fmt
+from bpcalc.network.types import flat_layers
+from bpcalc.render.numbers import Precision, fmt, precision
 from bpcalc.trace import StepTrace, Trace, element_name
 
 MINUS = "−"
@@ -98,23 +99,25 @@ def paren(expr: str) -> str:
 
 @dataclass(frozen=True)
 class Fmt:
-    """Number formatting for one explanation run: `decimals` decimals, as the tables show
-    them; a number that would keep fewer than `min_sig` significant digits (by default: one
+    """Number formatting for one explanation run: `decimals` (a Precision, or an int:
+    fixed decimals), as the tables show them; a number that would keep fewer than `min_sig` significant digits (by default: one
     that would show as 0 though it is not) is written with significant digits instead
     (2.52e-12), so no step divides by a 0 that is not one."""
 
-    decimals: int
+    decimals: int | Precision
     min_sig: int = 1
+    extra: int = 0  # operands get this many more digits than results (see arith.py)
 
-    def _text(self, v: float) -> str:
-        s = fmt(float(v), self.decimals)
+    def _text(self, v: float, extra: int = 0) -> str:
+        p = precision(self.decimals)
+        s = fmt(float(v), p.finer(extra) if extra else p)
         if v != 0 and _significant(s) < self.min_sig:
             s = f"{float(v):.{max(self.min_sig, 3)}g}"
         return s
 
     def num(self, v: float) -> str:
         """A number inside an expression: negative ones in parentheses, with a real minus."""
-        s = self._text(v)
+        s = self._text(v, self.extra)
         return f"({MINUS}{s[1:]})" if s.startswith("-") else s
 
     def result(self, v: float) -> str:
@@ -205,15 +208,25 @@ class Ctx:
         k = self.trace.steps.index(self.st)
         return self.trace.steps[k - 1] if k > 0 else None
 
+    @property
+    def layers(self) -> list[Any]:
+        """Every layer, those inside blocks too, in the order item.pos counts them."""
+        return flat_layers(self.spec.layers)
+
     def layer_pos(self, name: str) -> int:
-        for i, layer in enumerate(self.spec.layers):
+        for i, layer in enumerate(self.layers):
             if layer.name == name:
                 return i
         raise KeyError(name)
 
     def input_name(self, pos: int) -> str:
-        """The value a layer reads: the network input or the previous layer's output."""
-        return "input" if pos == 0 else f"{self.spec.layers[pos - 1].name}.a"
+        """The value a layer reads: the network input or the previous layer's output (the
+        first layer inside a block reads the block's input)."""
+        return _wiring(self.spec.layers, "input")[self.layers[pos].name][0]
+
+    def next_layer(self, pos: int) -> Any:
+        """The layer that reads this layer's output (None: the last layer of its list)."""
+        return _wiring(self.spec.layers, "input")[self.layers[pos].name][1]
 
     def tensor(
         self, name: str, letter: str, internal: tuple[int, ...], per_sample: bool = True
@@ -228,6 +241,18 @@ class Ctx:
     def mark(self, n: int) -> int | None:
         """The sample to mark in a batch sum, or None when there is only one sample."""
         return n if self.n > 1 else None
+
+
+def _wiring(layers: Any, first: str) -> dict[str, tuple[str, Any]]:
+    """Layer name -> (the value it reads, the layer after it in its own list or None)."""
+    out: dict[str, tuple[str, Any]] = {}
+    before = first
+    for i, layer in enumerate(layers):
+        out[layer.name] = (before, layers[i + 1] if i + 1 < len(layers) else None)
+        if layer.inner:
+            out.update(_wiring(layer.inner, before))
+        before = f"{layer.name}.a"
+    return out
 
 
 def split(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -30,10 +30,8 @@ class Recorded:
     """A value a layer computes besides z and a (batchnorm's μ, σ², x̂; dropout's mask).
 
     per_sample: one per sample of the batch (shaped like the layer's output), else one per
-    feature or channel. shape: the shown shape of one sample's value (per_sample) or of the
-    whole value, when it is not that default (an RNN's hidden states h, T x hidden, beside an
-    output of its last step only; its h0).
-    """
+    feature or channel. shape: one sample's (or the value's) shape as shown, when it is
+    neither (layer norm's μ and σ²: one per row of a sample)."""
 
     suffix: str
     value: Array
@@ -60,6 +58,65 @@ class LayerSlip:
     message: str
     op: Any = None  # or: the unit that makes it, in place of the layer's (a backward pass
     # that leaves a term out, which no setting of the layer expresses)
+
+
+class Scope(Protocol):
+    """What the engine hands a unit as it runs it (forward_with, backward_with): the values the
+    unit records under its own name as it goes, and the layers inside it (a residual block's f)
+    run through the engine's one path, their values named <block>.<inner>.<value>. In training
+    the scope records nothing, and a unit that records pays nothing for it.
+
+    need_input: the backward pass needs ∂L/∂x (False for the first trained layer in training).
+    """
+
+    need_input: bool
+
+    def record(
+        self,
+        suffix: str,
+        value: Array,
+        formula: str,
+        like: str | None = None,
+        shape: tuple[int, ...] | None = None,
+    ) -> Array:
+        """Record one per-sample value of this layer: <layer>.<suffix> in the forward pass,
+        grad.<layer>.<suffix> in the backward pass, shaped like the layer's "input" or
+        "output" (like=None: the output in the forward pass, the input in the backward pass),
+        or, shape given, as one sample of that shape (an RNN's h, T x hidden; attention's
+        scores, T x T).
+        Returns the value to go on with (a student's answer where the checker substitutes one,
+        rounded with --round-each)."""
+        ...
+
+    def forward(self, x: Array) -> Array:
+        """The output of the layers inside this one, for input x."""
+        ...
+
+    def backward(self, da: Array, formula: str) -> Array | None:
+        """∂L/∂x through the layers inside, from ∂L/∂(their output) = da, which `formula`
+        explains in the table; their parameter gradients go where the engine keeps them.
+        None when need_input is False."""
+        ...
+
+
+class Unrecorded:
+    """The scope of a pass nobody records, for a unit that records its own values but is
+    called without the engine (forward / backward directly: a slip's Delegate, a test): each
+    value goes on as it is. It has no layers inside."""
+
+    need_input = True
+
+    def record(self, suffix: str, value: Array, *args: Any, **kwargs: Any) -> Array:
+        return value
+
+    def forward(self, x: Array) -> Array:
+        raise AssertionError("a layer without inner layers asked for their forward pass")
+
+    def backward(self, da: Array, formula: str) -> Array | None:
+        raise AssertionError("a layer without inner layers asked for their backward pass")
+
+
+UNRECORDED = Unrecorded()
 
 
 class Layer:
@@ -93,13 +150,19 @@ class Layer:
         """The parameter gradients alone (a unit can skip ∂L/∂x's product)."""
         return self.backward(dz, cache, params)[1]
 
-    def backward_recorded(
-        self, dz: Array, cache: Any, params: Params
-    ) -> tuple[Array | None, dict[str, Array], list[Recorded]]:
-        """backward, with the values it computes on the way that a step records as
-        grad.<layer>.<suffix> (an RNN's ∂L/∂h of every time step). The same maths as backward."""
-        dx, grads = self.backward(dz, cache, params)
-        return dx, grads, []
+    def forward_with(self, x: Array, params: Params, scope: Scope) -> tuple[Array, Any]:
+        """forward, as the engine calls it: with a scope, for a unit that records values of its
+        own as it goes or has layers inside it (a residual block). Others: forward."""
+        return self.forward(x, params)
+
+    def backward_with(
+        self, dz: Array, cache: Any, params: Params, scope: Scope
+    ) -> tuple[Array | None, dict[str, Array]]:
+        """backward, as the engine calls it (see forward_with); without ∂L/∂x when the scope
+        says nobody needs it."""
+        if scope.need_input:
+            return self.backward(dz, cache, params)
+        return None, self.param_grads(dz, cache, params)
 
     @classmethod
     def check_input(cls, spec: Any, x: Array, src: Any) -> None:
@@ -188,6 +251,8 @@ register("bpcalc.layers.pool", "AvgPool2d", "avgpool2d")
 register("bpcalc.layers.flatten", "Flatten", "flatten")
 register("bpcalc.layers.dropout", "Dropout", "dropout")
 register("bpcalc.layers.batchnorm", "BatchNorm", "batchnorm")
+register("bpcalc.layers.layernorm", "LayerNorm", "layernorm")
+register("bpcalc.layers.residual", "Residual", "residual")
 register("bpcalc.layers.activation", "ActivationLayer", *activations.kinds())
 register("bpcalc.layers.embedding", "Embedding", "embedding")
 register("bpcalc.layers.rnn", "RNN", "rnn")
@@ -219,19 +284,14 @@ class Delegate(Layer):
     def forward(self, x: Array, params: Params) -> tuple[Array, Any]:
         return self.inner.forward(x, params)
 
+    def forward_with(self, x: Array, params: Params, scope: Scope) -> tuple[Array, Any]:
+        return self.inner.forward_with(x, params, scope)
+
     def backward(self, dz: Array, cache: Any, params: Params) -> tuple[Array, dict[str, Array]]:
         return self.inner.backward(dz, cache, params)
 
     def param_grads(self, dz: Array, cache: Any, params: Params) -> dict[str, Array]:
         return self.inner.param_grads(dz, cache, params)
-
-    def backward_recorded(
-        self, dz: Array, cache: Any, params: Params
-    ) -> tuple[Array | None, dict[str, Array], list[Recorded]]:
-        """The inner unit's values on the way, with this unit's ∂L/∂x and gradients."""
-        recorded = self.inner.backward_recorded(dz, cache, params)[2]
-        dx, grads = self.backward(dz, cache, params)
-        return dx, grads, recorded
 
     def recorded(self, cache: Any) -> list[Recorded]:
         return self.inner.recorded(cache)

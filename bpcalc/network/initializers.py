@@ -21,11 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bpcalc import budget
 from bpcalc.network import values as V
 from bpcalc.network.yaml_source import Src
 
 INIT_TYPES = ("normal", "uniform", "xavier", "xavier_normal", "he", "he_uniform")
 INIT_KEYS = ("type", "std", "limit", "seed")
+MAX_LIMIT = float(np.finfo(np.float64).max) / 2  # U(−a, a) draws a + (2a)·u: 2a must be finite
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,11 @@ def parse_init(lsrc: Src) -> InitSpec:
         raise src.child("limit").error("limit: applies to type: uniform", at_key=True)
     std = V.positive_number(src.child("std"), "std") if "std" in v else None
     limit = V.positive_number(src.child("limit"), "limit") if "limit" in v else None
+    if limit is not None and limit > MAX_LIMIT:
+        raise src.child("limit").error(
+            f"limit {limit:g} is too large: U(−limit, limit) spans 2·limit, which float64 "
+            f"cannot hold beyond {np.finfo(np.float64).max:.4g}; use at most {MAX_LIMIT:.4g}"
+        )
     seed = default_seed
     if "seed" in v:
         seed = int(V.number(src.child("seed"), "seed", integer=True))
@@ -89,6 +96,7 @@ def dense_weights(lsrc: Src, name: str, n_in: int, layout: str) -> np.ndarray:
     """`units: n` -> W of (n, in) for layout out_in, (in, n) for in_out."""
     n_out = V.positive_int(lsrc.child("units"), f"units of dense layer {name!r}")
     shape = (n_out, n_in) if layout == "out_in" else (n_in, n_out)
+    budget.check_param(lsrc.child("units"), shape, f"the weights of dense layer {name!r}")
     return sample(parse_init(lsrc), shape, n_in, n_out)
 
 
@@ -102,6 +110,8 @@ def conv_kernel(lsrc: Src, name: str, c_in: int) -> np.ndarray:
             )
     o = V.positive_int(lsrc.child("out_channels"), "out_channels")
     kh, kw = V.pair(lsrc.child("kernel_size"), "kernel_size", minimum=1)
+    where = lsrc.child("out_channels" if o * c_in >= kh * kw else "kernel_size")
+    budget.check_param(where, (o, c_in, kh, kw), f"the kernel of conv2d layer {name!r}")
     return sample(parse_init(lsrc), (o, c_in, kh, kw), c_in * kh * kw, o * kh * kw)
 
 

@@ -11,7 +11,14 @@ from typing import Any
 from bpcalc import activations
 from bpcalc.errors import SpecError
 from bpcalc.network import values as V
-from bpcalc.network.types import ACTIVATIONS, PARAMETRIC, ActivationSpec, DropoutSpec, LayerSpec
+from bpcalc.network.types import (
+    ACTIVATIONS,
+    PARAMETRIC,
+    ActivationSpec,
+    DropoutSpec,
+    LayerSpec,
+    map_layers,
+)
 from bpcalc.network.yaml_source import Src
 
 
@@ -101,11 +108,47 @@ def check_sequence_options(lsrc: Src, name: str, out_shape: tuple[int, ...]) -> 
         )
 
 
-def freeze(lsrc: Src, params: tuple[str, ...]) -> frozenset[str]:
+def bias_mode(lsrc: Src, name: str) -> str:
+    """How the layer's `bias:` key reads: "values" (biases given), "zeros" (left out, or
+    `bias: true`: zero biases, trained, as PyTorch's bias=True) or "none" (`bias: none`, `false`
+    or `null`: the layer has no bias parameter at all, as PyTorch's bias=False)."""
+    if "bias" not in lsrc.value:
+        return "zeros"
+    v = lsrc.value["bias"]
+    if v is True:
+        return "zeros"
+    if v is None or v is False or (isinstance(v, str) and v.lower() == "none"):
+        if lsrc.value.get("bias_shared") is True:
+            raise lsrc.child("bias_shared").error(
+                f"layer {name!r} has no bias (bias: {_written(v)}), so there is no bias to share; "
+                "give one bias number, or leave bias_shared out",
+                at_key=True,
+            )
+        return "none"
+    if isinstance(v, str):
+        raise lsrc.child("bias").error(
+            f"bias should be numbers, none (no bias) or true (zero biases), found {V.type_name(v)}"
+        )
+    return "values"
+
+
+def _written(v: object) -> str:
+    return "null" if v is None else str(v).lower()
+
+
+def freeze(
+    lsrc: Src, params: tuple[str, ...], absent: dict[str, str] | None = None
+) -> frozenset[str]:
+    """The parameters `freeze:` names. absent: parameters this kind of layer can have but this
+    one has not, and why (a bias left out with bias: none), so freezing one says so."""
     if "freeze" not in lsrc.value:
         return frozenset()
     fsrc = lsrc.child("freeze")
     v = fsrc.value
+    for i, item in enumerate(v if isinstance(v, list) else [v]):
+        if isinstance(item, str) and item in (absent or {}):
+            where = fsrc.child(i) if isinstance(v, list) else fsrc
+            raise where.error(f"there is no {item} to freeze: {absent[item]}")  # type: ignore[index]
     if v == "all":
         return frozenset(params)
     if isinstance(v, str):
@@ -137,10 +180,14 @@ def check_dropout_masks(layers: list[LayerSpec], n: int) -> None:
 
 
 def with_dropout_seeds(layers: list[LayerSpec], seed: int) -> list[LayerSpec]:
-    """Dropout layers without their own seed draw from the network's seed."""
-    return [
-        replace(layer, seed=seed)
-        if isinstance(layer, DropoutSpec) and layer.seed is None and layer.mask is None
-        else layer
-        for layer in layers
-    ]
+    """Dropout layers without their own seed (inside blocks too) draw from the network's seed."""
+    return list(
+        map_layers(
+            layers,
+            lambda layer: (
+                replace(layer, seed=seed)
+                if isinstance(layer, DropoutSpec) and layer.seed is None and layer.mask is None
+                else layer
+            ),
+        )
+    )

@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from bpcalc import budget as _budget
 from bpcalc import layers as layer_units
 from bpcalc.errors import Location
 from bpcalc.network import samples, sections
 from bpcalc.network import values as V
 from bpcalc.network.layer_fields import check_dropout_masks, with_dropout_seeds
-from bpcalc.network.types import LAYER_TYPES, NAME_RE, LayerSpec, NetworkSpec
+from bpcalc.network.types import LAYER_TYPES, NAME_RE, LayerSpec, NetworkSpec, flat_layers
 from bpcalc.network.yaml_source import SourceDoc, Src, load_yaml_file
 
 TOP_KEYS = (
@@ -39,6 +40,7 @@ TOP_KEYS = (
     "regularization",
     "train",
     "sequence",
+    "exercise",  # bpcalc exercise's section (bpcalc/teach/section.py); step ignores it
 )
 
 
@@ -69,7 +71,7 @@ def parse_network(doc: SourceDoc, *, data_dtype: Any = np.float64) -> NetworkSpe
     inputs, input_shape, squeezed = samples.shape_input(
         inputs, first_type, in_src, batched, sequence
     )
-    layers = _parse_layers(layers_src, input_shape, squeezed)
+    layers = parse_layers(layers_src, input_shape, squeezed)
     layer_units.check_input(layers[0], inputs, in_src)
 
     loss = sections.parse_loss(root.child("loss"), layers[-1])
@@ -78,8 +80,8 @@ def parse_network(doc: SourceDoc, *, data_dtype: Any = np.float64) -> NetworkSpe
         root, loss, layers[-1], inputs.shape[0], batched, data_dtype
     )
     batching_spec = sections.parse_batching(root, inputs.shape[0])
-    sections.check_batchnorm_batches(layers, batching_spec, inputs.shape[0])
-    check_dropout_masks(layers, inputs.shape[0])
+    sections.check_batchnorm_batches(flat_layers(layers), batching_spec, inputs.shape[0])
+    check_dropout_masks(flat_layers(layers), inputs.shape[0])
     layers = with_dropout_seeds(layers, batching_spec.seed)
     regularization = sections.parse_regularization(root, layers_src, layers)
     train = (
@@ -110,13 +112,22 @@ def _default_title(file: str) -> str:
 
 
 def _peek_type(src: Src) -> str:
+    """The type of the first layer that reads the input (inside a block: its first layer)."""
     v = src.value
     if isinstance(v, dict) and isinstance(v.get("type"), str):
+        inner = v.get("layers")
+        if isinstance(inner, list) and inner:  # a block: its first layer reads the input
+            return _peek_type(src.child("layers").child(0)) or v["type"]
         return v["type"]
     return ""
 
 
-def _parse_layers(src: Src, input_shape: tuple[int, ...], squeezed: bool) -> list[LayerSpec]:
+def parse_layers(
+    src: Src, input_shape: tuple[int, ...], squeezed: bool, prefix: str = ""
+) -> list[LayerSpec]:
+    """A list of layers, each parsed by its unit with the shape the one before gives.
+    prefix: the block's name and a dot for the layers inside a block (res.fc); their names
+    are unique within the block."""
     counters: dict[str, int] = {}
     names: dict[str, Location] = {}
     shape, sq = input_shape, squeezed
@@ -157,9 +168,11 @@ def _parse_layers(src: Src, input_shape: tuple[int, ...], squeezed: bool) -> lis
                 f"{name!r} is reserved for value names; choose another layer name"
             )
         names[name] = lsrc.loc
-        layer = layer_units.parse(ltype)(
-            lsrc, name, ltype, shape, sq, f"layer {out[-1].name!r}" if out else "the input"
-        )
+        before = f"layer {out[-1].name!r}" if out else "the input"
+        if prefix and not out:
+            before = f"the input of block {prefix[:-1]!r}"
+        layer = layer_units.parse(ltype)(lsrc, prefix + name, ltype, shape, sq, before)
+        _budget.check_layer(src, i, layer, before)
         out.append(layer)
         shape, sq = layer.out_shape, layer.squeezed_out
     return out

@@ -149,7 +149,9 @@ def parse_targets(
                 raise s.error(
                     f"class index {c} does not fit the output, which has {k} classes (0 to {k - 1})"
                 )
-        return np.eye(k)[classes].reshape((n, *out_shape)), classes
+        from bpcalc.network.datafiles import one_hot_rows
+
+        return one_hot_rows(src, classes, k).reshape((n, *out_shape)), classes
     rows = []
     for s in items:
         t = V.array(s, key)

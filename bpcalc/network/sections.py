@@ -16,6 +16,7 @@ section that `bpcalc train` uses when its options are not given:
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -172,17 +173,28 @@ def check_batchnorm_batches(layers: list[LayerSpec], spec: BatchingSpec, n: int)
     size = batching.batch_size_for(spec.mode, spec.batch_size, n)
     smallest = n % size or size
     for layer in layers:
-        if isinstance(layer, BatchNormSpec) and len(layer.in_shape) == 1 and smallest < 2:
-            why = (
-                "every step uses one sample"
-                if size == 1
-                else f"the last batch of each epoch has one sample ({n} samples, batch_size {size})"
-            )
+        if not isinstance(layer, BatchNormSpec):
+            continue
+        per_sample = 1 if len(layer.in_shape) == 1 else math.prod(layer.in_shape[1:])
+        if smallest * per_sample >= 2:
+            continue
+        why = (
+            "every step uses one sample"
+            if size == 1
+            else f"the last batch of each epoch has one sample ({n} samples, batch_size {size})"
+        )
+        if len(layer.in_shape) == 1:
             raise SpecError(
                 f"batchnorm layer {layer.name!r} normalizes each feature over the batch, but "
                 f"{why}: its variance would be 0. Use batches of at least 2 samples",
                 layer.where,
             )
+        raise SpecError(  # as PyTorch: "Expected more than 1 value per channel when training"
+            f"batchnorm layer {layer.name!r} normalizes each channel over N·H·W values, but its "
+            f"input is 1 x 1 per channel and {why}: one value, variance 0. Use batches of at "
+            "least 2 samples",
+            layer.where,
+        )
 
 
 def _parse_reg_block(src: Src, what: str) -> RegSpec:
@@ -208,18 +220,37 @@ def parse_regularization(root: Src, layers_src: Src, layers: list[LayerSpec]) ->
         else RegSpec()
     )
     out: dict[str, RegSpec] = {}
+    _layer_penalties(layers_src, layers, glob, out)
+    return out
+
+
+def _layer_penalties(
+    layers_src: Src, layers: list[LayerSpec], glob: RegSpec, out: dict[str, RegSpec]
+) -> None:
+    """Each dense and conv2d layer's penalty (blocks' inner layers too) into out."""
     for i, layer in enumerate(layers):
+        lsrc = layers_src.child(i)
+        if layer.inner:
+            _layer_penalties(lsrc.child("layers"), list(layer.inner), glob, out)
         if layer.type not in PARAMETRIC:
             continue
-        lsrc = layers_src.child(i)
+        own = "regularization" in lsrc.value
         reg = (
             _parse_reg_block(lsrc.child("regularization"), f"layer {layer.name!r}'s regularization")
-            if "regularization" in lsrc.value
+            if own
             else glob
         )
+        if own and reg.include_bias and "bias" not in layer.params:  # type: ignore[attr-defined]
+            raise (
+                lsrc.child("regularization")
+                .child("include_bias")
+                .error(
+                    f"layer {layer.name!r} has no bias (bias: none), so there is no bias to penalise",
+                    at_key=True,
+                )
+            )
         if reg.active:
             out[layer.name] = reg
-    return out
 
 
 def with_batching(spec: NetworkSpec, mode: str | None, batch_size: int | None) -> NetworkSpec:
@@ -305,10 +336,11 @@ def load_dataset_file(
         where = Location(path, 1, 1)
         if not p.exists():
             raise SpecError("no such file", where)
-        try:
-            with np.load(p, allow_pickle=False) as npz:
-                names = set(npz.files)
-        except Exception as exc:  # noqa: BLE001 - any failure to open is the file's fault
+        from bpcalc.network import datafiles
+
+        try:  # a regular file only (a named pipe would block), its members' names
+            names = set(datafiles.npz_keys(p))
+        except (datafiles.DataFileError, OSError) as exc:
             raise SpecError(f"not a readable .npz file ({exc})", where) from None
         pair = next(
             ((a, b) for a, b in (("inputs", "targets"), ("x", "y")) if a in names and b in names),

@@ -8,7 +8,8 @@ the kinds a file may use, no parsing, so any module can import it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,6 +35,8 @@ LAYER_TYPES = (
     "flatten",
     "dropout",
     "batchnorm",
+    "layernorm",
+    "residual",
     "embedding",
     "rnn",
     "attention",
@@ -71,8 +74,17 @@ class LayerSpec:
 
     @property
     def params(self) -> dict[str, np.ndarray]:
-        """The layer's parameters (and carried buffers) as written; none for most layers."""
+        """The layer's parameters (and carried statistics) as the network gives them."""
         return {}
+
+    @property
+    def inner(self) -> tuple[LayerSpec, ...]:
+        """The layers inside a block (a residual block's f), in order; none for a layer."""
+        return ()
+
+    def with_inner(self, inner: tuple[LayerSpec, ...]) -> LayerSpec:
+        """The block with these inner layers (a layer has none to replace)."""
+        return self
 
     @property
     def sequence_out(self) -> bool:
@@ -83,7 +95,8 @@ class LayerSpec:
 @dataclass(frozen=True)
 class DenseSpec(LayerSpec):
     weights: np.ndarray = field(default=None)  # type: ignore[assignment]  # as written: (out, in) or (in, out)
-    bias: np.ndarray = field(default=None)  # type: ignore[assignment]  # (out,), or (1,) when shared
+    # (out,), or (1,) when shared; None: no bias at all (bias: none), z = W·x
+    bias: np.ndarray | None = None
     layout: str = "out_in"  # "out_in": z = W·x + b;  "in_out": z = x·W + b
     bias_shared: bool = False
     activation: ActivationSpec | None = None
@@ -93,13 +106,15 @@ class DenseSpec(LayerSpec):
 
     @property
     def params(self) -> dict[str, np.ndarray]:
+        if self.bias is None:
+            return {"weights": self.weights}
         return {"weights": self.weights, "bias": self.bias}
 
 
 @dataclass(frozen=True)
 class Conv2dSpec(LayerSpec):
     kernel: np.ndarray = field(default=None)  # type: ignore[assignment]  # (O, C, kh, kw) internally
-    bias: np.ndarray = field(default=None)  # type: ignore[assignment]  # (O,)
+    bias: np.ndarray | None = None  # (O,); None: no bias at all (bias: none)
     kernel_2d: bool = False  # written as one kh x kw matrix: shown and reported that way
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
@@ -109,6 +124,8 @@ class Conv2dSpec(LayerSpec):
 
     @property
     def params(self) -> dict[str, np.ndarray]:
+        if self.bias is None:
+            return {"kernel": self.kernel}
         return {"kernel": self.kernel, "bias": self.bias}
 
 
@@ -265,6 +282,63 @@ class AttentionSpec(LayerSpec):
 
 
 @dataclass(frozen=True)
+class LayerNormSpec(LayerSpec):
+    """Layer normalization of each sample over its last `axes` axes (torch.nn.LayerNorm with
+    normalized_shape = in_shape[-axes:]), the same in training and evaluation."""
+
+    gamma: np.ndarray = field(default=None)  # type: ignore[assignment]  # in_shape[-axes:]
+    beta: np.ndarray = field(default=None)  # type: ignore[assignment]
+    axes: int = 1  # how many trailing axes are normalized together
+    eps: float = 1e-5
+    activation: ActivationSpec | None = None
+    freeze: frozenset[str] = frozenset()
+    # the checker's slip: σ² divided by D − 1 (unbiased) instead of D; never read from YAML
+    unbiased: bool = False
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {"gamma": self.gamma, "beta": self.beta}
+
+
+@dataclass(frozen=True)
+class ResidualSpec(LayerSpec):
+    """A residual block: a = x + f(x), f its own layers in order (named <block>.<inner>),
+    whose output has the shape of x."""
+
+    layers: tuple[LayerSpec, ...] = ()
+    # the checker's slip: the skip path dropped from ∂L/∂x; never read from YAML
+    skip_grad: bool = True
+
+    @property
+    def inner(self) -> tuple[LayerSpec, ...]:
+        return self.layers
+
+    def with_inner(self, inner: tuple[LayerSpec, ...]) -> LayerSpec:
+        return replace(self, layers=tuple(inner))
+
+
+def flat_layers(layers: tuple[LayerSpec, ...] | list[LayerSpec]) -> list[LayerSpec]:
+    """Every layer, each block followed by the layers inside it (depth first)."""
+    out: list[LayerSpec] = []
+    for layer in layers:
+        out.append(layer)
+        out += flat_layers(layer.inner)
+    return out
+
+
+def map_layers(
+    layers: tuple[LayerSpec, ...] | list[LayerSpec], fn: Callable[[LayerSpec], LayerSpec]
+) -> tuple[LayerSpec, ...]:
+    """fn applied to every layer, blocks rebuilt around their (mapped) inner layers."""
+    out = []
+    for layer in layers:
+        if layer.inner:
+            layer = layer.with_inner(map_layers(layer.inner, fn))
+        out.append(fn(layer))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class LossSpec:
     kind: str
     reduction: str = "mean"  # over the batch: "mean" or "sum"
@@ -354,6 +428,16 @@ class NetworkSpec:
     @property
     def output_shape(self) -> tuple[int, ...]:
         return self.layers[-1].out_shape
+
+    @property
+    def all_layers(self) -> list[LayerSpec]:
+        """Every layer, the layers inside blocks included (see flat_layers)."""
+        return flat_layers(self.layers)
+
+    def with_layer(self, new: LayerSpec) -> NetworkSpec:
+        """The network with `new` in place of the layer of the same name, wherever it is."""
+        layers = map_layers(self.layers, lambda layer: new if layer.name == new.name else layer)
+        return replace(self, layers=layers)
 
     @property
     def output_activation(self) -> str:

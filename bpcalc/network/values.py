@@ -152,8 +152,9 @@ def array(src: Src, what: str, *, ndims: Iterable[int] | None = None) -> np.ndar
 
 
 def vector_len(shape: tuple[int, ...]) -> int:
-    """How many numbers a value of this shape holds (1 for a scalar)."""
-    return int(np.prod(shape))
+    """How many numbers a value of this shape holds (1 for a scalar). Python ints: np.prod
+    would overflow int64 for huge shapes."""
+    return math.prod(shape)
 
 
 def _fmt(shape: tuple[int, ...]) -> str:

@@ -42,29 +42,26 @@ def network_yaml(
         arrays.append((arr, shown))
         return f"__bpcalc_param_{len(arrays) - 1}__"
 
-    for i, layer in enumerate(spec.layers):
+    for layer, where, i in _placed(spec.layers, root["layers"]):
         if layer.name not in params:
             continue
         p = params[layer.name]
         if not isinstance(layer, (DenseSpec, Conv2dSpec)):
             # other layers with parameters (batchnorm: gamma, beta and its running
             # statistics) take them under the YAML keys of the same names, as 1-D lists
-            root["layers"][i] = _with_values(
-                root["layers"][i], {k: hold(v, v.shape) for k, v in p.items()}
-            )
+            where[i] = _with_values(where[i], {k: hold(v, v.shape) for k, v in p.items()})
             continue
+        # a layer with bias: none keeps that key as written and gets no bias
         if isinstance(layer, DenseSpec):
-            values = {
-                "weights": hold(p["weights"], layer.weights_shown),
-                "bias": hold(p["bias"], layer.bias_shown),
-            }
+            values = {"weights": hold(p["weights"], layer.weights_shown)}
+            if "bias" in p:
+                values["bias"] = hold(p["bias"], layer.bias_shown)
         else:
             kshape = p["kernel"].shape[2:] if layer.kernel_2d else p["kernel"].shape
-            values = {
-                "kernel": hold(p["kernel"], kshape),
-                "bias": hold(p["bias"], () if layer.kernel_2d else p["bias"].shape),
-            }
-        root["layers"][i] = _with_values(root["layers"][i], values)
+            values = {"kernel": hold(p["kernel"], kshape)}
+            if "bias" in p:
+                values["bias"] = hold(p["bias"], () if layer.kernel_2d else p["bias"].shape)
+        where[i] = _with_values(where[i], values)
     _rebase_files(Src(spec.doc, ()), root, (), Path(out_path).resolve().parent)
 
     text = yaml.dump(root, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
@@ -84,6 +81,17 @@ def network_yaml(
             lines.extend(_block(value, indent + "  "))
     head = [f"# {h}" if h else "#" for h in (header or [])]
     return "\n".join([*head, *lines]) + "\n"
+
+
+def _placed(layers: Any, ydata: list[Any]) -> list[tuple[Any, list[Any], int]]:
+    """(layer spec, the YAML list that holds it, its index there), inside blocks too (a
+    block's layers are its `layers:` list)."""
+    out = []
+    for i, layer in enumerate(layers):
+        out.append((layer, ydata, i))
+        if layer.inner:
+            out += _placed(layer.inner, ydata[i]["layers"])
+    return out
 
 
 def _with_values(ldata: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:

@@ -229,6 +229,11 @@ class _Builder:
         self.loader = loader
         self.constructor = yaml.SafeLoader("")
         self.total = 0
+        from bpcalc import budget
+
+        # the values built (not those an alias repeats) cost ~320 bytes each while read
+        self.built = 0
+        self.max_built = budget.yaml_values()
         # anchor -> (value, values it expands to, nesting height); None while still open
         self.anchors: dict[str, tuple[Any, int, int] | None] = {}
 
@@ -261,7 +266,8 @@ class _Builder:
                         ev.start_mark
                     )
                 self.total += 1
-                if self.total > MAX_NODES:
+                self.built += 1
+                if self.total > MAX_NODES or self.built > self.max_built:
                     self.count(0, self.where(ev.start_mark))
                 v = ev.value
                 parent.value.append(_plain_number(v))
@@ -310,7 +316,7 @@ class _Builder:
                     continue
                 if isinstance(ev, yaml.AliasEvent):
                     value, count, height = self.alias(ev, where)
-                    self.count(count, where)
+                    self.count(count, where, alias=True)
                     if depth - 1 + height > MAX_DEPTH:
                         raise SpecError(
                             f"the YAML is nested deeper than {MAX_DEPTH} levels (through "
@@ -350,8 +356,21 @@ class _Builder:
         assert parent.key is not None
         return (*parent.path, parent.key)
 
-    def count(self, n: int, where: Location) -> None:
+    def count(self, n: int, where: Location, *, alias: bool = False) -> None:
         self.total += n
+        self.built += 0 if alias else n
+        if self.built > self.max_built:
+            from bpcalc import budget
+
+            raise SpecError(
+                f"the YAML holds more than {self.max_built:,} values, as many as the memory "
+                f"budget of {budget.size_text(budget.limits().memory)} allows (each takes "
+                f"~{budget.YAML_BYTES_PER_VALUE} bytes while it is read, and reading may take "
+                f"1/{budget.YAML_SHARE} of the budget); keep big arrays in "
+                ".npy/.npz/.csv/IDX files and reference them with {file: ...}, or raise the "
+                "budget with --max-memory",
+                where,
+            )
         if self.total > MAX_NODES:
             raise SpecError(
                 f"the YAML expands to more than {MAX_NODES:,} values, counting each alias as "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bpcalc import notation
 from bpcalc.render.numbers import SUMMARY_THRESHOLD
 from bpcalc.trace import STAGE_TITLES, Record, Trace
 
@@ -33,13 +34,27 @@ def template(trace: Trace, network_file: str) -> str:
     records = list(st)
     width = max(len(r.name) for r in records) + 1
     blank_width = max(len(_blank(r)) for r in records)
+    given = _given(trace)
     for r in records:
         if r.stage != stage:
             stage = r.stage
             lines += ["", f"# --- {STAGE_TITLES[stage]} ---"]
         key = f"{r.name}:".ljust(width)
-        lines.append(f"{key} {_blank(r).ljust(blank_width)}  # {_comment(r)}")
+        lines.append(f"{key} {_blank(r).ljust(blank_width)}  # {_comment(r, given)}")
     return "\n".join(lines) + "\n"
+
+
+def template_json(trace: Trace) -> dict[str, object]:
+    """The blank sheet as JSON (`--template --json`): value name -> nulls in its shape (one
+    null for a value of more than SUMMARY_THRESHOLD elements: answer single elements).
+    `bpcalc check` reads it as it reads YAML (null is YAML's ~)."""
+    return {r.name: _nulls(r) for r in trace.steps[0]}
+
+
+def _nulls(r: Record) -> object:
+    if not r.shape or r.value.size > SUMMARY_THRESHOLD:
+        return None
+    return np.full(r.shape, None, dtype=object).tolist()
 
 
 def r_name(r: Record) -> str:
@@ -62,21 +77,37 @@ def _nested(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(inner for _ in range(shape[0])) + "]"
 
 
-def _comment(r: Record) -> str:
+def _comment(r: Record, given: set[str] | None = None) -> str:
     shape = "scalar" if not r.shape else " x ".join(str(s) for s in r.shape)
     if r.per_sample:
         shape += " (sample first)"
     if r.value.size > SUMMARY_THRESHOLD:
         shape += f"; {r.value.size} numbers: answer elements such as {r.name}[{','.join('0' for _ in r.shape)}]"
-    given = _is_given(r)
-    return f"{shape}, {GIVEN}" if given else f"{shape}  {r.formula}"
+    is_given = r.name in given if given is not None else _is_given(r)
+    return f"{shape}, {GIVEN}" if is_given else f"{shape}  {r.formula}"
+
+
+def _given(trace: Trace) -> set[str] | None:
+    """The names of what the network file gives: the input, the target, every layer's
+    parameters (batchnorm's running statistics too) and a dropout mask written in it. Not
+    what the step computes from them (bn.mean, bn.var, bn.xhat, a drawn drop.mask)."""
+    spec = trace.spec
+    if spec is None:
+        return None
+    names = {"input", "target"}
+    for layer in spec.all_layers:  # those inside blocks too
+        names.update(f"{layer.name}.{p}" for p in layer.params)
+        if getattr(layer, "mask", None) is not None:
+            names.add(f"{layer.name}.mask")
+    return names
 
 
 def _is_given(r: Record) -> bool:
-    """The input, the target and the parameters the step starts from (<layer>.<param>)."""
+    """Without the spec: the input, the target and the parameters the step starts from
+    (<layer>.<param>, and <block>.<inner>.<param> inside a block), by their formula."""
     if r.name in ("input", "target"):
         return True
-    return r.stage == "forward" and r.name.count(".") == 1 and not r.name.endswith((".z", ".a"))
+    return r.stage == "forward" and r.formula in (notation.GIVEN_PARAM, notation.GIVEN_BUFFER)
 
 
 def filled(trace: Trace) -> dict[str, object]:

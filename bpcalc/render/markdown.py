@@ -7,11 +7,13 @@ from __future__ import annotations
 from bpcalc.explain import SYMBOLS, Explained
 from bpcalc.explain.text import chain
 from bpcalc.render import texmath
-from bpcalc.render.numbers import SUMMARY_THRESHOLD, fmt, summary
+from bpcalc.render.numbers import SUMMARY_THRESHOLD, Precision
 from bpcalc.render.writeup import (
     TITLES,
     Keep,
+    abbreviated,
     loss_change,
+    samples_shown,
     shape_text,
     stage_records,
     state_records,
@@ -37,20 +39,34 @@ def m(latex: str) -> str:
     return f"${latex.strip()}$"
 
 
-def value_md(value, decimals: int, full: bool, per_sample: bool = False) -> str:  # noqa: ANN001
+def value_md(value, decimals: int | Precision | None, full: bool, per_sample: bool = False) -> str:  # noqa: ANN001
+    """A value as $...$ math; a large tensor as its shape, min, max, mean and corner; a
+    batch's first samples unless --full."""
     if per_sample:
-        return "<br>".join(
-            f"sample {i}: {value_md(value[i], decimals, full)}" for i in range(value.shape[0])
-        )
+        n = value.shape[0]
+        shown = samples_shown(n, full)
+        parts = [f"sample {i}: {value_md(value[i], decimals, full)}" for i in range(shown)]
+        if shown < n:
+            parts.append(cell(f"… {n - shown} more samples (--full shows them all)"))
+        return "<br>".join(parts)
     if value.size > SUMMARY_THRESHOLD and not full:
-        return cell(summary(value, decimals).replace("\n", " "))
+        shape = " x ".join(str(s) for s in value.shape)
+        corner = value[tuple(slice(0, 3) for _ in range(value.ndim))]
+        while corner.ndim > 2:
+            corner = corner[0]
+        return (
+            f"{shape}: min {m(texmath.number(value.min(), decimals))}, "
+            f"max {m(texmath.number(value.max(), decimals))}, "
+            f"mean {m(texmath.number(value.mean(), decimals))}, corner "
+            + m(texmath.matrix(corner, decimals, row_end=r" \cr "))
+        )
     return m(texmath.matrix(value, decimals, row_end=r" \cr "))
 
 
 def render(
     trace: Trace,
     *,
-    decimals: int = 4,
+    decimals: int | Precision | None = None,
     full: bool = False,
     keep: Keep = lambda r: True,
     work: dict[int, list[Explained]] | None = None,
@@ -100,8 +116,8 @@ def render(
                 "",
                 "| loss before | loss after | change |",
                 "| --- | --- | --- |",
-                f"| {m(fmt(before, decimals))} | {m(fmt(after, decimals))} | "
-                f"{m(sign + fmt(change, decimals))} ({verdict}) |",
+                f"| {m(texmath.number(before, decimals))} | {m(texmath.number(after, decimals))} | "
+                f"{m(sign + texmath.number(change, decimals))} ({verdict}) |",
                 "",
             ]
             out += _work(explained, "after", level)
@@ -134,10 +150,17 @@ def _work(explained: list[Explained], stage: str, level: str) -> list[str]:
             continue
         for w in e.works:
             lhs = texmath.math(w.symbol) + " = " if w.symbol and w.symbol != w.symbolic else ""
-            rhs = " = ".join(texmath.math(p) for p in chain(w))
+            parts = [abbreviated(p) for p in chain(w)]
+            rhs = " = ".join(texmath.math(p) for p, _ in parts)
             line = f"- {code(w.name)}: {m(lhs + rhs)}"
-            if w.note:
-                line += f" — {cell(w.note)}"
+            notes = [w.note] if w.note else []
+            notes += [
+                f"a sum of {n} terms, shown by its first and last"
+                for (p, n), whole in zip(parts, chain(w), strict=True)
+                if p != whole
+            ][:1]
+            if notes:
+                line += f" — {cell('; '.join(notes))}"
             lines.append(line)
     lines.append("")
     return lines

@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from bpcalc import activations
-from bpcalc.render.numbers import fmt
+from bpcalc.render.numbers import ROW_LENGTH, Precision, fmt
 
 SYMBOLS = {
     "×": r"\times",
@@ -173,12 +173,35 @@ def _char(ch: str) -> str:
     return "?"
 
 
+def _text_word(s: str, i: int) -> bool:
+    """A word set in text (\\text{mean}) starts at s[i], not a function or a symbol."""
+    m = _TOKEN.match(s, i)
+    return (
+        m is not None
+        and m.lastgroup == "word"
+        and len(m.group(0)) > 1
+        and m.group(0) not in FUNCTIONS
+        and m.group(0) not in OPERATORS
+    )
+
+
 def math(s: str) -> str:
     """Unicode explanation notation -> LaTeX math (without the surrounding $)."""
     out: list[str] = []
     i = 0
+    word = False  # the last token was a word set in text: a space after it is kept
     while i < len(s):
         ch = s[i]
+        if ch == " ":
+            # math mode drops spaces: keep the ones around words (mean over the batch,
+            # 1 if z > 0 else 0) as control spaces
+            j = i
+            while j < len(s) and s[j] == " ":
+                j += 1
+            out.append(r"\ " if word or (j < len(s) and _text_word(s, j)) else " ")
+            i = j
+            continue
+        word = _text_word(s, i)
         if s.startswith("∂L/∂", i):
             # the symbol after ∂L/∂ goes to the denominator, with any prime / sample mark
             j = i + 4
@@ -256,10 +279,51 @@ def _closing(s: str, i: int) -> int:
     return len(s) - 1
 
 
+ARROWS = {"->": r"\to", "<-": r"\leftarrow", "=>": r"\Rightarrow"}
+_SUBSCRIPT = re.compile(r"_\{([^{}]*)\}|_([A-Za-z0-9]+)")
+
+
+def _subscript_at(s: str, i: int) -> re.Match[str] | None:
+    """A subscript starts at s[i]: _{h,w} always; _n after a symbol (Σ_n, ℓ_n, Σ_batch);
+    _i, _j, _k, _n or _data after a one-letter symbol (z_i, L_data); never inside a name
+    (binary_cross_entropy, conv_1, h_1.z)."""
+    m = _SUBSCRIPT.match(s, i)
+    if m is None or i == 0:
+        return None
+    if m.group(1) is not None:
+        return m
+    before = s[i - 1]
+    if not before.isascii():
+        return m
+    single = before.isalpha() and (i < 2 or not s[i - 2].isalnum())
+    if single and m.group(2) in ("i", "j", "k", "n", "data") and s[m.end() : m.end() + 1] != ".":
+        return m
+    return None
+
+
 def text(s: str) -> str:
-    """Any text -> LaTeX text mode: specials escaped, symbols in \\ensuremath."""
+    """Any text -> LaTeX text mode: specials escaped, symbols in \\ensuremath, subscripts
+    (Σ_{h,w}, ℓ_n) and arrows (->) as math, -- kept as two hyphens."""
     out: list[str] = []
+    skip = 0
     for i, ch in enumerate(s):
+        if skip:
+            skip -= 1
+            continue
+        if s[i : i + 2] in ARROWS:
+            out.append(rf"\ensuremath{{{ARROWS[s[i : i + 2]]}}}")
+            skip = 1
+            continue
+        if ch == "_":
+            m = _subscript_at(s, i)
+            if m is not None:
+                sub = m.group(1) if m.group(1) is not None else m.group(2)
+                out.append(rf"\ensuremath{{_{{{math(sub)}}}}}")
+                skip = m.end() - i - 1
+                continue
+        if ch == "-" and s[i + 1 : i + 2] == "-":  # not an en dash
+            out.append("-{}")
+            continue
         if ch == "\u0302":  # a combining hat, already written with its letter
             continue
         if i + 1 < len(s) and s[i + 1] == "\u0302" and ch.isascii() and ch.isalpha():
@@ -288,17 +352,18 @@ def name(s: str) -> str:
     return r"\texttt{" + text(s) + "}"
 
 
-def matrix(value: np.ndarray, decimals: int, row_end: str = r" \\ ") -> str:
+def matrix(value: np.ndarray, decimals: int | Precision, row_end: str = r" \\ ") -> str:
     """A number, vector or matrix as LaTeX math (a row vector for 1-D, bmatrix for 2-D);
-    higher ranks as labelled 2-D slices. row_end: Markdown uses \\cr, which no Markdown
-    processor mistakes for an escaped backslash."""
+    higher ranks as labelled 2-D slices. A vector longer than ROW_LENGTH wraps onto rows of
+    ROW_LENGTH numbers, as the terminal shows it. row_end: Markdown uses \\cr, which no
+    Markdown processor mistakes for an escaped backslash."""
     value = np.asarray(value, dtype=np.float64)
     if value.ndim == 0:
         return number(float(value), decimals)
     if value.ndim == 1:
-        return (
-            r"\begin{bmatrix}" + " & ".join(number(v, decimals) for v in value) + r"\end{bmatrix}"
-        )
+        cells = [number(v, decimals) for v in value]
+        rows = [cells[i : i + ROW_LENGTH] for i in range(0, len(cells), ROW_LENGTH)]
+        return r"\begin{bmatrix}" + row_end.join(" & ".join(r) for r in rows) + r"\end{bmatrix}"
     if value.ndim == 2:
         rows = [" & ".join(number(v, decimals) for v in row) for row in value]
         return r"\begin{bmatrix}" + row_end.join(rows) + r"\end{bmatrix}"
@@ -309,5 +374,10 @@ def matrix(value: np.ndarray, decimals: int, row_end: str = r" \\ ") -> str:
     return r",\ ".join(parts)
 
 
-def number(v: float, decimals: int) -> str:
-    return fmt(float(v), decimals)
+def number(v: float, decimals: int | Precision) -> str:
+    """A number in math mode: 4.386e-06 as 4.386\\times 10^{-6}."""
+    s = fmt(float(v), decimals)
+    if "e" in s and s[0] in "-0123456789":
+        mant, exp = s.split("e")
+        return rf"{mant}\times 10^{{{int(exp)}}}"
+    return s

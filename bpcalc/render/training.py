@@ -22,6 +22,7 @@ def epoch_json(r: EpochResult, epochs: int, extra: dict[str, Any]) -> str:
         "test_loss": r.test_loss,
         "test_accuracy": r.test_accuracy,
         "seconds": round(r.seconds, 4),
+        "cpu_seconds": round(r.cpu_seconds, 6),
         **extra,
     }
     return json.dumps(doc, allow_nan=False, ensure_ascii=False)

@@ -3,6 +3,7 @@ update table, the loss change, and the work grouped by stage. Reads only the tra
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -56,3 +57,68 @@ def shape_text(r: Record) -> str:
 
 
 TITLES = STAGE_TITLES
+SAMPLES_SHOWN = 3  # per-sample values of larger batches show this many samples unless --full
+MAX_TERMS = 12  # write-ups: a longer sum shows its first and last terms and how many
+
+
+def samples_shown(n: int, full: bool) -> int:
+    """How many of a batch's n samples a per-sample value shows."""
+    return n if full or n <= SAMPLES_SHOWN + 1 else SAMPLES_SHOWN
+
+
+def terms(expr: str) -> list[tuple[str, str]]:
+    """A sum split at its top-level + and −: [('', t1), (' + ', t2), (' − ', t3), ...]."""
+    out: list[tuple[str, str]] = []
+    depth, start, op = 0, 0, ""
+    i = 0
+    while i < len(expr):
+        ch = expr[i]
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif depth == 0 and i > 0 and expr.startswith((" + ", " − "), i):
+            out.append((op, expr[start:i]))
+            op = expr[i : i + 3]
+            start = i + 3
+            i += 3
+            continue
+        i += 1
+    out.append((op, expr[start:]))
+    return out
+
+
+_PARTS = re.compile(r"(\(|\)| \+ | − )")
+
+
+def abbreviated(expr: str, most: int = MAX_TERMS) -> tuple[str, int]:
+    """Every sum of more than `most` terms in an expression (inside parentheses too) as its
+    first three terms, ' + … + ' and its last one; with the most terms a sum had (a batch
+    of a thousand samples would fill pages)."""
+    if expr.count(" + ") + expr.count(" − ") < most:
+        return expr, len(terms(expr))
+    longest = 0
+    frames: list[list[list[str]]] = [[["", ""]]]  # per open parenthesis: its terms [op, text]
+
+    def close(frame: list[list[str]]) -> str:
+        nonlocal longest
+        longest = max(longest, len(frame))
+        if len(frame) > most:
+            head = "".join(op + t for op, t in frame[:3])
+            return f"{head} + … {frame[-1][0].strip()} {frame[-1][1]}"
+        return "".join(op + t for op, t in frame)
+
+    for tok in _PARTS.split(expr):
+        if tok == "(":
+            frames.append([["", ""]])
+        elif tok == ")" and len(frames) > 1:
+            inner = close(frames.pop())
+            frames[-1][-1][1] += f"({inner})"
+        elif tok in (" + ", " − ") and frames[-1][-1][1]:
+            frames[-1].append([tok, ""])
+        else:
+            frames[-1][-1][1] += tok
+    while len(frames) > 1:  # a parenthesis left open
+        inner = close(frames.pop())
+        frames[-1][-1][1] += "(" + inner
+    return close(frames[0]), longest

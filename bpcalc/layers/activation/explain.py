@@ -12,7 +12,7 @@ import numpy as np
 
 from bpcalc import activations
 from bpcalc.activations import Terms
-from bpcalc.explain.registry import Item, register
+from bpcalc.explain.registry import PARAMETRIC, Item, register
 from bpcalc.explain.work import Ctx, Tensor, Work, grad, make, out_letter, paren, split
 
 
@@ -20,7 +20,7 @@ def _io(ctx: Ctx, item: Item) -> tuple[Tensor, Tensor, str]:
     """(input of f, output of f, the name of ∂L/∂input) for the item's layer."""
     layer = item.layer
     shape = tuple(layer.out_shape)
-    if layer.type in ("dense", "conv2d", "batchnorm"):
+    if layer.type in PARAMETRIC:  # a z of its own before the activation
         zin = ctx.tensor(f"{layer.name}.z", "z", shape)
         dname = f"grad.{layer.name}.z"
     else:

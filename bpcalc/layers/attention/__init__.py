@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from bpcalc.errors import SpecError
-from bpcalc.layers import Layer, LayerSlip, Recorded
+from bpcalc.layers import UNRECORDED, Layer, LayerSlip, Scope
 from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
 from bpcalc.network.types import AttentionSpec
@@ -103,23 +103,52 @@ class Attention(Layer):
 
     def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, AttentionCache]:
         """X: (N, T, d) -> a: (N, T, D_out)."""
-        h = self.heads
-        q = _split(self._proj(x, params, "q"), h)
-        k = _split(self._proj(x, params, "k"), h)
-        v = _split(self._proj(x, params, "v"), h)
+        return self.forward_with(x, params, UNRECORDED)
+
+    def forward_with(
+        self, x: Array, params: dict[str, Array], scope: Scope
+    ) -> tuple[Array, AttentionCache]:
+        """The forward pass, each named value recorded as it is made; the next goes on with
+        the recorded one (a student's, where the checker gives one)."""
+        h, (n, t_count, _) = self.heads, x.shape
+        sq = self._score_shape(t_count)
+
+        def proj(which: str) -> Array:
+            m = self._proj(x, params, which)
+            return _split(scope.record(which, m, self._proj_formula(which), shape=m.shape[1:]), h)
+
+        q, k, v = proj("q"), proj("k"), proj("v")
         scores = (q @ k.transpose(0, 1, 3, 2)) * self.scale
+        scores = scope.record(
+            "scores",
+            scores.reshape(n, *sq),
+            f"scores = q·kᵀ · {self._scale_text()} (query t, key s)" + self._per_head(),
+            shape=sq,
+        ).reshape(scores.shape)
         weights = self._softmax(scores)
+        weights = scope.record(
+            "weights", weights.reshape(n, *sq), self._weights_formula(), shape=sq
+        ).reshape(weights.shape)
         context = _merge(weights @ v)
+        context = scope.record(
+            "context",
+            context,
+            "context = weights · v"
+            + (" (the heads' contexts side by side)" if self.heads > 1 else ""),
+            shape=context.shape[1:],
+        )
         a = self._proj(context, params, "o") if "weights_o" in params else context
         return a, AttentionCache(x, q, k, v, scores, weights, context)
 
-    def _back(
-        self, da: Array, c: AttentionCache, params: dict[str, Array]
-    ) -> tuple[Array, dict[str, Array], dict[str, Array]]:
-        """(∂L/∂X, parameter gradients, the values on the way by name)."""
-        h = self.heads
+    def backward_with(
+        self, da: Array, c: AttentionCache, params: dict[str, Array], scope: Scope
+    ) -> tuple[Array | None, dict[str, Array]]:
+        """Back through the output projection, the mix of the values, each row's softmax and
+        the three projections; each gradient recorded as it is made (see the module
+        docstring)."""
+        h, (n, t_count, _) = self.heads, c.x.shape
+        sq = self._score_shape(t_count)
         grads: dict[str, Array] = {}
-        on_the_way: dict[str, Array] = {}
         x2 = c.x.reshape(-1, c.x.shape[-1])
         if "weights_o" in params:
             da2 = da.reshape(-1, da.shape[-1])
@@ -127,112 +156,58 @@ class Attention(Layer):
             if "bias_o" in params:
                 grads["bias_o"] = np.add.reduce(da2, axis=0)
             dcontext = da @ params["weights_o"]
-            on_the_way["context"] = dcontext
+            dcontext = scope.record(
+                "context", dcontext, "∂L/∂context = ∂L/∂a · W_o", shape=dcontext.shape[1:]
+            )
         else:
             dcontext = da
         dctx = _split(dcontext, h)
         dweights = dctx @ c.v.transpose(0, 1, 3, 2)
-        dv = c.weights.transpose(0, 1, 3, 2) @ dctx
+        dweights = scope.record(
+            "weights",
+            dweights.reshape(n, *sq),
+            "∂L/∂weights = ∂L/∂context · vᵀ" + self._per_head(),
+            shape=sq,
+        ).reshape(dweights.shape)
         axis = -2 if self.columns else -1
         dscores = c.weights * (dweights - (dweights * c.weights).sum(axis=axis, keepdims=True))
-        dq = (dscores @ c.k) * self.scale
-        dk = (dscores.transpose(0, 1, 3, 2) @ c.q) * self.scale
-        on_the_way.update(weights=dweights, scores=dscores)
-        dx = np.zeros_like(c.x)
-        for which, d in (("q", dq), ("k", dk), ("v", dv)):
+        rows = "each column's" if self.columns else "each row's"
+        dscores = scope.record(
+            "scores",
+            dscores.reshape(n, *sq),
+            f"∂L/∂scores_ts = w_ts·(∂L/∂w_ts − Σ_s′ w_ts′·∂L/∂w_ts′) ({rows} softmax; 0 where "
+            "masked)",
+            shape=sq,
+        ).reshape(dscores.shape)
+        scale = self._scale_text()
+        formulas = {
+            "q": f"∂L/∂q = ∂L/∂scores · k · {scale}",
+            "k": f"∂L/∂k = ∂L/∂scoresᵀ · q · {scale}",
+            "v": "∂L/∂v = weightsᵀ · ∂L/∂context",
+        }
+        parts = {
+            "q": (dscores @ c.k) * self.scale,
+            "k": (dscores.transpose(0, 1, 3, 2) @ c.q) * self.scale,
+            "v": c.weights.transpose(0, 1, 3, 2) @ dctx,
+        }
+        dx = np.zeros_like(c.x) if scope.need_input else None
+        for which, d in parts.items():
             d = _merge(d)
-            on_the_way[which] = d
+            d = scope.record(which, d, formulas[which], shape=d.shape[1:])
             d2 = d.reshape(-1, d.shape[-1])
             grads[f"weights_{which}"] = d2.T @ x2
             if f"bias_{which}" in params:
                 grads[f"bias_{which}"] = np.add.reduce(d2, axis=0)
-            dx += d @ params[f"weights_{which}"]
-        ordered = {p: grads[p] for p in self.param_names}
-        return dx, ordered, on_the_way
+            if dx is not None:
+                dx += d @ params[f"weights_{which}"]
+        return dx, {p: grads[p] for p in self.param_names}
 
     def backward(
         self, dz: Array, cache: AttentionCache, params: dict[str, Array]
     ) -> tuple[Array, dict[str, Array]]:
-        dx, grads, _ = self._back(dz, cache, params)
+        dx, grads = self.backward_with(dz, cache, params, UNRECORDED)
+        assert dx is not None
         return dx, grads
-
-    def backward_recorded(
-        self, dz: Array, cache: AttentionCache, params: dict[str, Array]
-    ) -> tuple[Array, dict[str, Array], list[Recorded]]:
-        dx, grads, way = self._back(dz, cache, params)
-        t_count = cache.x.shape[1]
-        sq = self._score_shape(t_count)
-        rows = "each column's" if self.columns else "each row's"
-        recorded = []
-        if "context" in way:
-            recorded.append(
-                Recorded(
-                    "context",
-                    way["context"],
-                    "∂L/∂context = ∂L/∂a · W_o",
-                    True,
-                    way["context"].shape[1:],
-                )
-            )
-        recorded += [
-            Recorded(
-                "weights",
-                way["weights"].reshape(-1, *sq),
-                "∂L/∂weights = ∂L/∂context · vᵀ" + self._per_head(),
-                True,
-                sq,
-            ),
-            Recorded(
-                "scores",
-                way["scores"].reshape(-1, *sq),
-                f"∂L/∂scores_ts = w_ts·(∂L/∂w_ts − Σ_s′ w_ts′·∂L/∂w_ts′) ({rows} "
-                "softmax; 0 where masked)",
-                True,
-                sq,
-            ),
-            Recorded(
-                "q",
-                way["q"],
-                f"∂L/∂q = ∂L/∂scores · k · {self._scale_text()}",
-                True,
-                way["q"].shape[1:],
-            ),
-            Recorded(
-                "k",
-                way["k"],
-                f"∂L/∂k = ∂L/∂scoresᵀ · q · {self._scale_text()}",
-                True,
-                way["k"].shape[1:],
-            ),
-            Recorded("v", way["v"], "∂L/∂v = weightsᵀ · ∂L/∂context", True, way["v"].shape[1:]),
-        ]
-        return dx, grads, recorded
-
-    def recorded(self, cache: AttentionCache) -> list[Recorded]:
-        t_count = cache.x.shape[1]
-        sq = self._score_shape(t_count)
-        q, k, v = (_merge(m) for m in (cache.q, cache.k, cache.v))
-        return [
-            Recorded("q", q, self._proj_formula("q"), True, q.shape[1:]),
-            Recorded("k", k, self._proj_formula("k"), True, k.shape[1:]),
-            Recorded("v", v, self._proj_formula("v"), True, v.shape[1:]),
-            Recorded(
-                "scores",
-                cache.scores.reshape(-1, *sq),
-                f"scores = q·kᵀ · {self._scale_text()} (query t, key s)" + self._per_head(),
-                True,
-                sq,
-            ),
-            Recorded("weights", cache.weights.reshape(-1, *sq), self._weights_formula(), True, sq),
-            Recorded(
-                "context",
-                cache.context,
-                "context = weights · v"
-                + (" (the heads' contexts side by side)" if self.heads > 1 else ""),
-                True,
-                cache.context.shape[1:],
-            ),
-        ]
 
     # -- what the user sees -----------------------------------------------------------------
     def _score_shape(self, t_count: int) -> tuple[int, ...]:
@@ -284,9 +259,9 @@ class Attention(Layer):
         s = self.spec
         heads = (
             f"{self.heads} heads of d_k = {self.d_k}, split into column blocks and concatenated "
-            "as torch.nn.MultiheadAttention"
+            "as PyTorch's nn.MultiheadAttention"
             if self.heads > 1
-            else "one head, as torch.nn.functional.scaled_dot_product_attention"
+            else "one head, as PyTorch's scaled dot-product attention"
         )
         scale = (
             f"scale {self.scale:g} as given"

@@ -36,7 +36,11 @@ class _Att:
         self.dk = layer.weights_q.shape[0] // layer.heads
         self.dv = layer.weights_v.shape[0] // layer.heads
         self.scale = layer.scale if layer.scale is not None else 1 / math.sqrt(self.dk)
-        self.scale_sym = f"{layer.scale:g}" if layer.scale is not None else f"√{self.dk}"
+        given = layer.scale is not None
+        self.scale_sym = f"{layer.scale:g}" if given else f"√{self.dk}"
+        # how a sum is scaled, in symbols and in numbers a calculator reads (√(4), not √4)
+        self.by_sym = f" × {layer.scale:g}" if given else f" / √{self.dk}"
+        self.by_num = f" × {layer.scale:g}" if given else f" / √({self.dk})"
         t = self.t_count
         self.sq = (t, t) if self.heads == 1 else (self.heads, t, t)
         self.x = ctx.tensor(ctx.input_name(pos), "x", (t, self.d))
@@ -107,9 +111,10 @@ def attention_value(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
             ctx,
             item.record.name,
             index,
-            f"({syms}) / {a.scale_sym}",
-            f"({nums}) / {a.scale_sym}",
-            f"query {t + 1} against key {s + 1}{head}: q_t·k_s scaled by 1/{a.scale_sym}",
+            f"({syms}){a.by_sym}",
+            f"({nums}){a.by_num}",
+            f"query {t + 1} against key {s + 1}{head}: q_t·k_s scaled by"
+            + (f" {a.scale_sym}" if item.layer.scale is not None else f" 1/{a.scale_sym}"),
             a.value("scores", "s").s(a.head_idx(hd, t, s)),
         )
     if what == "weights":
@@ -263,8 +268,8 @@ def attention_grad_value(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
             ctx,
             item.record.name,
             index,
-            f"({total(syms)}) / {a.scale_sym}",
-            f"({total(nums)}) / {a.scale_sym}",
+            f"({total(syms)}){a.by_sym}",
+            f"({total(nums)}){a.by_num}",
             note,
             grad(f"{what}{t + 1}{j + 1}"),
         )

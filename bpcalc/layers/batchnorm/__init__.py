@@ -155,8 +155,9 @@ class BatchNorm(Layer):
         return (
             f"batch normalization in training mode, per {per}: batch mean μ and biased "
             f"variance σ² (as PyTorch), ε = {self.eps:g}; running statistics "
-            f"(momentum {self.momentum:g}, PyTorch's convention) use the unbiased variance "
-            "and are recorded, not used"
+            f"(momentum {self.momentum:g}, PyTorch's convention) use the unbiased variance; "
+            "the step records their update and does not use them: evaluation mode does "
+            "(dataset_loss_after, bpcalc train's test loss)"
         )
 
 

@@ -1,7 +1,8 @@
 """2-D convolution layer: cross-correlation as in PyTorch, or the textbook (flipped) convolution.
 
 z[n, o, h, w] = Σ_c Σ_i Σ_j x_pad[n, c, h·s_h + i, w·s_w + j] · K[o, c, i, j] + b[o]
-(with `flip`, K[o, c, kh−1−i, kw−1−j] in place of K[o, c, i, j]).
+(with `flip`, K[o, c, kh−1−i, kw−1−j] in place of K[o, c, i, j]). Without a bias (`bias: none`,
+PyTorch's bias=False) the + b[o] is gone and K is the only parameter.
 
 The forward pass is one matrix product per sample over the input's patches (im2col): the
 patch matrix cols[n] (C·kh·kw, Ho·Wo) is filled by kh·kw strided slices of the padded input,
@@ -39,19 +40,25 @@ class Conv2dCache:
 class Conv2d(Layer):
     types = ("conv2d",)
     parametric = True
-    param_names = ("kernel", "bias")
 
     def __init__(
-        self, stride: tuple[int, int], padding: tuple[int, int], flip: bool, spec: Any = None
+        self,
+        stride: tuple[int, int],
+        padding: tuple[int, int],
+        flip: bool,
+        spec: Any = None,
+        has_bias: bool = True,
     ) -> None:
         self.stride = stride
         self.padding = padding
         self.flip = flip
+        self.has_bias = has_bias
+        self.param_names = ("kernel", "bias") if has_bias else ("kernel",)
         self.spec = spec
 
     @classmethod
     def from_spec(cls, spec: Any) -> Conv2d:
-        return cls(spec.stride, spec.padding, spec.flip, spec)
+        return cls(spec.stride, spec.padding, spec.flip, spec, spec.bias is not None)
 
     def _effective(self, kernel: Array) -> Array:
         return kernel[:, :, ::-1, ::-1] if self.flip else kernel
@@ -89,7 +96,8 @@ class Conv2d(Layer):
         ho, wo = self._out_size(h, w, kh, kw)
         cols = self.im2col(x, kh, kw)
         z = np.matmul(k.reshape(o, -1), cols)  # (N, O, Ho·Wo)
-        z += params["bias"][:, None]
+        if self.has_bias:
+            z += params["bias"][:, None]
         return z.reshape(n, o, ho, wo), Conv2dCache(x.shape, cols)
 
     def param_grads(
@@ -103,6 +111,8 @@ class Conv2d(Layer):
         dk = np.matmul(dz3, cache.cols.transpose(0, 2, 1)).sum(axis=0).reshape(o, c, kh, kw)
         if self.flip:
             dk = np.ascontiguousarray(dk[:, :, ::-1, ::-1])
+        if not self.has_bias:
+            return {"kernel": dk}
         return {"kernel": dk, "bias": dz3.sum(axis=(0, 2))}
 
     def backward(
@@ -127,7 +137,8 @@ class Conv2d(Layer):
     # -- what the user sees -----------------------------------------------------------------
     def forward_formula(self) -> str:
         op = "x ∗ flip(K)" if self.flip else "x ⋆ K"
-        return f"z = {op} + b  (stride {pair(self.stride)}, padding {pair(self.padding)})"
+        b = " + b" if self.has_bias else " (no bias)"
+        return f"z = {op}{b}  (stride {pair(self.stride)}, padding {pair(self.padding)})"
 
     def grad_param_formula(self, param: str) -> str:
         if param == "kernel":
@@ -145,7 +156,8 @@ class Conv2d(Layer):
             if self.flip
             else "cross-correlation: the kernel slides unflipped (as in PyTorch)"
         )
-        return text + f", stride {pair(self.stride)}, zero padding {pair(self.padding)}"
+        text += f", stride {pair(self.stride)}, zero padding {pair(self.padding)}"
+        return text if self.has_bias else text + "; no bias (bias: none)"
 
     def param_shown(self, param: str) -> tuple[int, ...]:
         if self.spec.kernel_2d:
@@ -221,15 +233,19 @@ def parse(
             f"conv2d layer {name!r}: the kernel ({kh} x {kw}) is larger than the padded input "
             f"({h + 2 * padding[0]} x {w + 2 * padding[1]})"
         )
-    if "bias" in lsrc.value:
+    bias_mode = F.bias_mode(lsrc, name)
+    b: np.ndarray | None
+    if bias_mode == "values":
         bsrc = lsrc.child("bias")
         b = V.array(bsrc, f"{name}.bias", ndims=(0, 1)).reshape(-1)
         if b.size != o:
             raise bsrc.error(
                 f"conv2d layer {name!r} has {o} output channels but {b.size} biases (one per output channel)"
             )
-    else:
+    elif bias_mode == "zeros":
         b = np.zeros(o)
+    else:
+        b = None
     flip = V.boolean(lsrc.child("flip"), "flip") if "flip" in lsrc.value else False
     ho, wo = F.conv_out(h, kh, stride[0], padding[0]), F.conv_out(w, kw, stride[1], padding[1])
     F.check_sequence_options(lsrc, name, (o, ho, wo))
@@ -242,5 +258,9 @@ def parse(
         padding=padding,
         flip=flip,
         activation=F.activation(lsrc),
-        freeze=F.freeze(lsrc, ("kernel", "bias")),
+        freeze=F.freeze(
+            lsrc,
+            ("kernel", "bias") if b is not None else ("kernel",),
+            {"bias": f"layer {name!r} has no bias"} if b is None else None,
+        ),
     )

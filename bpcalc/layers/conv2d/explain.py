@@ -21,9 +21,12 @@ from bpcalc.explain.work import (
 from bpcalc.layers.conv2d import pair
 
 
-def _conv_tensors(ctx: Ctx, layer: Any, pos: int) -> tuple[Tensor, Tensor, Tensor]:
+def _conv_tensors(ctx: Ctx, layer: Any, pos: int) -> tuple[Tensor, Tensor, Tensor | None]:
+    """x, K and b (None for a layer with bias: none)."""
     x = ctx.tensor(ctx.input_name(pos), "x", tuple(layer.in_shape))
     k = ctx.tensor(f"{layer.name}.kernel", "k", tuple(layer.kernel.shape), per_sample=False)
+    if layer.bias is None:
+        return x, k, None
     b = ctx.tensor(f"{layer.name}.bias", "b", tuple(layer.bias.shape), per_sample=False)
     return x, k, b
 
@@ -58,9 +61,12 @@ def conv_z(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
                     continue
                 syms.append(f"{x.s((c, r, q))}·{k.s(kidx)}")
                 nums.append(f"{ctx.f.num(x.v((c, r, q), n))}×{ctx.f.num(k.v(kidx))}")
-    syms.append(b.s((o,)))
-    nums.append(ctx.f.num(b.v((o,))))
     notes = []
+    if b is not None:
+        syms.append(b.s((o,)))
+        nums.append(ctx.f.num(b.v((o,))))
+    else:
+        notes.append("no bias (bias: none)")
     if layer.stride != (1, 1) or layer.padding != (0, 0):
         r0, q0 = h * sh - ph + 1, w * sw - pw + 1
         notes.append(
@@ -109,6 +115,7 @@ def conv_grad_param(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
             )
         note = "" if terms else "this kernel element only ever meets the zero padding"
         return make(ctx, item.record.name, index, total(syms), total(nums), note, grad(k.s(kidx)))
+    assert b is not None  # a gradient of the bias exists only when the layer has one
     (o,) = pad_index(index, 1)
     for n in samples:
         for h in range(ho):

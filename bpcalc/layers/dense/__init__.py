@@ -1,7 +1,9 @@
 """Fully connected layer: z = W·x + b (layout out_in) or z = x·W + b (layout in_out).
 
 W: (out, in) for out_in (one row per neuron, as PyTorch), (in, out) for in_out (one column per
-neuron, as CS231n); b: (out,), or (1,) when one bias is shared by all neurons.
+neuron, as CS231n); b: (out,), or (1,) when one bias is shared by all neurons. Without a bias
+(`bias: none`, PyTorch's bias=False) z = W·x and the layer has one parameter, W; leaving
+`bias` out gives zero biases that are trained.
 Over a sequence (T, in) the layer acts on every position with the same W and b (as
 torch.nn.Linear on (N, T, in)): z_t = W·x_t + b, and ∂L/∂W, ∂L/∂b sum over the positions.
 """
@@ -31,26 +33,35 @@ class DenseCache:
 
 
 class Dense(Layer):
-    """W: (out, in) for out_in, (in, out) for in_out; b: (out,), or (1,) when shared by all neurons."""
+    """W: (out, in) for out_in, (in, out) for in_out; b: (out,), or (1,) when shared by all
+    neurons, or none at all (has_bias False)."""
 
     types = ("dense",)
     parametric = True
-    param_names = ("weights", "bias")
 
-    def __init__(self, layout: str = "out_in", bias_shared: bool = False, spec: Any = None) -> None:
+    def __init__(
+        self,
+        layout: str = "out_in",
+        bias_shared: bool = False,
+        spec: Any = None,
+        has_bias: bool = True,
+    ) -> None:
         self.layout = layout
         self.bias_shared = bias_shared
+        self.has_bias = has_bias
+        self.param_names = ("weights", "bias") if has_bias else ("weights",)
         self.spec = spec
 
     @classmethod
     def from_spec(cls, spec: Any) -> Dense:
-        return cls(spec.layout, spec.bias_shared, spec)
+        return cls(spec.layout, spec.bias_shared, spec, spec.bias is not None)
 
     def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, DenseCache]:
         """z[n, i] = Σ_j W[i, j] x[n, j] + b[i]. x: (N, in) -> z: (N, out)."""
         w = params["weights"]
         z = x @ (w.T if self.layout == "out_in" else w)
-        z += params["bias"]  # broadcasts (out,) or the shared (1,)
+        if self.has_bias:
+            z += params["bias"]  # broadcasts (out,) or the shared (1,)
         return z, DenseCache(x)
 
     def param_grads(
@@ -64,6 +75,8 @@ class Dense(Layer):
         if x.ndim == 3:  # a sequence: every position is one more term of the sums
             x, dz = x.reshape(-1, x.shape[-1]), dz.reshape(-1, dz.shape[-1])
         dw = dz.T @ x if self.layout == "out_in" else x.T @ dz
+        if not self.has_bias:
+            return {"weights": dw}
         db = np.add.reduce(dz, axis=0)
         if self.bias_shared:
             db = np.atleast_1d(db.sum())
@@ -80,6 +93,8 @@ class Dense(Layer):
     # -- what the user sees -----------------------------------------------------------------
     def forward_formula(self) -> str:
         core = "W·x" if self.layout == "out_in" else "x·W"
+        if not self.has_bias:
+            return f"z = {core} (no bias)"
         return f"z = {core} + b" + (" (one shared b)" if self.bias_shared else "")
 
     def grad_param_formula(self, param: str) -> str:
@@ -105,6 +120,8 @@ class Dense(Layer):
         )
         if self.bias_shared:
             text += "; one bias shared by all neurons, its gradient is the sum over them"
+        if not self.has_bias:
+            text = text.replace(" + b", "") + "; no bias (bias: none)"
         if self.spec is not None and self.spec.sequence_out:
             text += "; at every position of the sequence, with the same W and b"
         return text
@@ -199,7 +216,9 @@ def parse(
         if "bias_shared" in lsrc.value
         else False
     )
-    if "bias" in lsrc.value:
+    bias_mode = F.bias_mode(lsrc, name)
+    b: np.ndarray | None
+    if bias_mode == "values":
         bsrc = lsrc.child("bias")
         b = V.array(bsrc, f"{name}.bias", ndims=(0, 1))
         bias_shown = b.shape
@@ -215,9 +234,11 @@ def parse(
             )
         elif b.size != n_out:
             raise bsrc.error(f"dense layer {name!r} has {n_out} neurons but {b.size} biases")
-    else:
+    elif bias_mode == "zeros":
         b = np.zeros(1 if shared else n_out)
         bias_shown = () if shared else (n_out,)
+    else:
+        b, bias_shown = None, ()
     if weights_shown == () and n_out != 1:
         weights_shown = w.shape
     out_shape = (*shape[:-1], n_out)
@@ -229,7 +250,11 @@ def parse(
         layout=layout,
         bias_shared=shared,
         activation=F.activation(lsrc),
-        freeze=F.freeze(lsrc, ("weights", "bias")),
+        freeze=F.freeze(
+            lsrc,
+            ("weights", "bias") if b is not None else ("weights",),
+            {"bias": f"layer {name!r} has no bias"} if b is None else None,
+        ),
         weights_shown=weights_shown,
         bias_shown=bias_shown,
     )

@@ -22,9 +22,12 @@ from bpcalc.explain.work import (
 )
 
 
-def _dense_tensors(ctx: Ctx, layer: Any, pos: int) -> tuple[Tensor, Tensor, Tensor]:
+def _dense_tensors(ctx: Ctx, layer: Any, pos: int) -> tuple[Tensor, Tensor, Tensor | None]:
+    """x, W and b (None for a layer with bias: none)."""
     x = ctx.tensor(ctx.input_name(pos), "x", tuple(layer.in_shape))
     w = ctx.tensor(f"{layer.name}.weights", "w", tuple(layer.weights.shape), per_sample=False)
+    if layer.bias is None:
+        return x, w, None
     b = ctx.tensor(f"{layer.name}.bias", "b", tuple(layer.bias.shape), per_sample=False)
     return x, w, b
 
@@ -54,12 +57,15 @@ def dense_z(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
         else:
             syms.append(f"{x.s(xj)}·{w.s(wi)}")
             nums.append(f"{ctx.f.num(x.v(xj, n))}×{ctx.f.num(w.v(wi))}")
-    bi = (0,) if layer.bias_shared else (i,)
-    syms.append(b.s(bi))
-    nums.append(ctx.f.num(b.v(bi)))
     notes = []
-    if layer.bias_shared:
-        notes.append("one bias b shared by all neurons")
+    if b is None:
+        notes.append("no bias (bias: none)")
+    else:
+        bi = (0,) if layer.bias_shared else (i,)
+        syms.append(b.s(bi))
+        nums.append(ctx.f.num(b.v(bi)))
+        if layer.bias_shared:
+            notes.append("one bias b shared by all neurons")
     if pos:
         notes.append(
             f"position {pos[0] + 1} of the sequence, with the same W and b as every position"
@@ -106,6 +112,7 @@ def dense_grad_param(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
         notes.append("the shared bias feeds every neuron, so its gradient sums over them")
     if over_t:
         notes.append("a sum over the positions: the same b acts at every one")
+    assert b is not None  # a gradient of the bias exists only when the layer has one
     bsym = b.s((0,) if layer.bias_shared else pad_index(index, 1))
     return make(
         ctx, item.record.name, index, total(syms), total(nums), "; ".join(notes), grad(bsym)

@@ -109,7 +109,8 @@ class Dropout(Layer):
     def convention(self) -> str:
         return (
             f"inverted dropout, p = {self.p:g}: kept units are scaled by 1/(1 − p) during "
-            "training (as PyTorch), so nothing is rescaled at test time; "
+            "training (as PyTorch), so nothing is rescaled at test time (evaluation mode: "
+            "dataset_loss_after, bpcalc train's test loss, drops nothing); "
             + (
                 "the mask is given"
                 if self.fixed is not None

@@ -43,8 +43,22 @@ def _out_size(
 
 @dataclass(frozen=True)
 class MaxPoolCache:
-    x: Array  # (N, C, H, W), the input (a reference, not a copy)
-    out: Array  # (N, C, Ho, Wo), each window's maximum
+    x_shape: tuple[int, ...]  # (N, C, H, W)
+    # (N, C, Ho, Wo): which position of each window won, as its row-major number i·kw + j
+    # (the first of equal maxima); NO_WINNER where the maximum is NaN
+    winner: Array
+
+
+NO_WINNER = 255  # a window whose maximum is NaN: no element equals it, none gets a gradient
+
+
+def _winner_dtype(taps: int) -> np.dtype:
+    """The smallest unsigned integer that numbers every position of a window and keeps its
+    largest value free for NO_WINNER (255 for the usual windows of up to 254 positions)."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if taps < np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.uint64)
 
 
 @dataclass(frozen=True)
@@ -84,28 +98,67 @@ class MaxPool2d(_Pool):
         return "max pooling: the gradient goes to each window's max (first one on a tie)"
 
     def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, MaxPoolCache]:
-        """a[n,c,h,w] = max over the window at (h·s_h, w·s_w)."""
+        """a[n,c,h,w] = max over the window at (h·s_h, w·s_w); records each window's winner.
+
+        The winner is the first position, in row-major order, holding the maximum: a position
+        wins when it is strictly greater than the maximum so far. Each position is copied out
+        of its strided slice once (contiguous, then compared and taken twice)."""
         ho, wo = _out_size(x.shape, self.size, self.stride)
         taps = _taps(self.size, self.stride, ho, wo)
+        index = _winner_dtype(len(taps))
         rows, cols = taps[0]
         out = x[:, :, rows, cols].copy()
-        for rows, cols in taps[1:]:
-            np.maximum(out, x[:, :, rows, cols], out=out)
-        return out, MaxPoolCache(x, out)
+        winner = np.zeros(out.shape, dtype=index)
+        if len(taps) > 1:
+            tap = np.empty_like(out)
+            larger = np.empty(out.shape, dtype=bool)
+            number = np.empty(out.shape, dtype=index)
+            for t, (rows, cols) in enumerate(taps[1:], start=1):
+                np.copyto(tap, x[:, :, rows, cols])
+                np.greater(tap, out, out=larger)
+                # the positions come in increasing order: the winner so far is below t, so
+                # max(winner, t·larger) puts t where this one is larger and keeps the rest
+                np.multiply(larger.view(np.uint8), index.type(t), out=number)
+                np.maximum(winner, number, out=winner)
+                np.maximum(out, tap, out=out)  # NaN propagates, as it always did
+        if out.dtype.kind == "f":
+            nan = np.isnan(out)
+            if nan.any():
+                winner[nan] = np.iinfo(index).max  # NO_WINNER for windows of up to 254
+        return out, MaxPoolCache(x.shape, winner)
 
     def backward(
         self, dout: Array, cache: MaxPoolCache, params: dict[str, Array]
     ) -> tuple[Array, dict[str, Array]]:
         """∂L/∂x is ∂L/∂a at the winning element of each window, 0 elsewhere (summed where windows
-        overlap). The winner is the first element, in row-major order, equal to the maximum."""
-        x, out = cache.x, cache.out
-        ho, wo = out.shape[2:]
-        dx = np.zeros(x.shape, dtype=dout.dtype)
-        open_ = np.ones(out.shape, dtype=bool)  # windows whose winner is not found yet
-        for rows, cols in _taps(self.size, self.stride, ho, wo):
-            won = (x[:, :, rows, cols] == out) & open_
-            open_ &= ~won
-            dx[:, :, rows, cols] += dout * won
+        overlap): for each position t of the window, ∂L/∂a where the winner is t, else 0.
+
+        The same numbers, bit for bit, as comparing every element with the maximum: each element
+        gets 0 + ∂L/∂a·[won] (so +0.0, never −0.0, where it lost), and overlapping windows add
+        their shares in the windows' row-major order."""
+        (kh, kw), (sh, sw) = self.size, self.stride
+        ho, wo = dout.shape[2:]
+        h, w = cache.x_shape[2:]
+        disjoint = sh >= kh and sw >= kw  # each element in at most one window
+        if sh == kh and sw == kw:  # tiled: every element up to ho·sh, wo·sw in one window
+            dx = np.empty(cache.x_shape, dtype=dout.dtype)
+            if ho * sh < h:  # the rows and columns past the last window
+                dx[:, :, ho * sh :, :] = 0
+            if wo * sw < w:
+                dx[:, :, : ho * sh, wo * sw :] = 0
+        else:
+            dx = np.zeros(cache.x_shape, dtype=dout.dtype)
+        won = np.empty(dout.shape, dtype=bool)
+        share = None if disjoint else np.empty_like(dout)
+        for t, (rows, cols) in enumerate(_taps(self.size, self.stride, ho, wo)):
+            np.equal(cache.winner, t, out=won)
+            if share is None:  # written once: ∂L/∂a·[won] straight into place
+                np.multiply(dout, won, out=dx[:, :, rows, cols])
+            else:
+                np.multiply(dout, won, out=share)
+                dx[:, :, rows, cols] += share
+        if share is None:
+            np.add(dx, 0.0, out=dx)  # 0 + ∂L/∂a·[won]: a lost element's −0.0 becomes +0.0
         return dx, {}
 
 

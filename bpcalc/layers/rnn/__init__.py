@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bpcalc.layers import Layer, LayerSlip, Recorded
+from bpcalc.layers import UNRECORDED, Layer, LayerSlip, Recorded, Scope
 from bpcalc.network import initializers as _init
 from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
@@ -52,6 +52,10 @@ class BPTT:
     from_next: Array  # ∂L/∂h_t through step t+1: W_hhᵀ·∂L/∂z_{t+1}, 0 at t = T
     dh: Array  # their sum
     dz: Array  # ∂L/∂z_t
+
+
+_NEXT = "∂L/∂h_t through step t+1: W_hhᵀ·∂L/∂z_{t+1} (0 at the last step)"
+_SUM = "∂L/∂h_t = (through the output at t) + (through step t+1)"
 
 
 class RNN(Layer):
@@ -85,37 +89,66 @@ class RNN(Layer):
 
     def forward(self, x: Array, params: dict[str, Array]) -> tuple[Array, RNNCache]:
         """x: (N, T, input) -> h_1 … h_T (N, T, hidden), or h_T (N, hidden) for return: last."""
+        return self.forward_with(x, params, UNRECORDED)
+
+    def forward_with(
+        self, x: Array, params: dict[str, Array], scope: Scope
+    ) -> tuple[Array, RNNCache]:
+        """The forward pass, step by step, recording z and h as each step makes them: the step
+        after goes on with the recorded h (a student's, where the checker gives one)."""
         w_ih, w_hh = params["weights_ih"], params["weights_hh"]
         b_ih, b_hh = self._biases(params)
         n, t_count, _ = x.shape
-        h0 = np.broadcast_to(self.spec.h0.astype(x.dtype), (n, w_hh.shape[0]))
+        hidden = w_hh.shape[0]
+        shape = (t_count, hidden)
+        h0 = np.broadcast_to(self.spec.h0.astype(x.dtype), (n, hidden))
         xw = x @ w_ih.T + b_ih  # every step's input term in one product
-        z = np.empty((n, t_count, w_hh.shape[0]), dtype=xw.dtype)
-        h = np.empty_like(z)
+        # each step computed from the values the steps before went on with (z, h), and
+        # recorded as computed (z_new, h_new): a recorder records what is computed and hands
+        # back what to go on with (a student's number, where the checker gives one)
+        z_new = np.zeros((n, t_count, hidden), dtype=xw.dtype)
+        h_new, z, h = np.zeros_like(z_new), np.zeros_like(z_new), np.zeros_like(z_new)
+        z_formula, h_formula = self._z_formula(), f"h_t = {self.nonlinearity}(z_t)"
         prev = h0
         for t in range(t_count):
-            z[:, t] = xw[:, t] + prev @ w_hh.T + b_hh
-            h[:, t] = self._f(z[:, t])
+            z_new[:, t] = xw[:, t] + prev @ w_hh.T + b_hh
+            z[:, t] = scope.record("z", z_new, z_formula, shape=shape)[:, t]
+            h_new[:, t] = self._f(z[:, t])
+            h[:, t] = scope.record("h", h_new, h_formula, shape=shape)[:, t]
             prev = h[:, t]
         out = h[:, -1] if self.last_only else h
         return out, RNNCache(x, z, h, h0)
 
-    def bptt(self, dout: Array, cache: RNNCache, params: dict[str, Array]) -> BPTT:
-        """∂L/∂h_t and ∂L/∂z_t for t = T … 1 (see the module docstring)."""
+    def bptt(
+        self, dout: Array, cache: RNNCache, params: dict[str, Array], scope: Scope | None = None
+    ) -> BPTT:
+        """∂L/∂h_t and ∂L/∂z_t for t = T … 1 (see the module docstring), each recorded as
+        it is made (grad.<layer>.h.from_output, .h.from_next, .h, .z); the steps before go on
+        with the recorded values."""
+        scope = scope or UNRECORDED
         w_hh = params["weights_hh"]
+        shape = cache.h.shape[1:]
+        f = "tanh′(z_t) = 1 − h_t²" if self.nonlinearity == "tanh" else "relu′(z_t) = [z_t > 0]"
         from_output = np.zeros_like(cache.h)
         if self.last_only:
             from_output[:, -1] = dout
+            out_formula = "∂L/∂h_t through the output: ∂L/∂a at t = T, 0 before (return: last)"
         else:
             from_output[:] = dout
-        from_next = np.zeros_like(cache.h)
-        dh = np.empty_like(cache.h)
-        dz = np.empty_like(cache.h)
+            out_formula = "∂L/∂h_t through the output at t: ∂L/∂a_t"
+        from_output = scope.record("h.from_output", from_output, out_formula, shape=shape)
+        # as in the forward pass: computed (…_new, recorded) and gone on with (from_next, dh, dz)
+        next_new, dh_new, dz_new = (np.zeros_like(cache.h) for _ in range(3))
+        from_next, dh, dz = (np.zeros_like(cache.h) for _ in range(3))
+        dz_formula = f"∂L/∂z_t = ∂L/∂h_t ⊙ {f}"
         carry = np.zeros_like(cache.h[:, 0])  # W_hhᵀ·∂L/∂z_{t+1}: nothing after the last step
         for t in range(cache.h.shape[1] - 1, -1, -1):
-            from_next[:, t] = self._from_next(carry)
-            dh[:, t] = from_output[:, t] + from_next[:, t]
-            dz[:, t] = self._dz(dh[:, t], cache.z[:, t], cache.h[:, t])
+            next_new[:, t] = self._from_next(carry)
+            from_next[:, t] = scope.record("h.from_next", next_new, _NEXT, shape=shape)[:, t]
+            dh_new[:, t] = from_output[:, t] + from_next[:, t]
+            dh[:, t] = scope.record("h", dh_new, _SUM, shape=shape)[:, t]
+            dz_new[:, t] = self._dz(dh[:, t], cache.z[:, t], cache.h[:, t])
+            dz[:, t] = scope.record("z", dz_new, dz_formula, shape=shape)[:, t]
             carry = dz[:, t] @ w_hh
         return BPTT(from_output, from_next, dh, dz)
 
@@ -141,59 +174,26 @@ class RNN(Layer):
             out[name] = db.copy()
         return out
 
-    def backward_recorded(
-        self, dz: Array, cache: RNNCache, params: dict[str, Array]
-    ) -> tuple[Array, dict[str, Array], list[Recorded]]:
-        b = self.bptt(dz, cache, params)
-        dx = b.dz @ params["weights_ih"]
-        t_count, hidden = cache.h.shape[1:]
-        shape = (t_count, hidden)
-        f = "tanh′(z_t) = 1 − h_t²" if self.nonlinearity == "tanh" else "relu′(z_t) = [z_t > 0]"
-        recorded = [
-            Recorded(
-                "h.from_output",
-                b.from_output,
-                "∂L/∂h_t through the output: ∂L/∂a at t = T, 0 before (return: last)"
-                if self.last_only
-                else "∂L/∂h_t through the output at t: ∂L/∂a_t",
-                True,
-                shape,
-            ),
-            Recorded(
-                "h.from_next",
-                b.from_next,
-                "∂L/∂h_t through step t+1: W_hhᵀ·∂L/∂z_{t+1} (0 at the last step)",
-                True,
-                shape,
-            ),
-            Recorded(
-                "h",
-                b.dh,
-                "∂L/∂h_t = (through the output at t) + (through step t+1)",
-                True,
-                shape,
-            ),
-            Recorded("z", b.dz, f"∂L/∂z_t = ∂L/∂h_t ⊙ {f}", True, shape),
-        ]
-        return dx, self._grads(b, cache), recorded
+    def backward_with(
+        self, dz: Array, cache: RNNCache, params: dict[str, Array], scope: Scope
+    ) -> tuple[Array | None, dict[str, Array]]:
+        b = self.bptt(dz, cache, params, scope)
+        dx = b.dz @ params["weights_ih"] if scope.need_input else None
+        return dx, self._grads(b, cache)
 
     def backward(
         self, dz: Array, cache: RNNCache, params: dict[str, Array]
     ) -> tuple[Array, dict[str, Array]]:
-        dx, grads, _ = self.backward_recorded(dz, cache, params)
-        return dx, grads
+        b = self.bptt(dz, cache, params)
+        return b.dz @ params["weights_ih"], self._grads(b, cache)
 
     def param_grads(self, dz: Array, cache: RNNCache, params: dict[str, Array]) -> dict[str, Array]:
         return self._grads(self.bptt(dz, cache, params), cache)
 
     def recorded(self, cache: RNNCache) -> list[Recorded]:
-        t_count, hidden = cache.h.shape[1:]
-        f = "tanh" if self.nonlinearity == "tanh" else "relu"
-        return [
-            Recorded("h0", cache.h0[0], "h_0, given (not trained)", False, (hidden,)),
-            Recorded("z", cache.z, self._z_formula(), True, (t_count, hidden)),
-            Recorded("h", cache.h, f"h_t = {f}(z_t), t = 1 … {t_count}", True, (t_count, hidden)),
-        ]
+        """h_0, which is not per sample (z and h are recorded as they are made)."""
+        hidden = cache.h.shape[2]
+        return [Recorded("h0", cache.h0[0], "h_0, given (not trained)", False, (hidden,))]
 
     # -- what the user sees -----------------------------------------------------------------
     def _z_formula(self) -> str:

@@ -63,6 +63,11 @@ class _Rnn:
         return self.h.v((t - 1, k), n) if t > 0 else self.h0.v((k,))
 
 
+def _bare(num: str) -> str:
+    """A number as a function's argument: tanh(−0.05927), not tanh((−0.05927))."""
+    return num[1:-1] if num.startswith("(") else num
+
+
 def _rnn(ctx: Ctx, item: Item) -> _Rnn:
     return _Rnn(ctx, item.layer, item.pos)
 
@@ -85,7 +90,7 @@ def rnn_value(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
             item.record.name,
             index,
             f"{fn}({r.z.s((t, i))})",
-            f"{fn}({f.result(r.z.v((t, i), n))})",
+            f"{fn}({_bare(f.num(r.z.v((t, i), n)))})",
             "",
             r.h.s((t, i)),
         )

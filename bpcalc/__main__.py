@@ -1,0 +1,3 @@
+from bpcalc.cli import main
+
+main()
