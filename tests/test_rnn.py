@@ -436,3 +436,17 @@ def test_later_steps_computed_from_a_wrong_hidden_state_are_carried_forward(tmp_
     assert verdicts["rnn.h"]["verdict"] == "wrong"  # its first step is the slip
     assert verdicts["rnn.z"]["verdict"] == "carried_forward"
     assert verdicts["rnn.z"]["rests_on"] == ["rnn.h"]
+
+
+def test_round_each_rounds_every_step_and_the_next_step_goes_on_from_it():
+    # h1 = tanh(0.5) = 0.462117 -> 0.46; z2 = 0.25 + 0.8·0.46 = 0.618 -> 0.62 (from the
+    # unrounded h1 it would be 0.619694 -> 0.62 too, so look at h2: tanh(0.62) = 0.5511 -> 0.55)
+    # z3 = −0.5 + 0.8·0.55 = −0.06 (unrounded h2 0.550915 would give −0.059268 -> −0.06)
+    # and back through time: ∂L/∂h3 = h3 − y3 = tanh(−0.06) − 0.5 = −0.06 − 0.5 = −0.56
+    v = {
+        r.name: r.value
+        for r in engine.run(load_network("examples/rnn.yaml"), round_each=2).steps[0]
+    }
+    assert v["rnn.h"].ravel().tolist() == [0.46, 0.55, -0.06]
+    assert v["rnn.z"].ravel().tolist() == [0.5, 0.62, -0.06]
+    assert v["grad.rnn.h"][2, 0] == pytest.approx(-0.56)
