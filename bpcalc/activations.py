@@ -250,7 +250,6 @@ class NoDerivative(Activation):
         return da
 
 
-@dataclass(frozen=True)
 class Identity(Activation):
     kind = "identity"
     symbol = "z"
@@ -276,7 +275,6 @@ class Identity(Activation):
 register(Identity)
 
 
-@dataclass(frozen=True)
 class ReLU(Activation):
     kind = "relu"
     torch_call = "F.relu({x})"
@@ -323,7 +321,6 @@ class ReLU(Activation):
 register(ReLU)
 
 
-@dataclass(frozen=True)
 class _ReLUOneAtZero(ReLU):
     """Slip: ReLU′(0) taken as 1."""
 
@@ -331,7 +328,6 @@ class _ReLUOneAtZero(ReLU):
         return da * (z >= 0).astype(da.dtype)
 
 
-@dataclass(frozen=True)
 class _ReLUFlipped(ReLU):
     """Slip: ReLU′ = 1 where z < 0."""
 
@@ -395,7 +391,6 @@ class LeakyReLU(Activation):
 register(LeakyReLU)
 
 
-@dataclass(frozen=True)
 class Sigmoid(Activation):
     kind = "sigmoid"
     torch_call = "torch.sigmoid({x})"
@@ -435,7 +430,6 @@ class Sigmoid(Activation):
 register(Sigmoid)
 
 
-@dataclass(frozen=True)
 class _SigmoidAsSigma(Sigmoid):
     """Slip: σ′ taken as σ(z) = a."""
 
@@ -443,7 +437,6 @@ class _SigmoidAsSigma(Sigmoid):
         return a
 
 
-@dataclass(frozen=True)
 class Tanh(Activation):
     kind = "tanh"
     torch_call = "torch.tanh({x})"
@@ -472,7 +465,6 @@ class Tanh(Activation):
 register(Tanh)
 
 
-@dataclass(frozen=True)
 class Softmax(Activation):
     """softmax over one sample's elements (the last axis after flattening). Over a sequence
     (N, T, K): at each position over its K features (axis: features, the default, as
@@ -563,7 +555,6 @@ register(Softmax)
 SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 
-@dataclass(frozen=True)
 class GELU(Activation):
     """GELU(z) = z·Φ(z), Φ(z) = ½(1 + erf(z/√2)): the exact erf form (PyTorch's default,
     approximate='none'). GELU′(z) = Φ(z) + z·φ(z), φ(z) = e^(−z²/2)/√(2π)."""
@@ -621,7 +612,6 @@ class GELU(Activation):
 register(GELU)
 
 
-@dataclass(frozen=True)
 class _GELUCdfOnly(GELU):
     """Slip: GELU′ taken as Φ(z) (the product rule's second term left out)."""
 
@@ -629,7 +619,6 @@ class _GELUCdfOnly(GELU):
         return self.cdf(z)
 
 
-@dataclass(frozen=True)
 class SiLU(Activation):
     """SiLU(z) = z·σ(z) (also called swish). SiLU′(z) = σ(z)·(1 + z·(1 − σ(z)))."""
 
@@ -682,7 +671,6 @@ class SiLU(Activation):
 register(SiLU)
 
 
-@dataclass(frozen=True)
 class _SiLUSigmaOnly(SiLU):
     """Slip: SiLU′ taken as σ(z)."""
 
@@ -690,7 +678,6 @@ class _SiLUSigmaOnly(SiLU):
         return sigmoid(z)
 
 
-@dataclass(frozen=True)
 class Softplus(Activation):
     """softplus(z) = ln(1 + e^z), computed as logaddexp(0, z) so it never overflows;
     softplus′(z) = σ(z). The exact form everywhere (PyTorch switches to z above z = 20,
@@ -737,7 +724,6 @@ class Softplus(Activation):
 register(Softplus)
 
 
-@dataclass(frozen=True)
 class _SoftplusWrongSign(Softplus):
     """Slip: softplus′ taken as σ(−z)."""
 
@@ -804,7 +790,6 @@ class ELU(Activation):
 register(ELU)
 
 
-@dataclass(frozen=True)
 class _ELUOutputAsDerivative(ELU):
     """Slip: ELU′ taken as a (the + α left out) where z ≤ 0."""
 
@@ -812,7 +797,6 @@ class _ELUOutputAsDerivative(ELU):
         return np.where(z > 0, 1.0, a).astype(z.dtype)
 
 
-@dataclass(frozen=True)
 class Softsign(Activation):
     """softsign(z) = z / (1 + |z|) (torch.nn.Softsign); softsign′(z) = 1 / (1 + |z|)²."""
 
@@ -861,7 +845,6 @@ class Softsign(Activation):
 register(Softsign)
 
 
-@dataclass(frozen=True)
 class _SoftsignNoSquare(Softsign):
     """Slip: softsign′ taken as 1/(1 + |z|)."""
 
