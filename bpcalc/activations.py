@@ -465,6 +465,7 @@ class Tanh(Activation):
 register(Tanh)
 
 
+@dataclass(frozen=True)  # a unit with a setting of its own (axis)
 class Softmax(Activation):
     """softmax over one sample's elements (the last axis after flattening). Over a sequence
     (N, T, K): at each position over its K features (axis: features, the default, as
