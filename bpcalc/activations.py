@@ -126,6 +126,7 @@ class Activation:
       word        how a sentence names it: "sigmoid σ"
       operators   (text, LaTeX) pairs of the operator names its formulas use
       options     YAML keys the activation takes, with their defaults
+      choices     YAML keys that take a name, with the names (the default first)
     """
 
     kind: ClassVar[str] = ""
@@ -134,6 +135,8 @@ class Activation:
     word: ClassVar[str] = ""
     operators: ClassVar[tuple[tuple[str, str], ...]] = ()
     options: ClassVar[dict[str, float]] = {}
+    # named settings: YAML key -> the names it takes, the default first (softmax's axis)
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
     elementwise: ClassVar[bool] = True
     # Its PyTorch form, for `bpcalc export` ({x}: the input; {slope}, {alpha}: its settings)
     torch_call: ClassVar[str] = "{x}"
@@ -154,6 +157,11 @@ class Activation:
     def backward(self, da: Array, z: Array, a: Array) -> Array:
         """∂L/∂z from ∂L/∂a."""
         return da * self.derivative(z, a)
+
+    def group(self, idx: tuple[int, ...], shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The elements of one sample (internal shape) whose z the output at idx depends on:
+        idx alone element-wise; softmax: the elements it normalizes over."""
+        return [idx] if self.elementwise else list(np.ndindex(*shape))
 
     # formulas -----------------------------------------------------------------------------
     def formula(self) -> str:
@@ -219,14 +227,16 @@ def kinds() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def get(kind: str, **options: float) -> Activation:
+def get(kind: str, **options: float | str) -> Activation:
     """The unit for `kind` with these settings (the defaults for those not given)."""
     return _REGISTRY[kind](**options)
 
 
 def option_keys() -> tuple[str, ...]:
     """Every setting any activation takes (YAML keys beside activation:)."""
-    return tuple(dict.fromkeys(k for cls in _REGISTRY.values() for k in cls.options))
+    return tuple(
+        dict.fromkeys(k for cls in _REGISTRY.values() for k in (*cls.options, *cls.choices))
+    )
 
 
 def unit_class(kind: str) -> type[Activation]:
@@ -475,8 +485,11 @@ class Tanh(Activation):
 register(Tanh)
 
 
+@dataclass(frozen=True)  # a unit with a setting of its own (axis)
 class Softmax(Activation):
-    """softmax over one sample's elements (the last axis after flattening)."""
+    """softmax over one sample's elements (the last axis after flattening). Over a sequence
+    (N, T, K): at each position over its K features (axis: features, the default, as
+    PyTorch's softmax(dim=-1)), or for each feature over the T positions (axis: positions)."""
 
     kind = "softmax"
     torch_call = "torch.softmax({x}, dim=1)"
@@ -486,35 +499,84 @@ class Softmax(Activation):
     word = "softmax"
     operators = (("softmax", r"\operatorname{softmax}"),)
     elementwise = False
+    choices = {"axis": ("features", "positions")}
+
+    axis: str = "features"
+
+    def _seq_axis(self) -> int:
+        """The axis of a sequence (N, T, K) the softmax normalizes over."""
+        return 2 if self.axis == "features" else 1
 
     def forward(self, z: Array) -> Array:
+        if z.ndim == 3:  # a sequence
+            return np.swapaxes(softmax(np.swapaxes(z, self._seq_axis(), 2)), self._seq_axis(), 2)
         return softmax(z.reshape(z.shape[0], -1)).reshape(z.shape)
 
+    def with_log(self, z: Array) -> tuple[Array, Array]:
+        """(softmax(z), its log) from one shifted exponential, shaped as z (for training with
+        cross-entropy, which needs the features' softmax of a sequence)."""
+        if z.ndim == 3 and self.axis == "features":
+            p, logp = softmax_and_log(z.reshape(-1, z.shape[-1]))
+        else:
+            p, logp = softmax_and_log(z.reshape(z.shape[0], -1))
+        return p.reshape(z.shape), logp.reshape(z.shape)
+
     def backward(self, da: Array, z: Array, a: Array) -> Array:
+        if z.ndim == 3:
+            ax = self._seq_axis()
+            return a * (da - (da * a).sum(axis=ax, keepdims=True))
         flat_a = a.reshape(a.shape[0], -1)
         flat_da = da.reshape(da.shape[0], -1)
         dz = flat_a * (flat_da - (flat_da * flat_a).sum(axis=-1, keepdims=True))
         return dz.reshape(z.shape)
 
+    def _rows(self, x: Array) -> Array:
+        """x as rows of what one softmax normalizes: (N, K) for a sample, (N·T, K) at each
+        position of a sequence, or (N·K, T) for each feature over the positions."""
+        if x.ndim == 3:
+            return np.swapaxes(x, self._seq_axis(), 2).reshape(-1, x.shape[self._seq_axis()])
+        return x.reshape(x.shape[0], -1)
+
+    def _unrows(self, rows: Array, like: Array) -> Array:
+        if like.ndim == 3:
+            ax = self._seq_axis()
+            swapped = np.swapaxes(like, ax, 2).shape
+            return np.swapaxes(rows.reshape(swapped), ax, 2)
+        return rows.reshape(like.shape)
+
     def forward_substeps(self, z: Array, a: Array, radius: Radius) -> Array:
         """Each e^(z_k) rounded: ∂p_i/∂e_i = (1 − p_i)/S, ∂p_i/∂e_k = −p_i/S, S = Σ e^(z_k)."""
-        flat = z.reshape(z.shape[0], -1)
-        p = a.reshape(flat.shape)
+        flat = self._rows(z)
+        p = self._rows(a)
         with np.errstate(over="ignore"):
             e = np.exp(np.minimum(flat, 700.0))
         s = e.sum(axis=1, keepdims=True)
-        r = radius(e)
+        r = self._rows(radius(self._unrows(e, z)))
         total = (p * r.sum(axis=1, keepdims=True) + (1.0 - 2.0 * p) * r) / s
-        return total.reshape(a.shape)
+        return self._unrows(total, a)
 
     def backward_substeps(self, da: Array, z: Array, a: Array, radius: Radius) -> Array:
         """Each product p_j·∂L/∂p_j of the sum is rounded (∂(∂L/∂z_i)/∂s = −p_i)."""
-        p = a.reshape(a.shape[0], -1)
-        g = da.reshape(p.shape)
-        r = radius(p * g).sum(axis=1, keepdims=True)
-        return (p * r).reshape(a.shape)
+        p = self._rows(a)
+        g = self._rows(da.reshape(a.shape))
+        r = self._rows(radius(self._unrows(p * g, a))).sum(axis=1, keepdims=True)
+        return self._unrows(p * r, a)
+    def group(self, idx: tuple[int, ...], shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        if len(shape) == 2:  # a sequence: the position's row, or the feature's column
+            t, k = idx
+            if self.axis == "features":
+                return [(t, j) for j in range(shape[1])]
+            return [(s, k) for s in range(shape[0])]
+        return list(np.ndindex(*shape))
+
+    def formula(self) -> str:
+        if self.axis == "positions":
+            return "a = softmax(z) over the positions (each feature's column of a sequence)"
+        return f"a = {self.symbol}"
 
     def grad_formula(self) -> str:
+        if self.axis == "positions":
+            return self.derivative_text + ", i and j positions of one feature"
         return self.derivative_text
 
     def explain_forward(self, t: Terms) -> Written:

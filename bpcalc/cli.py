@@ -710,6 +710,8 @@ NEW_EPILOG = """Examples:
   bpcalc new mlp --sizes 4,8,2 --loss mse --activation tanh
   bpcalc new mlp --sizes 4,16,3 --blocks 2     (two residual blocks with layer norm)
   bpcalc new cnn --input 1,8,8 --channels 4 --kernel 3 --classes 10 -o cnn.yaml
+  bpcalc new rnn --vocab 5 --hidden 8 --length 6
+  bpcalc new attention --vocab 5 --dim 4 --heads 2
 
 The file runs at once (made-up example data): bpcalc step FILE, bpcalc train FILE.
 """
@@ -718,6 +720,8 @@ The file runs at once (made-up example data): bpcalc step FILE, bpcalc train FIL
 class Kind(str, Enum):
     mlp = "mlp"
     cnn = "cnn"
+    rnn = "rnn"
+    attention = "attention"
 
 
 def _ints(text: str, option: str, count: int | None = None) -> list[int]:
@@ -740,7 +744,13 @@ def _ints(text: str, option: str, count: int | None = None) -> list[int]:
 
 @app.command(epilog=NEW_EPILOG)
 def new(
-    kind: Annotated[Kind, typer.Argument(help="mlp (dense layers) or cnn (conv, pool, dense).")],
+    kind: Annotated[
+        Kind,
+        typer.Argument(
+            help="mlp (dense layers), cnn (conv, pool, dense), rnn or attention (over token "
+            "sequences: embedding, the layer, a softmax at every position)."
+        ),
+    ],
     sizes: Annotated[
         str | None,
         typer.Option("--sizes", help="mlp: layer sizes, input first, e.g. 784,128,10."),
@@ -766,9 +776,20 @@ def new(
     kernel: Annotated[int, typer.Option("--kernel", help="cnn: kernel size.")] = 3,
     pool: Annotated[int, typer.Option("--pool", help="cnn: max-pool size (1: none).")] = 2,
     classes: Annotated[int, typer.Option("--classes", help="cnn: output classes.")] = 10,
+    vocab: Annotated[int, typer.Option("--vocab", help="rnn, attention: token ids.")] = 5,
+    length: Annotated[int, typer.Option("--length", help="rnn, attention: tokens per sample.")] = 6,
+    hidden: Annotated[int, typer.Option("--hidden", help="rnn: hidden size.")] = 8,
+    dim: Annotated[int, typer.Option("--dim", help="attention: the tokens' vectors.")] = 4,
+    heads: Annotated[int, typer.Option("--heads", help="attention: heads.")] = 1,
     lr: Annotated[
-        float, typer.Option("--lr", min=0.0, callback=_learning_rate, help="Learning rate.")
-    ] = 0.1,
+        float | None,
+        typer.Option(
+            "--lr",
+            min=0.0,
+            callback=_learning_rate,
+            help="Learning rate (mlp, cnn 0.1; rnn, attention 0.5).",
+        ),
+    ] = None,
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
@@ -778,7 +799,19 @@ def new(
     """Write a commented starter network YAML (a multi-layer perceptron or a small CNN)."""
     from bpcalc import starter
 
-    if kind is Kind.mlp:
+    if kind in (Kind.rnn, Kind.attention):
+        size = f"--hidden {hidden}" if kind is Kind.rnn else f"--dim {dim} --heads {heads}"
+        command = f"bpcalc new {kind.value} --vocab {vocab} --length {length} {size}"
+        text = (
+            starter.rnn_yaml(
+                vocab=vocab, hidden=hidden, length=length, lr=lr or 0.5, command=command
+            )
+            if kind is Kind.rnn
+            else starter.attention_yaml(
+                vocab=vocab, dim=dim, length=length, heads=heads, lr=lr or 0.5, command=command
+            )
+        )
+    elif kind is Kind.mlp:
         if sizes is None:
             raise UsageError("bpcalc new mlp needs --sizes, e.g. --sizes 2,3,1 (input first)")
         command = f"bpcalc new mlp --sizes {sizes}" + (f" --loss {loss}" if loss else "")
@@ -787,7 +820,7 @@ def new(
             _ints(sizes, "--sizes"),
             activation=activation,
             loss=loss,
-            lr=lr,
+            lr=0.1 if lr is None else lr,
             command=command,
             blocks=blocks,
         )
@@ -803,7 +836,7 @@ def new(
             kernel=kernel,
             pool=pool,
             classes=classes,
-            lr=lr,
+            lr=0.1 if lr is None else lr,
             command=command,
         )
     _runs_as_a_step(text, command)

@@ -19,11 +19,7 @@ from bpcalc import layers as layers_mod
 from bpcalc import optim as optim_mod
 from bpcalc import regularization as reg_mod
 from bpcalc.errors import Location, NumericError
-from bpcalc.network.types import (
-    LayerSpec,
-    NetworkSpec,
-    RegSpec,
-)
+from bpcalc.network.types import LayerSpec, NetworkSpec, RegSpec
 from bpcalc.trace import Record, StepTrace, Trace, element_name
 
 Array = np.ndarray
@@ -52,6 +48,7 @@ class Layer:
     # copied from the spec and the unit once, since a training step reads them every time
     name: str = field(init=False, repr=False, compare=False)
     parametric: bool = field(init=False, repr=False, compare=False)
+    has_z: bool = field(init=False, repr=False, compare=False)  # a recorded z before f
     param_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     text: LayerText = field(init=False, repr=False, compare=False)
     # the layer or a layer inside it has parameters to train (training's backward starts there)
@@ -60,6 +57,7 @@ class Layer:
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", self.spec.name)
         object.__setattr__(self, "parametric", self.op.parametric)
+        object.__setattr__(self, "has_z", self.op.parametric and self.op.pre_activation)
         object.__setattr__(self, "param_names", self.op.param_names)
         object.__setattr__(self, "text", LayerText.of(self))
         trains = self.op.parametric or any(layer.trains for layer in self.inner)
@@ -98,10 +96,10 @@ class LayerText:
         name, op, act = layer.name, layer.op, layer.act
         z_formula = op.forward_formula()
         if act is not None:
-            a_formula = act.formula() if op.parametric else z_formula
+            a_formula = act.formula() if layer.has_z else z_formula
             grad_z = act.grad_formula()
         else:
-            a_formula = notation.NO_ACTIVATION if op.parametric else z_formula
+            a_formula = notation.NO_ACTIVATION if layer.has_z else z_formula
             grad_z = notation.NO_ACTIVATION_GRAD
         return cls(
             f"{name}.z",
@@ -381,11 +379,18 @@ class _ForwardScope:
         self.params, self.emit, self.result = params, emit, result
         self.layer: Layer
 
-    def record(self, suffix: str, value: Array, formula: str, like: str | None = None) -> Array:
+    def record(
+        self,
+        suffix: str,
+        value: Array,
+        formula: str,
+        like: str | None = None,
+        shape: tuple[int, ...] | None = None,
+    ) -> Array:
         if self.emit is silent:
             return value
         name, t = self.layer.name, self.layer.text
-        shown = t.in_shown if like == "input" else t.shown
+        shown = shape if shape is not None else t.in_shown if like == "input" else t.shown
         return self.emit(f"{name}.{suffix}", value, "forward", name, formula, shown)
 
     def forward(self, x: Array) -> Array:
@@ -450,13 +455,12 @@ def forward(
             z, cache = layer.op.forward_staged(x, p, scope, stage)
         else:
             z, cache = layer.op.forward_with(x, p, scope)
-        if recording and layer.parametric:
+        if recording and layer.has_z:
             z = emit(t.z, z, "forward", name, t.z_formula, t.shown)
         if layer.act is None:
             a = z
         elif i == last and log_softmax_out and layer.act.kind == "softmax":
-            p_out, result.log_out = activations.softmax_and_log(z.reshape(z.shape[0], -1))
-            a = p_out.reshape(z.shape)
+            a, result.log_out = layer.act.with_log(z)
         else:
             a = layer.act.forward(z)
         if recording:
@@ -478,10 +482,10 @@ def loss_value(
 ) -> tuple[float, Array]:
     """(L, ℓ per sample). Uses the logits for a stable log when the output is softmax/sigmoid
     (or the log-softmax the forward pass already has)."""
+    loss = losses.of(spec.loss)
     if log_out is not None:
-        per = losses.cross_entropy_from_log(log_out, y.reshape(y.shape[0], -1))
+        per = loss.from_log(log_out, y)
     else:
-        loss = losses.get(spec.loss.kind)
         use_z = z_out if loss.fused_with == spec.output_activation else None
         per = loss.per_sample(out, y, use_z, warn, _output_element(spec) if warn else "a")
     return losses.reduce(spec.loss.reduction, per), per
@@ -525,11 +529,18 @@ class _BackwardScope:
         self.layer: Layer
         self.need_input = True
 
-    def record(self, suffix: str, value: Array, formula: str, like: str | None = None) -> Array:
+    def record(
+        self,
+        suffix: str,
+        value: Array,
+        formula: str,
+        like: str | None = None,
+        shape: tuple[int, ...] | None = None,
+    ) -> Array:
         if self.emit is silent:
             return value
         name, t = self.layer.name, self.layer.text
-        shown = t.shown if like == "output" else t.in_shown
+        shown = shape if shape is not None else t.shown if like == "output" else t.in_shown
         return self.emit(f"grad.{name}.{suffix}", value, "backward", name, formula, shown)
 
     def forward(self, x: Array) -> Array:
@@ -569,7 +580,7 @@ def backward(
     correct maths)."""
     n = y.shape[0]
     scale = losses.batch_scale(spec.loss.reduction, n) * loss_factor
-    loss = losses.get(spec.loss.kind)
+    loss = losses.of(spec.loss)
     fused = loss.fused_with == spec.output_activation
     recording = emit is not silent
     if fused and not recording:  # training: ∂L/∂a is not needed
@@ -638,7 +649,7 @@ def _chain_back(
                 formula = notation.batch_mean_formula(spec, output.loss.fused_formula)
         else:
             dz = layer.act.backward(da, z, a)
-        if recording and layer.parametric:
+        if recording and layer.has_z:
             dz = emit(t.grad_z, dz, "backward", name, formula, t.shown)
         p = params.get(name, _NONE)
         scope.layer = layer
@@ -775,6 +786,7 @@ def step_once(
         per_sample=False,
     )
     grads = backward(spec, layers, params, fwd, y, rec, rec.warn, loss_factor=factor)
+    clipped = _clip(spec, layers, grads, rec)
 
     t = state.t + 1
     new_params: Params = {}
@@ -810,7 +822,9 @@ def step_once(
                     )
 
                 new, slot_state = optimizer.update(theta, g, prev, t, slot=slot)
-                formula = optimizer.formula
+                formula = (
+                    optim_mod.with_clipped(optimizer.formula) if clipped else optimizer.formula
+                )
             new_params[name][pname] = rec(
                 f"new.{name}.{pname}", new, "update", name, formula, shape, per_sample=False
             )
@@ -840,6 +854,45 @@ def step_once(
         per_sample=False,
     )
     return RunState(new_params, new_opt, t)
+
+
+def _trained(layers: list[Layer]) -> list[tuple[str, str]]:
+    """(layer, parameter) of every parameter the optimizer updates (frozen ones left out)."""
+    return [
+        (layer.name, p)
+        for layer in layers
+        if layer.parametric
+        for p in layer.param_names
+        if p not in layer.spec.freeze
+    ]
+
+
+def _clip(spec: NetworkSpec, layers: list[Layer], grads: Params, rec: Recorder) -> bool:
+    """Gradient clipping by norm (the optimizer's clip_norm): records ‖g‖ and, when it fires,
+    replaces each trained parameter's gradient in `grads` by its clipped one, recorded as
+    clipped.<layer>.<param>. Returns whether it fired."""
+    max_norm = spec.optimizer.clip_norm
+    if max_norm is None:
+        return False
+    trained = _trained(layers)
+    norm, c = optim_mod.clip_scale([grads[name][p] for name, p in trained], max_norm)
+    # at the end of the backward stage: they are the gradients the update reads
+    rec("grad_norm", np.asarray(norm), "backward", None, optim_mod.GRAD_NORM_FORMULA, (), False)
+    if c >= 1.0:
+        return False
+    shown = {layer.name: layer for layer in layers}
+    formula = optim_mod.clipped_formula(max_norm, norm, c)
+    for name, p in trained:
+        grads[name][p] = rec(
+            f"clipped.{name}.{p}",
+            grads[name][p] * c,
+            "backward",
+            name,
+            formula,
+            shown[name].param_shown(p),
+            per_sample=False,
+        )
+    return True
 
 
 def _record_penalty(spec: NetworkSpec, rec: Recorder, loss: float, params: Params) -> float:

@@ -11,6 +11,9 @@ Per sample, over the K output elements:
   binary_cross_entropy  ℓ = −(1/K) Σ [y ln p + (1−y) ln(1−p)]  ∂ℓ/∂p = (p − y)/(p(1 − p))/K;
                         with sigmoid ∂ℓ/∂z = (p − y)/K
 Over the batch: L = (1/N) Σ_n ℓ_n ("mean", the default) or Σ_n ℓ_n ("sum").
+A sequence output (T positions of K elements): the loss of each position ℓ_{n,t} as above,
+then ℓ_n = (1/T) Σ_t ℓ_{n,t} ("mean", the default, as PyTorch's CrossEntropyLoss over (N, T))
+or Σ_t ℓ_{n,t} ("sum", as textbooks' BPTT), see OverPositions.
 Natural logarithms throughout. Where a probability is 0 (or 1 for BCE) the log and the
 division are clamped at EPS and a warning names the value.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -110,6 +113,11 @@ class Loss:
 
     def fused_grad_z(self, p: Array, y: Array) -> Array:
         """∂ℓ_n/∂z through the fused output activation. Shapes as p."""
+        raise NotImplementedError
+
+    def from_log(self, logp: Array, y: Array) -> Array:
+        """ℓ_n from the log-probabilities the forward pass already has (cross-entropy with
+        softmax, in training). logp, y: shaped as the output."""
         raise NotImplementedError
 
     def slips(self, k: int) -> list[Slip]:
@@ -309,6 +317,9 @@ class CrossEntropy(Loss):
         many = (y != 0).sum(axis=1)
         return np.where(many >= 2, terms.sum(axis=1), 0.0)
 
+    def from_log(self, logp: Array, y: Array) -> Array:
+        return cross_entropy_from_log(_flat(logp), _flat(y))
+
 
 register(CrossEntropy())
 
@@ -372,3 +383,126 @@ class BinaryCrossEntropy(Loss):
 
 
 register(BinaryCrossEntropy())
+
+
+# --- a sequence output: the loss at every position -----------------------------------------
+
+
+class OverPositions(Loss):
+    """A loss unit applied at each position of a sequence output a: (N, T, K), then the mean
+    (or sum) over the T positions:  ℓ_n = (1/T) Σ_t ℓ(a_{n,t}, y_{n,t})  (or Σ_t), so
+    ∂ℓ_n/∂a_{n,t} = ∂ℓ/∂a_{n,t} / T  (or without the 1/T).
+
+    Each position is one sample of the inner loss: its K elements are what the inner loss sums
+    or averages over (the classes of a softmax at that position)."""
+
+    def __init__(self, inner: Loss, positions: str) -> None:
+        self.inner = inner
+        self.positions = positions
+
+    # the inner loss's words, said per position
+    @property  # type: ignore[misc]
+    def kind(self) -> str:  # type: ignore[override]
+        return self.inner.kind
+
+    @property  # type: ignore[misc]
+    def formula(self) -> str:  # type: ignore[override]
+        per = self.inner.formula.removeprefix("L = ")
+        over = "(1/T) Σ_t" if self.positions == "mean" else "Σ_t"
+        return f"L = {over} ℓ_t, ℓ_t = {per} at position t"
+
+    @property  # type: ignore[misc]
+    def grad_formula(self) -> str:  # type: ignore[override]
+        g = self.inner.grad_formula
+        return f"{g} / T at each position" if self.positions == "mean" else f"{g} at each position"
+
+    @property  # type: ignore[misc]
+    def words(self) -> str:  # type: ignore[override]
+        over = (
+            "then the mean over the T positions"
+            if self.positions == "mean"
+            else "then the sum over the T positions"
+        )
+        return f"{self.inner.words}, at each position; {over}"
+
+    @property  # type: ignore[misc]
+    def fused_with(self) -> str | None:  # type: ignore[override]
+        return self.inner.fused_with
+
+    @property  # type: ignore[misc]
+    def fused_formula(self) -> str:  # type: ignore[override]
+        f = self.inner.fused_formula
+        return f"{f}, at each position" + (", divided by T" if self.positions == "mean" else "")
+
+    @property
+    def log_based(self) -> bool:
+        return self.inner.log_based
+
+    def _scale(self, t: int) -> float:
+        return 1.0 / t if self.positions == "mean" else 1.0
+
+    def _reduce(self, per: Array, n: int) -> Array:
+        """(N·T,) per-position losses -> (N,): mean or sum over the positions."""
+        per = per.reshape(n, -1)
+        total = np.add.reduce(per, axis=1)
+        return total / per.shape[1] if self.positions == "mean" else total
+
+    @staticmethod
+    def _rows(v: Array) -> Array:
+        return v.reshape(-1, v.shape[-1])
+
+    @staticmethod
+    def _name(name: Name, t: int, k: int) -> Name:
+        """Names a position's element (row n·T + t, k) as the whole output's (n, t·K + k)."""
+        if not callable(name):
+            return name
+        return lambda idx: name((idx[0] // t, (idx[0] % t) * k + idx[1]))
+
+    def per_sample(
+        self, a: Array, y: Array, z: Array | None = None, warn: Warn | None = None, name: Name = "a"
+    ) -> Array:
+        n, t, k = a.shape
+        per = self.inner.per_sample(
+            self._rows(a),
+            self._rows(y),
+            None if z is None else self._rows(z),
+            warn,
+            self._name(name, t, k),
+        )
+        return self._reduce(per, n)
+
+    def grad_a(self, a: Array, y: Array, warn: Warn | None = None, name: Name = "a") -> Array:
+        _, t, k = a.shape
+        g = self.inner.grad_a(self._rows(a), self._rows(y), warn, self._name(name, t, k))
+        if self.positions == "mean":
+            g *= self._scale(t)
+        return g.reshape(a.shape)
+
+    def fused_grad_z(self, p: Array, y: Array) -> Array:
+        g = self.inner.fused_grad_z(self._rows(p), self._rows(y))
+        if self.positions == "mean":
+            g *= self._scale(p.shape[1])
+        return g.reshape(p.shape)
+
+    def from_log(self, logp: Array, y: Array) -> Array:
+        return self._reduce(self.inner.from_log(self._rows(logp), self._rows(y)), logp.shape[0])
+
+    def value_substeps(self, a: Array, y: Array, radius: Radius) -> Array:
+        """Each position's sub-steps, then (for the mean) divided by T as ℓ_n is."""
+        n, t, _ = a.shape
+        per = self.inner.value_substeps(self._rows(a), self._rows(y), radius).reshape(n, t)
+        return per.sum(axis=1) * self._scale(t)
+
+    def grad_substeps(self, a: Array, y: Array, radius: Radius) -> Array:
+        _, t, _ = a.shape
+        g = self.inner.grad_substeps(self._rows(a), self._rows(y), radius) * self._scale(t)
+        return g.reshape(a.shape)
+
+    def slips(self, k: int) -> list[Slip]:
+        return self.inner.slips(k)
+
+
+def of(spec: Any) -> Loss:
+    """The loss unit a LossSpec asks for: per position when the output is a sequence."""
+    unit = get(spec.kind)
+    return OverPositions(unit, spec.positions) if spec.positions else unit

@@ -3,7 +3,7 @@ tables, the JSON, the explanations and the write-ups cannot disagree."""
 
 from __future__ import annotations
 
-from bpcalc import activations, batching, layers, losses
+from bpcalc import activations, batching, layers, losses, optim
 from bpcalc import regularization as reg_mod
 from bpcalc.network.types import (
     NetworkSpec,
@@ -50,23 +50,41 @@ def loss_after_formula(spec: NetworkSpec) -> str:
     return total_loss_formula(spec) + " with the updated parameters"
 
 
-PARAM_SYMBOL = {"weights": "W", "kernel": "K", "bias": "b", "gamma": "γ", "beta": "β"}
+PARAM_SYMBOL = {
+    "weights": "W",
+    "kernel": "K",
+    "bias": "b",
+    "gamma": "γ",
+    "beta": "β",
+    "weights_ih": "W_ih",
+    "weights_hh": "W_hh",
+    "bias_ih": "b_ih",
+    "bias_hh": "b_hh",
+    "weights_q": "W_q",
+    "weights_k": "W_k",
+    "weights_v": "W_v",
+    "weights_o": "W_o",
+    "bias_q": "b_q",
+    "bias_k": "b_k",
+    "bias_v": "b_v",
+    "bias_o": "b_o",
+}
 
 
 def loss_description(spec: NetworkSpec) -> str:
-    loss = losses.get(spec.loss.kind)
+    loss = losses.of(spec.loss)
     return f"{loss.formula} ({loss.kind}: {loss.words})"
 
 
 def per_sample_loss_formula(spec: NetworkSpec) -> str:
-    return "ℓ_n = " + losses.get(spec.loss.kind).formula.removeprefix("L = ") + ", each sample"
+    return "ℓ_n = " + losses.of(spec.loss).formula.removeprefix("L = ") + ", each sample"
 
 
 def data_loss_formula(spec: NetworkSpec) -> str:
     """The loss of the data: per sample, then the batch reduction."""
     if not spec.batched:
-        return losses.get(spec.loss.kind).formula
-    per = losses.get(spec.loss.kind).formula.removeprefix("L = ")
+        return losses.of(spec.loss).formula
+    per = losses.of(spec.loss).formula.removeprefix("L = ")
     if spec.loss.reduction == "mean":
         return f"L = (1/N) Σ_n ℓ_n (mean over the batch), ℓ = {per}"
     return f"L = Σ_n ℓ_n (sum over the batch), ℓ = {per}"
@@ -89,9 +107,12 @@ def conventions(
             if spec.loss.reduction == "mean"
             else "L = sum over the batch of the per-sample losses"
         )
-    loss = losses.get(spec.loss.kind)
+    loss = losses.of(spec.loss)
     if loss.fused_with and spec.output_activation == loss.fused_with:
         out["output"] = f"{loss.fused_with} + {loss.kind}: {loss.fused_formula}"
+    sequence = _sequence_convention(spec)
+    if sequence:
+        out["sequence"] = sequence
     for layer in spec.all_layers:  # the layers inside blocks too
         text = layers.build(layer).convention()
         if text is None:
@@ -109,12 +130,33 @@ def conventions(
     if spec.regularization:
         out["regularization"] = reg_mod.describe(spec.regularization)
     out["update"] = rule
+    if spec.optimizer.clip_norm is not None:
+        out["clip"] = optim.clip_convention(spec.optimizer.clip_norm)
     out["dtype"] = f"{dtype} arithmetic"
     if round_each is not None:
         out["rounding"] = (
             f"every intermediate value rounded to {round_each} decimals before it is used (hand-calculation mode)"
         )
     return out
+
+
+def _sequence_convention(spec: NetworkSpec) -> str:
+    """What a sequence (T positions of d features) means for the layers that read one."""
+    seq = [layer for layer in spec.layers if len(layer.in_shape) == 2 or layer.sequence_out]
+    if not seq:
+        return ""
+    t = next(layer.in_shape[0] if len(layer.in_shape) == 2 else layer.out_shape[0] for layer in seq)
+    text = (
+        f"T = {t} positions; dense layers, activations, dropout and layer norm act on every position "
+        "with the same parameters, so a parameter's gradient is the sum over the positions"
+    )
+    if spec.loss.positions:
+        text += "; the loss is taken at every position, then " + (
+            "averaged over the positions"
+            if spec.loss.positions == "mean"
+            else "summed over the positions"
+        )
+    return text
 
 
 def _activation_conventions(spec: NetworkSpec) -> dict[str, str]:

@@ -8,6 +8,7 @@ Each optimizer registers itself under its YAML name below its class.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -641,3 +642,46 @@ class _AdamEpsInside(Adam):
 
     def _denominator(self, v_hat: Array) -> Array:
         return np.sqrt(v_hat + self.eps)
+
+# --- gradient clipping by norm (optimizer: {clip_norm: c}) ----------------------------------
+
+CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_ divides by ‖g‖ + 1e-6
+GRAD_NORM_FORMULA = "‖g‖ = √(Σ (∂L/∂θ)²) over every element of every trained parameter"
+
+
+def clip_scale(grads: list[Array], max_norm: float) -> tuple[float, float]:
+    """(‖g‖, c): the L2 norm of all the gradients together, and the factor they are scaled by,
+    c = max_norm / (‖g‖ + 1e-6) when that is below 1, else 1 (torch.nn.utils.clip_grad_norm_).
+    Frozen parameters are not in the norm (as PyTorch leaves out what has no gradient)."""
+    norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    c = max_norm / (norm + CLIP_EPS)
+    return norm, (c if c < 1.0 else 1.0)
+
+
+def clip_in_place(grads: list[Array], max_norm: float) -> None:
+    """Scale the gradients by clip_scale's c, in place (training)."""
+    _, c = clip_scale(grads, max_norm)
+    if c < 1.0:
+        for g in grads:
+            g *= c
+
+
+def clipped_formula(max_norm: float, norm: float, c: float) -> str:
+    return (
+        f"ĝ = c·∂L/∂θ, c = {max_norm:g}/(‖g‖ + 1e-6) = {c:.6g}: ‖g‖ = {norm:.6g} is above "
+        f"clip_norm {max_norm:g}, so every gradient is scaled by c"
+    )
+
+
+def with_clipped(formula: str) -> str:
+    """The update rule read with the clipped gradient ĝ in place of ∂L/∂θ."""
+    return formula.replace("∂L/∂θ", "ĝ") + " (ĝ: the clipped gradient)"
+
+
+def clip_convention(max_norm: float) -> str:
+    return (
+        f"gradient clipping by norm: when ‖g‖, the norm of all the gradients together, is "
+        f"above {max_norm:g}, every gradient is scaled by {max_norm:g}/(‖g‖ + 1e-6) before the "
+        "update (torch.nn.utils.clip_grad_norm_); grad_norm is shown every step, the clipped "
+        "gradients when it fires"
+    )

@@ -246,3 +246,121 @@ def cnn_yaml(
         "  seed: 0",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _token_data(vocab: int, length: int, samples: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Made-up token sequences that follow a rule a network can learn: counting up modulo
+    the vocabulary from a different start each sample; the target at each position is the
+    next token."""
+    seqs = [[(s + i) % vocab for i in range(length + 1)] for s in range(samples)]
+    return [q[:-1] for q in seqs], [q[1:] for q in seqs]
+
+
+def _ids(rows: list[list[int]]) -> str:
+    return "[" + ", ".join("[" + ", ".join(map(str, r)) + "]" for r in rows) + "]"
+
+
+def _sequence_head(kind: str, command: str, vocab: int, length: int, samples: int) -> list[str]:
+    inputs, targets = _token_data(vocab, length, samples)
+    return [
+        f"# A starter {kind} network made by `{command}`.",
+        "#   bpcalc step THIS.yaml             one step, every number (small: read it all)",
+        "#   bpcalc train THIS.yaml            train (epochs and batch size below, or --epochs/--batch-size)",
+        "# Each sample is a sequence of token ids (0 … vocab − 1); the target at each position is",
+        "# the next token (made-up data: each sequence counts up from another start; replace it).",
+        f"name: {kind} over {length} tokens, vocabulary {vocab}",
+        f"inputs: {_ids(inputs)}",
+        f"targets: {_ids(targets)}   # one class index per position",
+        "layers:",
+        "  - name: emb",
+        "    type: embedding",
+        f"    vocab: {vocab}                    # token ids 0 … {vocab - 1}; or weights: [[...]] (vocab x dim)",
+    ]
+
+
+def _sequence_tail(vocab: int, lr: float, samples: int, epochs: int) -> list[str]:
+    return [
+        "  - name: output",
+        "    type: dense                  # the same layer at every position",
+        f"    units: {vocab}",
+        "    init: {type: xavier, seed: 2}",
+        "    activation: softmax          # over each position's classes",
+        "loss: {type: cross_entropy, positions: mean}   # at every position, then the mean over them",
+        f"optimizer: {{type: sgd, lr: {lr:g}, clip_norm: 5}}   # gradients rescaled when their norm is above 5",
+        "train:                       # defaults for bpcalc train (its options override them)",
+        f"  epochs: {epochs}",
+        f"  batch_size: {min(samples, 32)}",
+        "  shuffle: true",
+        "  seed: 0",
+    ]
+
+
+def _check_sequence_sizes(vocab: int, length: int, size: int, what: str) -> None:
+    if vocab < 2 or length < 1 or size < 1:
+        raise UsageError(f"--vocab must be at least 2, --length and {what} positive")
+
+
+def rnn_yaml(
+    *,
+    vocab: int = 5,
+    hidden: int = 8,
+    length: int = 6,
+    lr: float = 0.5,
+    samples: int = 5,
+    command: str = "bpcalc new rnn",
+) -> str:
+    """embedding (vocab x hidden) -> rnn (hidden, tanh, every step) -> dense (vocab, softmax)."""
+    _check_sequence_sizes(vocab, length, hidden, "--hidden")
+    lines = _sequence_head("rnn", command, vocab, length, samples)
+    lines += [
+        f"    dim: {hidden}                      # each token's vector",
+        "    init: {type: normal, std: 0.5, seed: 0}",
+        "  - name: rnn",
+        "    type: rnn                    # h_t = tanh(W_ih·x_t + W_hh·h_{t−1} + b), h_0 = 0",
+        f"    units: {hidden}                    # hidden size; or weights_ih: / weights_hh: yourself",
+        "    init: {type: uniform, seed: 1}   # U(−1/√(in + hidden), …); leave init out for PyTorch's U(−1/√hidden, …)",
+        "    activation: tanh             # or relu",
+        "    return: all                  # every h_t (all) or only h_T (last)",
+        "    # bias: [...] (one bias, the textbook form) or bias_ih: / bias_hh: (PyTorch's); zeros if left out",
+    ]
+    lines += _sequence_tail(vocab, lr, samples, 200)
+    return "\n".join(lines) + "\n"
+
+
+def attention_yaml(
+    *,
+    vocab: int = 5,
+    dim: int = 4,
+    length: int = 6,
+    heads: int = 1,
+    lr: float = 0.5,
+    samples: int = 5,
+    command: str = "bpcalc new attention",
+) -> str:
+    """embedding (vocab x dim) -> causal self-attention (dim, heads) -> dense (vocab, softmax)."""
+    _check_sequence_sizes(vocab, length, dim, "--dim")
+    if heads < 1 or dim % heads:
+        raise UsageError(f"--heads must divide --dim ({dim}), found {heads}")
+    rng = np.random.default_rng(0)
+    lines = _sequence_head("attention", command, vocab, length, samples)
+    lines += [
+        f"    dim: {dim}                      # each token's vector",
+        "    init: {type: normal, std: 0.5, seed: 0}",
+        "  - name: attn",
+        "    type: attention              # scores = q·kᵀ/√d_k, each row's softmax, context = weights·v",
+        "    causal: true                 # position t sees positions s ≤ t only",
+        f"    heads: {heads}                     # q, k, v split into column blocks of d_k = {dim // heads}",
+    ]
+    for p in ("q", "k", "v", "o"):
+        note = {
+            "q": f"   # {dim} x {dim}: one row per output (q = X·W_qᵀ, as nn.Linear)",
+            "o": "   # optional output projection: a = context·W_oᵀ",
+        }.get(p, "")
+        w = rng.normal(scale=1 / np.sqrt(dim), size=(dim, dim))
+        lines.append(f"    weights_{p}:{note}")
+        lines += [f"      - {_row(r)}" for r in w]
+    lines.append(
+        "    # bias_q: / bias_k: / bias_v: / bias_o: optional; mask: T x T of 0/1 optional"
+    )
+    lines += _sequence_tail(vocab, lr, samples, 200)
+    return "\n".join(lines) + "\n"

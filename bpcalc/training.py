@@ -16,7 +16,8 @@ number). The per-epoch figures (`fit`, `evaluate`) are always the
 mean per-sample loss, so epochs with a smaller last batch compare fairly.
 Accuracy: arg-max of the output against the class (cross_entropy, or one-hot targets with
 any loss); for binary_cross_entropy every output rounded at 0.5 must equal its target;
-otherwise there is none.
+otherwise there is none. A sequence output is graded at every position: the accuracy is the
+fraction of positions right.
 """
 
 from __future__ import annotations
@@ -52,11 +53,22 @@ def accuracy_kind(spec: NetworkSpec, targets: Array | None = None) -> str | None
     return None
 
 
-def count_correct(kind: str | None, out: Array, y: Array) -> int:
-    """How many samples of the batch the network gets right (see the module docstring)."""
+def graded_units(spec: NetworkSpec) -> int:
+    """What accuracy counts per sample: 1, or T for a sequence output (each position)."""
+    return spec.output_shape[0] if spec.loss.positions else 1
+
+
+def _rows(v: Array, per_position: bool) -> Array:
+    """One row per graded unit: a sample, or a position of a sequence (N, T, K)."""
+    return v.reshape(-1, v.shape[-1]) if per_position else v.reshape(v.shape[0], -1)
+
+
+def count_correct(kind: str | None, out: Array, y: Array, per_position: bool = False) -> int:
+    """How many samples (positions, for a sequence output) of the batch the network gets
+    right (see the module docstring)."""
     if kind is None:
         return 0
-    o, t = out.reshape(out.shape[0], -1), y.reshape(y.shape[0], -1)
+    o, t = _rows(out, per_position), _rows(y, per_position)
     if kind == "argmax":
         return int((o.argmax(axis=1) == t.argmax(axis=1)).sum())
     return int(((o >= 0.5) == (t >= 0.5)).all(axis=1).sum())
@@ -88,10 +100,12 @@ class Trainer:
         every = engine.leaves(self.layers)  # the layers inside blocks too
         self.frozen = {layer.name: layer.spec.freeze for layer in every}
         self.accuracy = accuracy_kind(spec)
+        self.units = graded_units(spec)  # per sample: 1, or T positions of a sequence
         # layers with a training/evaluation mode (dropout, batchnorm), whose running
         # statistics carry from step to step (batchnorm)
         self._modal = any(layer.op.modal for layer in every)
         self._shared_log = engine.shares_log_softmax(spec)
+        self._clip = spec.optimizer.clip_norm
         # the parameters the optimizer updates: (layer, parameter), frozen ones left out
         self._trained = [
             (layer.name, p)
@@ -111,6 +125,8 @@ class Trainer:
         fwd = engine.forward(layers, params, xb, log_softmax_out=self._shared_log)
         loss, _ = engine.loss_value(spec, fwd.out, fwd.z_out, yb, log_out=fwd.log_out)
         grads = engine.backward(spec, layers, params, fwd, yb, input_grad=False)
+        if self._clip is not None:  # gradient clipping by norm, before the update
+            optim_mod.clip_in_place([grads[n][p] for n, p in self._trained], self._clip)
         if self._modal:
             engine.carry_buffers(layers, fwd, params)
         self.t += 1
@@ -162,8 +178,9 @@ class Trainer:
                 fwd = engine.forward(self.layers, self.params, xb)
                 _, per = engine.loss_value(self.spec, fwd.out, fwd.z_out, yb)
                 total += float(per.sum())
-                correct += count_correct(self.accuracy, fwd.out, yb)
-        return total / n, (correct / n if self.accuracy is not None else None)
+                correct += count_correct(self.accuracy, fwd.out, yb, self.units > 1)
+        units = n * self.units
+        return total / n, (correct / units if self.accuracy is not None else None)
 
 
 @dataclass(frozen=True)
@@ -204,13 +221,20 @@ def fit(
     rng = np.random.default_rng(seed)
     mean = trainer.spec.loss.reduction == "mean"
     kind = trainer.accuracy
-    # each sample's class, once for all epochs, rather than an arg-max of its target per batch
-    classes = y.reshape(n, -1).argmax(axis=1) if kind == "argmax" else None
+    # each sample's class (each position's, for a sequence), once for all epochs, rather than
+    # an arg-max of its target per batch
+    units = trainer.units
+    if kind != "argmax":
+        classes = None
+    elif units > 1:
+        classes = y.argmax(axis=-1)
+    else:
+        classes = y.reshape(n, -1).argmax(axis=1)
     # Per-step costs of the loop itself, kept small for small networks (issue 18): each
     # shuffled batch is gathered into the same two arrays (x.take(out=) rather than x[idx],
     # a new array a step), and the arg-max of each batch's output goes into `predicted`,
     # compared with the classes once an epoch rather than once a batch.
-    predicted = np.empty(n, dtype=np.intp) if classes is not None else None
+    predicted = np.empty(classes.shape, dtype=np.intp) if classes is not None else None
     x_batch = np.empty((min(batch_size, n), *x.shape[1:]), dtype=x.dtype) if shuffle else x
     y_batch = np.empty((min(batch_size, n), *y.shape[1:]), dtype=y.dtype) if shuffle else y
     results: list[EpochResult] = []
@@ -238,9 +262,12 @@ def fit(
                 )
             total += loss * xb.shape[0] if mean else loss
             if predicted is not None:  # count_correct's arg-max rule, counted below
-                out.reshape(out.shape[0], -1).argmax(axis=1, out=predicted[i : i + batch_size])
+                if units > 1:  # a sequence: each position's arg-max
+                    out.argmax(axis=-1, out=predicted[i : i + batch_size])
+                else:
+                    out.reshape(out.shape[0], -1).argmax(axis=1, out=predicted[i : i + batch_size])
             else:
-                correct += count_correct(kind, out, yb)
+                correct += count_correct(kind, out, yb, units > 1)
             if on_batch is not None:
                 on_batch(epoch, b, loss)
         if predicted is not None:
@@ -253,7 +280,7 @@ def fit(
         result = EpochResult(
             epoch,
             total / n,
-            correct / n if trainer.accuracy is not None else None,
+            correct / (n * units) if trainer.accuracy is not None else None,
             test_loss,
             test_acc,
             time.perf_counter() - start,

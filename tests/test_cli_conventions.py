@@ -71,7 +71,7 @@ def test_shell_completion_can_be_shown_and_completes_commands_options_and_choice
             "--format jsn: should be one of table, json, markdown, latex, svg; did you mean json?",
         ),
         (["step", "x", "--stage", "fwd"], "did you mean forward?"),
-        (["new", "mpl"], "KIND mpl: should be one of mlp, cnn; did you mean mlp?"),
+        (["new", "mpl"], "KIND mpl: should be one of mlp, cnn, rnn, attention; did you mean mlp?"),
         (["step"], "missing argument NETWORK"),
         (["step", "x", "--steps", "abc"], "--steps abc: should be a whole number"),
         (["step", "x", "--decimals", "-1"], "--decimals: -1 is not in the range"),

@@ -145,14 +145,21 @@ def before(a: Graded, b: Graded) -> bool:
     return a.order < b.order
 
 
-def _value(g: Graded, st: list[StepTrace]) -> np.ndarray:
-    return region(st[g.answer.step - 1][g.answer.name], g.answer)
+def _value(g: Graded, st: list[StepTrace]) -> np.ndarray | None:
+    """The slip's value of the answer; None when the rerun does not have it (a unit that
+    records less, such as an RNN back-propagating through updated weights)."""
+    trace = st[g.answer.step - 1]
+    if g.answer.name not in trace:
+        return None
+    return region(trace[g.answer.name], g.answer)
 
 
 def _reproduces(g: Graded, st: list[StepTrace]) -> bool:
     """The slip's value is the answer, to the answer's allowance scaled as the value is (a
     slip that doubles a value doubles the rounding it carries too)."""
     value = _value(g, st)
+    if value is None:
+        return False
     ref = np.abs(g.carried)
     ratio = np.where(ref > 0, np.abs(value) / np.where(ref > 0, ref, 1.0), 1.0)
     allowance = g.allowance * np.clip(ratio, 1.0, 100.0)
@@ -163,6 +170,8 @@ def _also_fits(g: Graded, st: list[StepTrace]) -> bool:
     """The right answer is within rounding of this slip's value too, and the slip moves the
     value by more than the answer's last decimal: the numbers cannot tell them apart."""
     value = _value(g, st)
+    if value is None:
+        return False
     a = g.answer
     shown = np.abs(value - g.carried) > half_unit(a.decimals)
     return bool(within(a.value, value, g.allowance).all() and (shown & a.given).any())
@@ -279,7 +288,8 @@ def _with_loss(spec: NetworkSpec, **changes: str) -> NetworkSpec:
 
 def _loss_slips(spec: NetworkSpec, n: int) -> list[Slip]:
     loss = losses.get(spec.loss.kind)
-    k = int(np.prod(spec.output_shape))
+    # the outputs one loss sums or averages over: a sample's, or one position's of a sequence
+    k = spec.output_shape[-1] if spec.loss.positions else int(np.prod(spec.output_shape))
     out = [
         Slip(slip.key, _with_loss(spec, kind=slip.instead), None, slip.message)
         for slip in loss.slips(k)
@@ -305,6 +315,21 @@ def _loss_slips(spec: NetworkSpec, n: int) -> list[Slip]:
                     "this network's loss is the sum over the batch.",
                 )
             )
+    t = spec.output_shape[0] if spec.loss.positions else 1
+    if t > 1:
+        other = "sum" if spec.loss.positions == "mean" else "mean"
+        out.append(
+            Slip(
+                f"positions_{other}",
+                _with_loss(spec, positions=other),
+                None,
+                f"You summed the losses of the {t} positions where this loss averages them: "
+                f"divide by T = {t} (and so does every gradient)."
+                if other == "sum"
+                else f"You averaged the losses of the {t} positions (divided by {t}), but this "
+                "loss is their sum over the positions.",
+            )
+        )
     if loss.log_based:
         for base, label in ((10.0, "log10"), (2.0, "log2")):
             out.append(
@@ -332,8 +357,9 @@ def _other_class(spec: NetworkSpec) -> Slip | None:
             None,
             "You used the target of the other class (y and 1 − y swapped).",
         )
-    k = int(np.prod(spec.output_shape))
-    flat = y.reshape(y.shape[0], -1)
+    # one target per row: per sample, or per position of a sequence
+    k = spec.output_shape[-1] if spec.loss.positions else int(np.prod(spec.output_shape))
+    flat = y.reshape(-1, k)
     if k == 2:
         swapped = flat[:, ::-1].reshape(y.shape)
         return Slip(
@@ -359,10 +385,10 @@ def _other_class(spec: NetworkSpec) -> Slip | None:
 
 def _target_words(spec: NetworkSpec) -> str:
     if spec.target_classes is not None:
-        cls = ", ".join(str(int(c)) for c in spec.target_classes)
+        cls = ", ".join(str(int(c)) for c in spec.target_classes.reshape(-1))
+        k = spec.output_shape[-1] if spec.loss.positions else int(np.prod(spec.output_shape))
         onehot = "; ".join(
-            "[" + ", ".join(f"{v:g}" for v in row) + "]"
-            for row in spec.targets.reshape(spec.targets.shape[0], -1)
+            "[" + ", ".join(f"{v:g}" for v in row) + "]" for row in spec.targets.reshape(-1, k)
         )
         return f"the target is class {cls}, counting from 0, i.e. one-hot {onehot}"
     return "the 1 of the one-hot target marks the correct class"

@@ -227,6 +227,14 @@ def grade(
         else:
             g.verdict = WRONG
         entries.append(g)
+    # A recurrent layer records each of its values whole though they interleave in time (an
+    # RNN's z at step 2 follows from its h at step 1): an answer that agrees only with the
+    # student's own numbers may rest on a wrong answer graded after it
+    for g in entries:
+        if g.verdict == CORRECT and g.wrong.any() and not g.answer.transposed:
+            g.rests_on = _rests_on(runner, g.answer, g.wrong, entries, steps, solo)
+            if g.rests_on:
+                g.verdict = CARRIED
     first = next((g for g in entries if g.verdict == WRONG), None)
     if first is not None:
         first.first_wrong = True

@@ -117,7 +117,7 @@ def _pass(
     "dataset:" the passes after the update) and its loss."""
     spec = ctx.runner.spec
     x = np.asarray(x, dtype=np.float64).reshape(n, *spec.layers[0].in_shape)
-    loss = losses.get(spec.loss.kind)
+    loss = losses.of(spec.loss)  # per position when the output is a sequence
     fused = loss.fused_with == spec.output_activation
     params_all: dict[str, dict[str, np.ndarray]] = {}
     out = _layers(ctx, layers, prefix, n, x, backward, fused, params_all)

@@ -25,6 +25,7 @@ from bpcalc import layers as _layers
 from bpcalc.errors import UsageError
 from bpcalc.explain import (  # noqa: F401  (they register their explainers)
     basics,
+    clipping,
     losses,
     optimizers,
     regularization,

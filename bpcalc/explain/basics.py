@@ -17,6 +17,18 @@ PARAM_LETTER = {
     "beta": "β",
     "running_mean": "M",
     "running_var": "V",
+    "weights_ih": "u",  # an RNN's W_ih (U in Goodfellow et al.), W_hh, and its two biases
+    "weights_hh": "w",
+    "bias_ih": "bi",
+    "bias_hh": "bh",
+    "weights_q": "wq",  # attention's projections and their biases
+    "weights_k": "wk",
+    "weights_v": "wv",
+    "weights_o": "wo",
+    "bias_q": "bq",
+    "bias_k": "bk",
+    "bias_v": "bv",
+    "bias_o": "bo",
 }
 
 
@@ -46,8 +58,11 @@ def given(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
         note = ""
         classes = ctx.spec.target_classes
         if classes is not None:
-            n, _ = split(item.record.per_sample, index, len(shape))
-            note = f"one-hot of class {int(classes[ctx.dataset_index(n)])}"
+            n, at = split(item.record.per_sample, index, len(shape))
+            c = classes[ctx.dataset_index(n)]
+            if classes.ndim == 2:  # a class per position of a sequence
+                c = c[at[0]]
+            note = f"one-hot of class {int(c)}"
     _, idx = split(item.record.per_sample, index, len(shape))
     sym = t.s(idx)
     return make(ctx, name, index, sym, "", note, sym)
@@ -77,7 +92,9 @@ def sgd_update(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
     """θ′ = θ − η·∂L/∂θ, element by element."""
     layer, param = item.layer, item.param
     theta = _param_tensor(ctx, layer, param)
-    g = _param_tensor(ctx, layer, param, f"grad.{layer.name}.{param}")
+    clipped = f"clipped.{layer.name}.{param}" in ctx.st  # clip_norm fired: ĝ is what it uses
+    g_name = f"clipped.{layer.name}.{param}" if clipped else f"grad.{layer.name}.{param}"
+    g = _param_tensor(ctx, layer, param, g_name)
     idx = pad_index(index, len(theta.internal))
     ts = theta.s(idx)
     if param in getattr(layer, "freeze", frozenset()):
@@ -95,9 +112,9 @@ def sgd_update(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
         ctx,
         item.record.name,
         index,
-        f"{ts} − η·{grad(ts)}",
+        f"{ts} − η·{'ĝ' if clipped else grad(ts)}",
         f"{ctx.f.num(theta.v(idx))} − {eta} × {ctx.f.num(g.v(idx))}",
-        "",
+        "ĝ: the clipped gradient (clip_norm)" if clipped else "",
         ts + "′",
     )
 

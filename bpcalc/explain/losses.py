@@ -6,6 +6,8 @@ Per sample over the K output elements (natural logs):
 Over a batch: the mean (divide by N) or the sum of the per-sample losses, the samples marked
 with superscripts; the gradient of each sample then carries the 1/N of the mean.
 Counts (K, N) are written as numbers, in the formula too.
+A sequence output (T positions of K): the loss of each position, then their mean (divide by
+T) or sum; K is then the elements of one position.
 """
 
 from __future__ import annotations
@@ -24,15 +26,43 @@ def _out(ctx: Ctx) -> tuple[Tensor, Tensor, int]:
     shape = tuple(last.out_shape)
     a = ctx.tensor(f"{last.name}.a", out_letter(ctx, last), shape)
     y = ctx.tensor("target", "y", shape)
-    return a, y, int(np.prod(shape))
+    k = shape[-1] if ctx.spec.loss.positions else int(np.prod(shape))
+    return a, y, k
 
 
 def _per_sample(
     ctx: Ctx, kind: str, a: Tensor, y: Tensor, k: int, n: int, marked: bool = True
 ) -> tuple[str, str]:
-    """ℓ of sample n: (symbols, numbers); marked: the symbols carry the sample's mark."""
+    """ℓ of sample n: (symbols, numbers); marked: the symbols carry the sample's mark. Over a
+    sequence: each position's loss, then their mean (or sum) over the positions."""
+    positions = ctx.spec.loss.positions
+    if not positions:
+        return _over(ctx, kind, a, y, k, n, marked, list(np.ndindex(*a.internal)))
+    t_count = a.internal[0]
+    parts = [
+        _over(ctx, kind, a, y, k, n, marked, [(t, j) for j in range(k)]) for t in range(t_count)
+    ]
+    if t_count == 1:
+        return parts[0]
+    sym = " + ".join(paren(s) for s, _ in parts)
+    num = " + ".join(paren(v) for _, v in parts)
+    if positions == "mean":
+        return f"({sym}) / {t_count}", f"({num}) / {t_count}"
+    return sym, num
+
+
+def _over(
+    ctx: Ctx,
+    kind: str,
+    a: Tensor,
+    y: Tensor,
+    k: int,
+    n: int,
+    marked: bool,
+    cells: list[tuple[int, ...]],
+) -> tuple[str, str]:
+    """The loss over these cells (one sample's output, or one position of it)."""
     m = ctx.mark(n) if marked else None
-    cells = list(np.ndindex(*a.internal))
     f = ctx.f
     if kind in SQUARED:
         sym = " + ".join(f"({a.s(c, m)} − {y.s(c, m)})²" for c in cells)
@@ -45,6 +75,8 @@ def _per_sample(
             sym, num = f"½·{sym}", f"0.5×{num}"
         return sym, num
     if kind == "cross_entropy":
+        if ctx.spec.loss.positions:  # a class per position: its y·ln(p) terms of y = 0 are 0
+            cells = [c for c in cells if y.v(c, n) != 0] or cells[:1]
         sym = " + ".join(f"{y.s(c, m)}·ln({a.s(c, m)})" for c in cells)
         num = " + ".join(f"{f.num(y.v(c, n))}×ln({f.num(a.v(c, n))})" for c in cells)
         return f"{MINUS}{paren(sym)}", f"{MINUS}{paren(num)}"
@@ -136,6 +168,10 @@ def loss_grad(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
         note = "from −[y·ln(p) + (1 − y)·ln(1 − p)] / K" + clamp
     else:
         raise KeyError(kind)
+    t_count = a.internal[0]
+    if ctx.spec.loss.positions == "mean" and t_count > 1:
+        sym, num = f"{paren(sym)} / {t_count}", f"{paren(num)} / {t_count}"
+        note += f"; the mean over the positions divides by T = {t_count}"
     if ctx.spec.loss.reduction == "mean" and ctx.n > 1:
         sym, num = f"{paren(sym)} / {ctx.n}", f"{paren(num)} / {ctx.n}"
         note += f"; the batch mean divides by N = {ctx.n}"

@@ -33,7 +33,9 @@ class _P:
         self.sym = theta.s(self.idx)
         self.sub = self.sym[1:]  # the subscript, for the state's symbols (v11, m11)
         self.theta = theta.v(self.idx)
-        self.g = float(ctx.st[f"grad.{self.base}"][index])
+        clipped = f"clipped.{self.base}"  # the gradient the update used, when clipping fired
+        grad_name = clipped if clipped in ctx.st else f"grad.{self.base}"
+        self.g = float(ctx.st[grad_name][index])
         self.frozen = param in getattr(layer, "freeze", frozenset())
         self.t = ctx.trace.steps.index(ctx.st) + 1
 

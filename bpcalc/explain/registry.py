@@ -30,6 +30,10 @@ Roles:
   loss_sample loss.per_sample                                    kind: loss kind
   penalty     loss.penalty, grad.<layer>.<param>.penalty         kind: loss | grad
   sum         loss = L_data + penalty, grad.<l>.<p> = data + penalty   kind: penalty | grad
+  value       <layer>.<what> of a layer that names its own values (rnn.h, attn.scores)
+                                                                 kind: layer type; param: what
+  grad_value  grad.<layer>.<what> of such a layer (grad.rnn.h.from_next)  kind: layer type
+  clip        grad_norm, clipped.<layer>.<param>                 kind: norm | clipped
   other       anything else (values added later)                 kind: ""
 """
 
@@ -83,6 +87,7 @@ def registered() -> list[tuple[str, str]]:
 
 
 PARAMETRIC = ("dense", "conv2d", "batchnorm", "layernorm")  # a z before the activation
+OWN_VALUES = ("rnn", "attention")  # layers that name values of their own (rnn.h, attn.scores)
 ACTIVATION_KINDS = activations.kinds()
 
 
@@ -122,6 +127,11 @@ def classify(spec: Any, rec: Record, st_names: Container[str] = ()) -> Item:
         return Item(rec, "penalty", "loss")
     if name in ("loss_after", "dataset_loss_after"):
         return Item(rec, "after", "loss_after")
+    if name == "grad_norm":
+        return Item(rec, "clip", "norm")
+    if parts[0] == "clipped" and len(parts) == 3 and parts[1] in layers:
+        pos, layer = layers[parts[1]]
+        return Item(rec, "clip", "clipped", layer, pos, parts[2])
     if parts[0] == "grad" and len(parts) == 4 and parts[1] in layers and parts[2] == "input":
         pos, layer = layers[parts[1]]
         return Item(rec, "grad_path", layer.type, layer, pos, parts[3])
@@ -135,6 +145,11 @@ def classify(spec: Any, rec: Record, st_names: Container[str] = ()) -> Item:
         if parts[3] == "data":
             return Item(rec, "grad_param", layer.type, layer, pos, parts[2])
         return Item(rec, "penalty", "grad", layer, pos, parts[2])
+    if parts[0] == "grad" and len(parts) >= 3 and parts[1] in layers:
+        pos, layer = layers[parts[1]]
+        what = ".".join(parts[2:])
+        if layer.type in OWN_VALUES and what not in ("a", "input", *param_names(layer)):
+            return Item(rec, "grad_value", layer.type, layer, pos, what)
     if parts[0] == "grad" and len(parts) == 3 and parts[1] in layers:
         pos, layer = layers[parts[1]]
         what = parts[2]
@@ -163,6 +178,8 @@ def classify(spec: Any, rec: Record, st_names: Container[str] = ()) -> Item:
     if len(parts) == 2 and parts[0] in layers:
         pos, layer = layers[parts[0]]
         what = parts[1]
+        if layer.type in OWN_VALUES and what not in ("a", *param_names(layer)):
+            return Item(rec, "value", layer.type, layer, pos, what)
         if what == "z":
             return Item(rec, "linear", layer.type, layer, pos)
         if what == "a":

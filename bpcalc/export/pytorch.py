@@ -98,6 +98,13 @@ def _refuse(spec: NetworkSpec) -> None:
                 f"(layer {_py(layer.name)}); the other commands take it",
                 layer.where,
             )
+        if len(layer.in_shape) == 2 or layer.sequence_out:
+            raise SpecError(
+                f"bpcalc export --to pytorch cannot write layers over a sequence yet (layer "
+                f"{_py(layer.name)} reads or gives T positions, shape "
+                f"{' x '.join(map(str, layer.in_shape))}); the other commands take it",
+                layer.where,
+            )
     opt = spec.optimizer
     if opt.type in ("momentum", "nesterov") and opt.momentum == 0:
         raise SpecError(

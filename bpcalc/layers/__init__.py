@@ -59,7 +59,8 @@ class LayerSlip:
     key: str
     layer: Any  # the LayerSpec that makes the slip
     message: str
-    unit: Any = None  # a Layer that makes the slip with the layer's own spec
+    unit: Any = None  # or: a Layer that makes the slip in place of the layer's (a backward
+    # pass that leaves a term out, which no setting of the layer expresses)
 
 
 class Scope(Protocol):
@@ -73,10 +74,19 @@ class Scope(Protocol):
 
     need_input: bool
 
-    def record(self, suffix: str, value: Array, formula: str, like: str | None = None) -> Array:
+    def record(
+        self,
+        suffix: str,
+        value: Array,
+        formula: str,
+        like: str | None = None,
+        shape: tuple[int, ...] | None = None,
+    ) -> Array:
         """Record one per-sample value of this layer: <layer>.<suffix> in the forward pass,
         grad.<layer>.<suffix> in the backward pass, shaped like the layer's "input" or
-        "output" (like=None: the output in the forward pass, the input in the backward pass).
+        "output" (like=None: the output in the forward pass, the input in the backward pass),
+        or, shape given, as one sample of that shape (an RNN's h, T x hidden; attention's
+        scores, T x T).
         Returns the value to go on with (a student's answer where the checker substitutes one,
         rounded with --round-each)."""
         ...
@@ -92,16 +102,41 @@ class Scope(Protocol):
         ...
 
 
+class Unrecorded:
+    """The scope of a pass nobody records, for a unit that records its own values but is
+    called without the engine (forward / backward directly: a slip's Delegate, a test): each
+    value goes on as it is. It has no layers inside."""
+
+    need_input = True
+
+    def record(self, suffix: str, value: Array, *args: Any, **kwargs: Any) -> Array:
+        return value
+
+    def forward(self, x: Array) -> Array:
+        raise AssertionError("a layer without inner layers asked for their forward pass")
+
+    def backward(self, da: Array, formula: str) -> Array | None:
+        raise AssertionError("a layer without inner layers asked for their backward pass")
+
+
+UNRECORDED = Unrecorded()
+
+
 class Layer:
     """The base of every layer unit. Defaults describe a layer with no parameters, no
     state and nothing recorded besides its output.
 
-    parametric: the layer has trained parameters and a pre-activation z (dense, conv2d,
-    batchnorm): its z and ∂L/∂z are recorded and an activation may follow inside it.
+    parametric: the layer has trained parameters (dense, conv2d, batchnorm, embedding, rnn,
+    attention): the optimizer updates them.
+    pre_activation: a parametric layer's output is a pre-activation z (dense, conv2d,
+    batchnorm): its z and ∂L/∂z are recorded and an activation may follow inside it. False
+    for layers whose output is already their a, with values of their own (embedding, rnn,
+    attention).
     """
 
     types: ClassVar[tuple[str, ...]] = ()
     parametric: ClassVar[bool] = False
+    pre_activation: ClassVar[bool] = True
     param_names: tuple[str, ...] = ()
     spec: Any = None  # the LayerSpec it was built from (None when built directly, in tests)
 
@@ -144,6 +179,11 @@ class Layer:
         if scope.need_input:
             return self.backward(dz, cache, params)
         return None, self.param_grads(dz, cache, params)
+
+    @classmethod
+    def check_input(cls, spec: Any, x: Array, src: Any) -> None:
+        """The network's input, when this layer reads it first: raise a SpecError at src (the
+        input: node) if its values do not fit (an embedding's token ids)."""
 
     def recorded(self, cache: Any) -> list[Recorded]:
         """Values the engine records besides z and a."""
@@ -247,6 +287,14 @@ register("bpcalc.layers.batchnorm", "BatchNorm", "batchnorm")
 register("bpcalc.layers.layernorm", "LayerNorm", "layernorm")
 register("bpcalc.layers.residual", "Residual", "residual")
 register("bpcalc.layers.activation", "ActivationLayer", *activations.kinds())
+register("bpcalc.layers.embedding", "Embedding", "embedding")
+register("bpcalc.layers.rnn", "RNN", "rnn")
+register("bpcalc.layers.attention", "Attention", "attention")
+
+
+def check_input(spec: Any, x: Array, src: Any) -> None:
+    """The first layer's check of the network's input values (see Layer.check_input)."""
+    unit_class(spec.type).check_input(spec, x, src)
 
 
 class Delegate(Layer):
@@ -261,6 +309,10 @@ class Delegate(Layer):
     @property
     def parametric(self) -> bool:  # type: ignore[override]
         return self.inner.parametric
+
+    @property
+    def pre_activation(self) -> bool:  # type: ignore[override]
+        return self.inner.pre_activation
 
     def forward(self, x: Array, params: Params) -> tuple[Array, Any]:
         return self.inner.forward(x, params)

@@ -785,6 +785,22 @@ def targets_from_file(
     if y.shape[0] != n:
         raise src.error(f"there are {n} inputs but {y.shape[0]} targets in the file")
     flat = y.reshape(n, -1)
+    sequence = len(out_shape) == 2  # (T, K): one class per position
+    if (
+        sequence
+        and loss_kind == "cross_entropy"
+        and flat.shape[1] == out_shape[0]
+        and np.array_equal(flat, np.round(flat))
+    ):
+        labels = flat.astype(np.int64)
+        wrong = (labels < 0) | (labels >= out_shape[1])
+        if wrong.any():
+            i, t = (int(v) for v in np.argwhere(wrong)[0])
+            raise src.error(
+                f"class index {labels[i, t]} of sample {i}, position {t} does not fit the output, "
+                f"which has {out_shape[1]} classes (0 to {out_shape[1] - 1})"
+            )
+        return np.eye(out_shape[1], dtype=dtype)[labels], labels
     if (
         classes is None
         and loss_kind == "cross_entropy"
@@ -820,7 +836,7 @@ def targets_from_file(
                 f"{flat[i].min():g} to {flat[i].max():g}"
             )
     if loss_kind == "cross_entropy":
-        sums = flat.sum(axis=1)
+        sums = flat.sum(axis=1) / (out_shape[0] if sequence else 1)  # one-hot at each position
         wrong = ~np.isclose(sums, 1.0)
         if wrong.any():
             i = int(np.argmax(wrong))

@@ -65,20 +65,47 @@ def activation(lsrc: Src, key: str = "activation") -> ActivationSpec | None:
     return None if kind == "identity" else ActivationSpec(kind, activation_options(lsrc, kind))
 
 
-def activation_options(lsrc: Src, kind: str) -> tuple[tuple[str, float], ...]:
-    """The activation's own settings written in the layer (slope: 0.2 for leaky_relu)."""
-    mine = activations.unit_class(kind).options
-    out = []
+def activation_options(lsrc: Src, kind: str) -> tuple[tuple[str, float | str], ...]:
+    """The activation's own settings written in the layer (slope: 0.2 for leaky_relu; axis:
+    positions for a softmax over a sequence)."""
+    unit = activations.unit_class(kind)
+    out: list[tuple[str, float | str]] = []
     for option in activations.option_keys():
         if option not in lsrc.value:
             continue
-        if option not in mine:
-            users = [k for k in activations.kinds() if option in activations.unit_class(k).options]
+        if option not in unit.options and option not in unit.choices:
+            users = [
+                k
+                for k in activations.kinds()
+                if option in activations.unit_class(k).options
+                or option in activations.unit_class(k).choices
+            ]
             raise lsrc.child(option).error(
                 f"{option} only applies to {' and '.join(users)}", at_key=True
             )
-        out.append((option, V.number(lsrc.child(option), option)))
+        if option in unit.choices:
+            out.append((option, V.choice(lsrc.child(option), option, unit.choices[option])))
+        else:
+            out.append((option, V.number(lsrc.child(option), option)))
     return tuple(out)
+
+
+def sequence_hint(shape: tuple[int, ...]) -> str:
+    """What a layer that wants an image says when it gets a sequence."""
+    if len(shape) != 2:
+        return ""
+    return f", a sequence of {shape[0]} positions of {shape[1]} features where an image is expected"
+
+
+def check_sequence_options(lsrc: Src, name: str, out_shape: tuple[int, ...]) -> None:
+    """A setting that only means something over a sequence (softmax's axis) on a layer whose
+    output is not one."""
+    if "axis" in lsrc.value and len(out_shape) != 2:
+        raise lsrc.child("axis").error(
+            f"axis: chooses what a softmax normalizes over in a sequence (T x d), but the output "
+            f"of layer {name!r} has shape {V._fmt(out_shape)}, which is not a sequence",
+            at_key=True,
+        )
 
 
 def bias_mode(lsrc: Src, name: str) -> str:

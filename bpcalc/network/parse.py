@@ -39,6 +39,7 @@ TOP_KEYS = (
     "seed",
     "regularization",
     "train",
+    "sequence",
     "exercise",  # bpcalc exercise's section (bpcalc/teach/section.py); step ignores it
 )
 
@@ -66,8 +67,12 @@ def parse_network(doc: SourceDoc, *, data_dtype: Any = np.float64) -> NetworkSpe
         )
 
     first_type = _peek_type(layers_src.child(0))
-    inputs, input_shape, squeezed = samples.shape_input(inputs, first_type, in_src, batched)
+    sequence = V.boolean(root.child("sequence"), "sequence") if "sequence" in data else False
+    inputs, input_shape, squeezed = samples.shape_input(
+        inputs, first_type, in_src, batched, sequence
+    )
     layers = parse_layers(layers_src, input_shape, squeezed)
+    layer_units.check_input(layers[0], inputs, in_src)
 
     loss = sections.parse_loss(root.child("loss"), layers[-1])
     optimizer = sections.parse_optimizer(root)
@@ -148,7 +153,17 @@ def parse_layers(
             raise lsrc.child("name").error(
                 f"two layers are named {name!r} (the other is at line {names[name].line}); layer names must be unique"
             )
-        if name in ("loss", "loss_after", "grad", "new", "state", "input", "target"):
+        if name in (
+            "loss",
+            "loss_after",
+            "grad",
+            "new",
+            "state",
+            "input",
+            "target",
+            "grad_norm",
+            "clipped",
+        ):
             raise lsrc.child("name").error(
                 f"{name!r} is reserved for value names; choose another layer name"
             )

@@ -49,11 +49,24 @@ def parse_inputs(root: Src, data_dtype: Any = np.float64) -> tuple[np.ndarray, b
     )
 
 
+SEQUENCE_FIRST = ("rnn", "attention")  # layers that read a sequence (T, d) and nothing else
+
+
 def shape_input(
-    x: np.ndarray, first_type: str, src: Src, batched: bool
+    x: np.ndarray, first_type: str, src: Src, batched: bool, sequence: bool = False
 ) -> tuple[np.ndarray, tuple[int, ...], bool]:
-    """Batch-first input of the right rank for the first layer; returns (x, per-sample shape, squeezed)."""
+    """Batch-first input of the right rank for the first layer; returns (x, per-sample shape, squeezed).
+
+    A sample of rank 2 is a sequence (T positions of d features, kept as (T, d)) when the
+    first layer reads one (rnn, attention) or the network says `sequence: true`; otherwise
+    a one-channel image (1, H, W), shown without its channel axis."""
     sample = x.shape[1:]
+    per = "each sample" if batched else "input"
+    if sequence and first_type not in ("embedding", *SEQUENCE_FIRST) and len(sample) != 2:
+        raise src.error(
+            f"sequence: true says {per} is a sequence, T rows of d numbers, shape (T, d); "
+            f"found shape {V._fmt(sample)}"
+        )
     if first_type in ("conv2d", "maxpool2d", "avgpool2d"):
         if len(sample) == 2:
             return x[:, None, :, :], (1, *sample), True
@@ -65,12 +78,31 @@ def shape_input(
         )
     if len(sample) == 0:
         return x[:, None], (1,), False
+    if first_type == "embedding" and len(sample) != 1:
+        raise src.error(
+            f"{per} of a network that starts with embedding should be token ids: a list of T "
+            f"integers; found shape {V._fmt(sample)}"
+        )
+    if first_type in SEQUENCE_FIRST and len(sample) != 2:
+        raise src.error(
+            f"{per} of a network that starts with {first_type} should be a sequence: T rows of d "
+            f"numbers, shape (T, d); found shape {V._fmt(sample)}"
+            + ("" if len(sample) != 1 else " (one row [[...]] is a sequence of one position)")
+        )
+    if len(sample) == 2 and (sequence or first_type in SEQUENCE_FIRST):
+        return x, sample, False
     if first_type == "dense" and len(sample) != 1:
-        per = "each sample" if batched else "input"
         raise src.error(
             f"{per} of a network that starts with dense should be a vector (a flat list); found shape {V._fmt(sample)}: add a flatten layer first"
             + (" (or flatten: true in the data reference)" if is_data_reference(src.value) else "")
+            + (
+                "; or, if each row is one position of a sequence, write sequence: true"
+                if len(sample) == 2
+                else ""
+            )
         )
+    if len(sample) == 2:  # a matrix that is no sequence: an image of one channel
+        return x[:, None, :, :], (1, *sample), True
     return x, sample, False
 
 
@@ -95,6 +127,10 @@ def parse_targets(
             src, key, loss.kind, last.out_shape, last.name, n, batched, data_dtype
         )
     out_shape = last.out_shape
+    if loss.positions is not None and loss.kind == "cross_entropy":
+        classes = _position_classes(src, key, out_shape, n, batched)
+        if classes is not None:
+            return np.eye(out_shape[1])[classes].reshape((n, *out_shape)), classes
     k = V.vector_len(out_shape)
     if batched:
         if not isinstance(src.value, list):
@@ -129,12 +165,49 @@ def parse_targets(
             raise s.error(
                 f"{loss.kind} needs targets between 0 and 1 (probabilities or one-hot), found {t.min():g} to {t.max():g}"
             )
-        if loss.kind == "cross_entropy" and not np.isclose(t.sum(), 1.0):
+        # over a sequence, each position's row is one target
+        sums = (
+            t.reshape(-1, out_shape[-1]).sum(axis=1)
+            if loss.positions
+            else t.reshape(1, -1).sum(axis=1)
+        )
+        if loss.kind == "cross_entropy" and not np.allclose(sums, 1.0):
             raise s.error(
-                f"a cross_entropy target should be one-hot (or sum to 1), or a class index; this one sums to {t.sum():g}"
+                f"a cross_entropy target should be one-hot (or sum to 1), or a class index; this one sums to {sums[~np.isclose(sums, 1.0)][0]:g}"
+                + (" at a position" if loss.positions else "")
             )
         rows.append(t.reshape(out_shape))
     return np.stack(rows), None
+
+
+def _position_classes(
+    src: Src, key: str, out_shape: tuple[int, ...], n: int, batched: bool
+) -> np.ndarray | None:
+    """Class indices, one per position of a sequence output (T, K): `target: [2, 0, 1]`, or
+    one such list per sample. None when the targets are not written that way (one-hot rows)."""
+    t, k = out_shape
+    rows = src.value if batched else [src.value]
+    if not isinstance(rows, list) or not all(
+        isinstance(r, list) and all(_is_class_index(c) for c in r) for r in rows
+    ):
+        return None
+    if batched and len(rows) != n:
+        raise src.error(f"there are {n} inputs but {len(rows)} targets")
+    out = np.zeros((n, t), dtype=int)
+    for i, row in enumerate(rows):
+        rsrc = src.child(i) if batched else src
+        if len(row) != t:
+            raise rsrc.error(
+                f"the output is a sequence of {t} positions, so {key} needs {t} class indices "
+                f"(one per position), found {len(row)}"
+            )
+        for j, c in enumerate(row):
+            if not 0 <= c < k:
+                raise rsrc.child(j).error(
+                    f"class index {c} does not fit the output, which has {k} classes (0 to {k - 1})"
+                )
+            out[i, j] = c
+    return out
 
 
 def _is_class_index(v: Any) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from bpcalc import batching
+from bpcalc import layers as layer_units
 from bpcalc.errors import Location, SpecError
 from bpcalc.network import samples
 from bpcalc.network import values as V
@@ -47,14 +48,25 @@ TRAIN_KEYS = ("epochs", "batch_size", "shuffle", "seed", "test")
 
 def parse_loss(src: Src, last: LayerSpec) -> LossSpec:
     v = src.value
+    positions = "mean" if last.sequence_out else None
     if isinstance(v, dict):
-        V.check_keys(src, ("type", "reduction"), ("type",), "the loss")
+        V.check_keys(src, ("type", "reduction", "positions"), ("type",), "the loss")
         kind = V.choice(src.child("type"), "loss type", LOSSES)
         reduction = (
             V.choice(src.child("reduction"), "loss reduction over the batch", ("mean", "sum"))
             if "reduction" in v
             else "mean"
         )
+        if "positions" in v:
+            psrc = src.child("positions")
+            if positions is None:
+                raise psrc.error(
+                    f"positions: says how the loss of a sequence output adds up over its "
+                    f"positions, but the output of {last.name!r} has shape "
+                    f"{V._fmt(last.out_shape)}, which is not a sequence (T x K)",
+                    at_key=True,
+                )
+            positions = V.choice(psrc, "loss reduction over the positions", ("mean", "sum"))
         where = src.child("type")
     else:
         kind = V.choice(src, "loss", LOSSES)
@@ -72,7 +84,12 @@ def parse_loss(src: Src, last: LayerSpec) -> LossSpec:
             f"binary_cross_entropy needs probabilities, but the last layer {last.name!r} outputs {act_kind} "
             "values; give it activation: sigmoid"
         )
-    return LossSpec(kind, reduction)
+    if kind == "cross_entropy" and positions and dict(act.options).get("axis") == "positions":
+        raise where.error(
+            f"cross_entropy on a sequence needs a softmax over the classes of each position, but "
+            f"the last layer {last.name!r} has axis: positions; remove it"
+        )
+    return LossSpec(kind, reduction, positions)
 
 
 def parse_optimizer(root: Src) -> OptimizerSpec:
@@ -104,17 +121,19 @@ _OPT_KEYS = {
 def _parse_optimizer_block(src: Src) -> OptimizerSpec:
     """optimizer: {type, lr, ...}: each type takes only its own hyper-parameters."""
     every = sorted({k for keys in _OPT_KEYS.values() for k in keys})
-    V.check_keys(src, ("type", "lr", *every), ("lr",), "the optimizer")
+    V.check_keys(src, ("type", "lr", "clip_norm", *every), ("lr",), "the optimizer")
     v = src.value
     kind = V.choice(src.child("type"), "optimizer type", OPTIMIZERS) if "type" in v else "sgd"
     for key in v:
-        if key not in ("type", "lr") and key not in _OPT_KEYS[kind]:
-            takes = ", ".join(("lr", *_OPT_KEYS[kind]))
+        if key not in ("type", "lr", "clip_norm") and key not in _OPT_KEYS[kind]:
+            takes = ", ".join(("lr", *_OPT_KEYS[kind], "clip_norm"))
             raise src.child(key).error(
                 f"{key} does not apply to the {kind} optimizer, which takes {takes}",
                 at_key=True,
             )
     values: dict[str, Any] = {"type": kind, "lr": V.positive_number(src.child("lr"), "lr")}
+    if "clip_norm" in v:
+        values["clip_norm"] = V.positive_number(src.child("clip_norm"), "clip_norm")
     for key in _OPT_KEYS[kind]:
         if key not in v:
             continue
@@ -292,12 +311,13 @@ def parse_dataset(
     V.check_keys(src, ("inputs", "targets"), ("inputs", "targets"), what)
     x, _, in_src = samples.parse_inputs(src, data_dtype)
     first = layers[0]
-    x, shape, _ = samples.shape_input(x, first.type, in_src, True)
+    x, shape, _ = samples.shape_input(x, first.type, in_src, True, len(first.in_shape) == 2)
     if tuple(shape) != tuple(first.in_shape):
         raise in_src.error(
             f"each sample of {what} has shape {V._fmt(tuple(shape))} but the network's input has "
             f"shape {V._fmt(tuple(first.in_shape))}"
         )
+    layer_units.check_input(first, x, in_src)
     y, classes = samples.parse_targets(src, loss, layers[-1], x.shape[0], True, data_dtype)
     return DataSet(x, y, classes, src.loc)
 

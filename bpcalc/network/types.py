@@ -37,6 +37,9 @@ LAYER_TYPES = (
     "batchnorm",
     "layernorm",
     "residual",
+    "embedding",
+    "rnn",
+    "attention",
     *ACTIVATIONS,
 )
 
@@ -48,7 +51,7 @@ NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 @dataclass(frozen=True)
 class ActivationSpec:
     kind: str  # one of ACTIVATIONS
-    options: tuple[tuple[str, float], ...] = ()  # the unit's own settings (LeakyReLU's slope)
+    options: tuple[tuple[str, float | str], ...] = ()  # the unit's own settings (LeakyReLU's slope)
 
     def unit(self) -> activations.Activation:
         """The activation unit with these settings."""
@@ -82,6 +85,11 @@ class LayerSpec:
     def with_inner(self, inner: tuple[LayerSpec, ...]) -> LayerSpec:
         """The block with these inner layers (a layer has none to replace)."""
         return self
+
+    @property
+    def sequence_out(self) -> bool:
+        """The output is a sequence: T positions of d features, (T, d) per sample."""
+        return len(self.out_shape) == 2
 
 
 @dataclass(frozen=True)
@@ -184,6 +192,96 @@ class BatchNormSpec(LayerSpec):
 
 
 @dataclass(frozen=True)
+class EmbeddingSpec(LayerSpec):
+    """Token ids (T,) in, rows of E (vocab x dim) out: a_t = E[x_t], (T, dim)."""
+
+    weights: np.ndarray = field(default=None)  # type: ignore[assignment]  # E: (vocab, dim)
+
+    @property
+    def vocab(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights}
+
+
+@dataclass(frozen=True)
+class RNNSpec(LayerSpec):
+    """Elman RNN over a sequence (T, input): h_t = f(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh).
+
+    bias_form: "pytorch" (two biases b_ih and b_hh, as torch.nn.RNN) or "single" (one b, as
+    textbooks write it); the unused one is absent from params."""
+
+    weights_ih: np.ndarray = field(default=None)  # type: ignore[assignment]  # (hidden, input)
+    weights_hh: np.ndarray = field(default=None)  # type: ignore[assignment]  # (hidden, hidden)
+    bias_ih: np.ndarray | None = None  # (hidden,), bias_form "pytorch"
+    bias_hh: np.ndarray | None = None
+    bias: np.ndarray | None = None  # (hidden,), bias_form "single"
+    h0: np.ndarray = field(default=None)  # type: ignore[assignment]  # (hidden,), given, not trained
+    nonlinearity: str = "tanh"  # tanh | relu
+    returns: str = "all"  # all: h_1..h_T (T, hidden); last: h_T (hidden,)
+
+    @property
+    def hidden(self) -> int:
+        return int(self.weights_hh.shape[0])
+
+    @property
+    def bias_form(self) -> str:
+        return "single" if self.bias is not None else "pytorch"
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        out = {"weights_ih": self.weights_ih, "weights_hh": self.weights_hh}
+        if self.bias is not None:
+            out["bias"] = self.bias
+        else:
+            out["bias_ih"] = self.bias_ih  # type: ignore[assignment]
+            out["bias_hh"] = self.bias_hh  # type: ignore[assignment]
+        return out
+
+
+@dataclass(frozen=True)
+class AttentionSpec(LayerSpec):
+    """Scaled dot-product self-attention over a sequence X (T, d), one head or `heads`:
+    q = X·W_qᵀ + b_q, k, v alike; scores = q·kᵀ·scale; weights = softmax of each row
+    (causal: positions after the row's masked to exactly 0); context = weights·v;
+    a = context·W_oᵀ + b_o (or a = context without an output projection)."""
+
+    weights_q: np.ndarray = field(default=None)  # type: ignore[assignment]  # (d_k·heads, d)
+    weights_k: np.ndarray = field(default=None)  # type: ignore[assignment]
+    weights_v: np.ndarray = field(default=None)  # type: ignore[assignment]  # (d_v·heads, d)
+    weights_o: np.ndarray | None = None  # (d_out, d_v·heads), optional
+    bias_q: np.ndarray | None = None  # (d_k·heads,), optional: all four biases or none
+    bias_k: np.ndarray | None = None
+    bias_v: np.ndarray | None = None
+    bias_o: np.ndarray | None = None
+    causal: bool = False
+    heads: int = 1
+    mask: np.ndarray | None = None  # (T, T) of 0 and 1: 1 where query t may attend to key s
+    scale: float | None = None  # None: 1/√d_k
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        out = {
+            "weights_q": self.weights_q,
+            "weights_k": self.weights_k,
+            "weights_v": self.weights_v,
+        }
+        if self.weights_o is not None:
+            out["weights_o"] = self.weights_o
+        for key, b in (
+            ("bias_q", self.bias_q),
+            ("bias_k", self.bias_k),
+            ("bias_v", self.bias_v),
+            ("bias_o", self.bias_o),
+        ):
+            if b is not None:
+                out[key] = b
+        return out
+
+
+@dataclass(frozen=True)
 class LayerNormSpec(LayerSpec):
     """Layer normalization of each sample over its last `axes` axes (torch.nn.LayerNorm with
     normalized_shape = in_shape[-axes:]), the same in training and evaluation."""
@@ -244,6 +342,9 @@ def map_layers(
 class LossSpec:
     kind: str
     reduction: str = "mean"  # over the batch: "mean" or "sum"
+    # a sequence output (T, K): the per-position losses' "mean" or "sum" over the T positions;
+    # None: the output is not a sequence
+    positions: str | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +359,7 @@ class OptimizerSpec:
     beta1: float = 0.9  # adam
     beta2: float = 0.999  # adam
     eps: float = 1e-8  # rmsprop, adam: added to the denominator
+    clip_norm: float | None = None  # gradients scaled to this global norm when above it
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Write a network back as a bpcalc YAML with new parameter values (`bpcalc train --save`).
 
 The user's YAML is kept as it was parsed (keys in their order, comments lost), with each
-parametric layer's `units:`/`out_channels:`/`kernel_size:`/`init:` replaced by the values it
+parametric layer's `units:`/`out_channels:`/`kernel_size:`/`init:` (an embedding's
+`vocab:`/`dim:`) replaced by the values it
 trained to. Data references (`{file: ...}`) are rewritten relative to the new file's folder so
 the saved network reads the same data. Numbers are written with the fewest digits that give the
 same number back in their dtype (float32 or float64), so reloading gives the same predictions.
@@ -22,7 +23,7 @@ from bpcalc.network import datafiles as data_mod
 from bpcalc.network.types import Conv2dSpec, DenseSpec, NetworkSpec
 from bpcalc.network.yaml_source import Src
 
-SHAPE_KEYS = ("units", "out_channels", "kernel_size", "init")
+SHAPE_KEYS = ("units", "out_channels", "kernel_size", "init", "vocab", "dim")
 _PLACEHOLDER = re.compile(r"^(?P<lead>\s*(?:- )?)(?P<key>\w+): __bpcalc_param_(?P<i>\d+)__$")
 
 

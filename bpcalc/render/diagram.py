@@ -157,11 +157,16 @@ def build(
         s.append(_label(4, 12, f"values of sample 1 of {spec.inputs.shape[0]}", anchor="start"))
     if len(first.in_shape) == 3:
         col = _grids(s, x + 10, top, x0, "input x", vals.decimals if st else 4)
+    elif len(first.in_shape) == 2:  # a sequence: one row of the grid per position
+        t, d = first.in_shape
+        col = _grids(s, x + 10, top, x0, "input x (T × d)", vals.decimals if st else 4, (1, t, d))
     else:
         col = _nodes(s, x, top, x0.reshape(-1), "x", "input", None, decimals)
     for i, layer in enumerate(spec.layers):
         last = i == len(spec.layers) - 1
-        if isinstance(layer, DenseSpec):
+        if layer.sequence_out or len(layer.in_shape) == 2:
+            col = _sequence_layer(s, col, layer, vals, top)
+        elif isinstance(layer, DenseSpec):
             col = _dense(s, col, layer, vals, top, last)
         elif isinstance(layer, Conv2dSpec):
             col = _conv(s, col, layer, vals, top)
@@ -304,6 +309,31 @@ def _vector_layer(
     for yi, yj in zip(prev.ys, col.ys, strict=False):
         x1, y1, x2, y2 = _between(prev.x, yi, x, yj)
         s.append(Line(x1, y1, x2, y2))
+    if vals.st is not None:
+        for j, yj in zip(col.shown, col.ys, strict=True):
+            _node_value(s, name, j, x, yj, vals, n)
+    return col
+
+
+def _sequence_layer(
+    s: list[Shape], prev: _Column, layer: object, vals: _Values, top: float
+) -> _Column:
+    """A layer that reads or makes a sequence (embedding, rnn, attention, dense at every
+    position): an arrow with its type, then its output as a grid, one row per position (or,
+    an RNN that returns its last step, a column of nodes)."""
+    name, kind = layer.name, layer.type  # type: ignore[attr-defined]
+    act = layer.activation  # type: ignore[attr-defined]
+    text = kind + (f" + {act.kind}" if act is not None else "")
+    a = vals.get(f"{name}.a")
+    if layer.sequence_out:  # type: ignore[attr-defined]
+        t, d = layer.out_shape  # type: ignore[attr-defined]
+        return _arrow_to_grids(
+            s, prev, top, text, a, f"{name}: a (T × d)", (1, t, d), vals.decimals
+        )
+    n = layer.out_shape[0]  # type: ignore[attr-defined]
+    x = prev.right + 90
+    _arrow(s, prev.right + 6, x - R - 6, prev.ys[0], f"{text} (last step)")
+    col = _nodes(s, x, top, None, "a", name, None, vals.decimals, n=n)
     if vals.st is not None:
         for j, yj in zip(col.shown, col.ys, strict=True):
             _node_value(s, name, j, x, yj, vals, n)
@@ -473,14 +503,12 @@ def _target(s: list[Shape], col: _Column, spec: NetworkSpec, vals: _Values) -> N
         at = col.ys[-1] + R + 28
         s.append(_label(col.x, at, f"loss: {spec.loss.kind.replace('_', ' ')}", size=8.0))
     else:
-        s.append(
-            _label(
-                col.right + 8,
-                col.ys[0],
-                "y = " + ", ".join(fmt(float(v), 4) for v in y),
-                anchor="start",
-            )
+        text = (
+            "y = " + ", ".join(fmt(float(v), 4) for v in y)
+            if y.size <= 24
+            else f"y: {y.size} values (in the tables)"
         )
+        s.append(_label(col.right + 8, col.ys[0], text, anchor="start"))
     if vals.st is not None and "loss" in vals.st and vals.stage != "backward":
         s.append(
             _label(

@@ -52,11 +52,14 @@ class ActivationLayer(Layer):
 def parse(
     lsrc: Src, name: str, ltype: str, shape: tuple[int, ...], sq: bool, prev: str
 ) -> ActivationLayerSpec:
-    F.common(lsrc, tuple(activations.unit_class(ltype).options))
-    if not activations.unit_class(ltype).elementwise and len(shape) != 1:
+    unit = activations.unit_class(ltype)
+    F.common(lsrc, (*unit.options, *unit.choices))
+    if not unit.elementwise and len(shape) not in (1, 2):
         raise lsrc.error(
-            f"{ltype} layer {name!r} needs a vector input, but {prev} gives shape {V._fmt(shape)}"
+            f"{ltype} layer {name!r} needs a vector input (or a sequence, T x d), but {prev} "
+            f"gives shape {V._fmt(shape)}"
         )
+    F.check_sequence_options(lsrc, name, shape)
     return ActivationLayerSpec(
         **F.frame(lsrc, name, ltype, shape, sq),
         activation=ActivationSpec(ltype, F.activation_options(lsrc, ltype)),

@@ -50,7 +50,7 @@ def _terms(
                 grad(da.s(c)),
                 da.v(c, n) if have_grad else 0.0,
             )
-            for c in np.ndindex(*z.internal)
+            for c in _unit(item).group(idx, z.internal)
         )
     terms = Terms(
         z=z.s(idx),
@@ -98,12 +98,16 @@ def fused_grad(ctx: Ctx, item: Item, index: tuple[int, ...]) -> Work:
     num = f"{ctx.f.num(p.v(idx, n))} − {ctx.f.num(y.v(idx, n))}"
     loss = ctx.spec.loss
     if loss.kind == "binary_cross_entropy":
-        k = int(np.prod(layer.out_shape))
+        k = layer.out_shape[-1] if loss.positions else int(np.prod(layer.out_shape))
         if k > 1:
             sym, num = f"{paren(sym)} / {k}", f"{paren(num)} / {k}"
         note = "sigmoid and binary cross-entropy together: ∂L/∂z = (p − y)/K"
     else:
         note = "softmax and cross-entropy together: ∂L/∂z = p − y"
+    t_count = layer.out_shape[0]
+    if loss.positions == "mean" and t_count > 1:
+        sym, num = f"{paren(sym)} / {t_count}", f"{paren(num)} / {t_count}"
+        note += f"; the mean over the positions divides by T = {t_count}"
     if loss.reduction == "mean" and ctx.n > 1:
         sym, num = f"{paren(sym)} / {ctx.n}", f"{paren(num)} / {ctx.n}"
         note += "; the batch mean divides by N"

@@ -295,6 +295,7 @@ def parse(
                 "batchnorm momentum is the weight of the batch statistic in the running "
                 f"average and should be between 0 and 1 (PyTorch's default is 0.1), found {momentum:g}"
             )
+    F.check_sequence_options(lsrc, name, shape)
     return BatchNormSpec(
         **F.frame(lsrc, name, ltype, shape, sq),
         gamma=vec("gamma", 1.0),

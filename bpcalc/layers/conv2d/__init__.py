@@ -307,6 +307,7 @@ def parse(
     if len(shape) != 3:
         raise lsrc.error(
             f"conv2d layer {name!r} needs an image input (C, H, W), but {prev} gives shape {V._fmt(shape)}"
+            + F.sequence_hint(shape)
         )
     c, h, w = shape
     ksrc = lsrc.child("kernel")
@@ -351,6 +352,7 @@ def parse(
         b = None
     flip = V.boolean(lsrc.child("flip"), "flip") if "flip" in lsrc.value else False
     ho, wo = F.conv_out(h, kh, stride[0], padding[0]), F.conv_out(w, kw, stride[1], padding[1])
+    F.check_sequence_options(lsrc, name, (o, ho, wo))
     return Conv2dSpec(
         **F.frame(lsrc, name, ltype, shape, sq, (o, ho, wo), squeezed_out=kernel_2d),
         kernel=k,

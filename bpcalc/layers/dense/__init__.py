@@ -4,6 +4,8 @@ W: (out, in) for out_in (one row per neuron, as PyTorch), (in, out) for in_out (
 neuron, as CS231n); b: (out,), or (1,) when one bias is shared by all neurons. Without a bias
 (`bias: none`, PyTorch's bias=False) z = W·x and the layer has one parameter, W; leaving
 `bias` out gives zero biases that are trained.
+Over a sequence (T, in) the layer acts on every position with the same W and b (as
+torch.nn.Linear on (N, T, in)): z_t = W·x_t + b, and ∂L/∂W, ∂L/∂b sum over the positions.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ Array = np.ndarray
 
 @dataclass(frozen=True)
 class DenseCache:
-    x: Array  # (N, in)
+    x: Array  # (N, in), or (N, T, in) for a sequence
 
 
 class Dense(Layer):
@@ -71,6 +73,8 @@ class Dense(Layer):
         A shared bias also sums over the neurons, since it feeds every one of them.
         """
         x = cache.x
+        if x.ndim == 3:  # a sequence: every position is one more term of the sums
+            x, dz = x.reshape(-1, x.shape[-1]), dz.reshape(-1, dz.shape[-1])
         dw = dz.T @ x if self.layout == "out_in" else x.T @ dz
         if not self.has_bias:
             return {"weights": dw}
@@ -95,9 +99,16 @@ class Dense(Layer):
         return f"z = {core} + b" + (" (one shared b)" if self.bias_shared else "")
 
     def grad_param_formula(self, param: str) -> str:
+        over_t = "Σ_t " if self.spec is not None and self.spec.sequence_out else ""
         if param == "weights":
-            return "∂L/∂W = ∂L/∂z · xᵀ" if self.layout == "out_in" else "∂L/∂W = xᵀ · ∂L/∂z"
-        return "∂L/∂b = Σ_i ∂L/∂z_i (shared bias)" if self.bias_shared else "∂L/∂b = ∂L/∂z"
+            return (
+                f"∂L/∂W = {over_t}∂L/∂z · xᵀ"
+                if self.layout == "out_in"
+                else f"∂L/∂W = {over_t}xᵀ · ∂L/∂z"
+            )
+        if self.bias_shared:
+            return f"∂L/∂b = {over_t}Σ_i ∂L/∂z_i (shared bias)"
+        return f"∂L/∂b = {over_t}∂L/∂z"
 
     def grad_input_formula(self) -> str:
         return "∂L/∂x = Wᵀ · ∂L/∂z" if self.layout == "out_in" else "∂L/∂x = ∂L/∂z · Wᵀ"
@@ -112,6 +123,8 @@ class Dense(Layer):
             text += "; one bias shared by all neurons, its gradient is the sum over them"
         if not self.has_bias:
             text = text.replace(" + b", "") + "; no bias (bias: none)"
+        if self.spec is not None and self.spec.sequence_out:
+            text += "; at every position of the sequence, with the same W and b"
         return text
 
     def param_shown(self, param: str) -> tuple[int, ...]:
@@ -129,6 +142,8 @@ class Dense(Layer):
         """Every product of z = Σ W·x + b, of ∂L/∂x = Σ W·∂L/∂z and of ∂L/∂W = Σ_n ∂L/∂z·x."""
         w = params["weights"]
         w_oi = w if self.layout == "out_in" else w.T  # (out, in)
+        x = x.reshape(-1, x.shape[-1])  # a sequence: every position a row, as the layer sees it
+        dz = None if dz is None else dz.reshape(-1, dz.shape[-1])
         bias = np.broadcast_to(params["bias"] != 0 if "bias" in params else False, (w_oi.shape[0],))
         out = {
             "z": sum_of_products(
@@ -190,11 +205,12 @@ def parse(
         raise lsrc.error(
             f"dense layer {name!r} needs weights: (values) or units: (a number of neurons, drawn by init:)"
         )
-    if len(shape) != 1:
+    if len(shape) not in (1, 2):
         raise lsrc.error(
-            f"dense layer {name!r} needs a vector input, but {prev} gives shape {V._fmt(shape)}: add a flatten layer before it"
+            f"dense layer {name!r} needs a vector input (or a sequence, T x d), but {prev} gives "
+            f"shape {V._fmt(shape)}: add a flatten layer before it"
         )
-    n_in = shape[0]
+    n_in = shape[-1]  # a sequence (T, d): the layer acts on each position's d features
     layout = (
         V.choice(lsrc.child("layout"), "layout", ("out_in", "in_out"))
         if "layout" in lsrc.value
@@ -223,7 +239,7 @@ def parse(
         )
         raise wsrc.error(
             f"dense layer {name!r}: weights are {rows} x {cols}, read as {written}, so it expects "
-            f"{fan_in} input{'s' if fan_in != 1 else ''}, but {prev} gives {n_in} (shape ({n_in},)){hint}"
+            f"{fan_in} input{'s' if fan_in != 1 else ''}, but {prev} gives {n_in} (shape {V._fmt(shape)}){hint}"
         )
     shared = (
         V.boolean(lsrc.child("bias_shared"), "bias_shared")
@@ -255,8 +271,10 @@ def parse(
         b, bias_shown = None, ()
     if weights_shown == () and n_out != 1:
         weights_shown = w.shape
+    out_shape = (*shape[:-1], n_out)
+    F.check_sequence_options(lsrc, name, out_shape)
     return DenseSpec(
-        **F.frame(lsrc, name, ltype, shape, sq, (n_out,)),
+        **F.frame(lsrc, name, ltype, shape, sq, out_shape),
         weights=w,
         bias=b,
         layout=layout,

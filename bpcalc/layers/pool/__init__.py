@@ -203,6 +203,7 @@ def parse(
     if len(shape) != 3:
         raise lsrc.error(
             f"{ltype} layer {name!r} needs an image input, but {prev} gives shape {V._fmt(shape)}"
+            + F.sequence_hint(shape)
         )
     c, h, w = shape
     size = V.pair(lsrc.child("size"), "size", minimum=1) if "size" in lsrc.value else (2, 2)
