@@ -79,6 +79,8 @@ def __getattr__(name: str) -> Any:
 
 @dataclass(frozen=True)
 class ActivationSpec:
+    """An activation and its settings, as the network file names them."""
+
     kind: str  # one of ACTIVATIONS
     options: tuple[tuple[str, float | str], ...] = ()  # the unit's own settings (LeakyReLU's slope)
 
@@ -89,6 +91,9 @@ class ActivationSpec:
 
 @dataclass(frozen=True)
 class LayerSpec:
+    """What every layer spec has: its name, YAML type, place in the file, the shapes in and out
+    (per sample), an activation after it and its frozen parameters. Each kind adds its own."""
+
     name: str
     type: str
     where: Location
@@ -144,6 +149,8 @@ def map_layers(
 
 @dataclass(frozen=True)
 class LossSpec:
+    """The loss, its reduction over the batch and, for a sequence output, over the positions."""
+
     kind: str
     reduction: str = "mean"  # over the batch: "mean" or "sum"
     # a sequence output (T, K): the per-position losses' "mean" or "sum" over the T positions;
@@ -203,6 +210,8 @@ class DataSet:
 
 @dataclass(frozen=True)
 class TrainSpec:
+    """The file's train: section: `bpcalc train`'s defaults and its test data."""
+
     epochs: int | None = None
     batch_size: int | None = None
     shuffle: bool | None = None
@@ -212,6 +221,8 @@ class TrainSpec:
 
 @dataclass(frozen=True)
 class NetworkSpec:
+    """A checked network: its samples, layers, loss, optimizer, batches and penalties."""
+
     name: str
     file: str
     inputs: np.ndarray  # (N, *input_shape) with input_shape channels-first for images

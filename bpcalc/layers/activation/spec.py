@@ -10,4 +10,6 @@ from bpcalc.network.types import ActivationSpec, LayerSpec
 
 @dataclass(frozen=True)
 class ActivationLayerSpec(LayerSpec):
+    """An activation as a layer of its own (type relu, softmax, ...)."""
+
     activation: ActivationSpec = field(default=None)  # type: ignore[assignment]

@@ -12,6 +12,8 @@ from bpcalc.network.types import ActivationSpec, LayerSpec
 
 @dataclass(frozen=True)
 class Conv2dSpec(LayerSpec):
+    """A 2-D convolution (cross-correlation unless flip): its kernel, bias, stride and padding."""
+
     kernel: np.ndarray = field(default=None)  # type: ignore[assignment]  # (O, C, kh, kw) internally
     bias: np.ndarray | None = None  # (O,); None: no bias at all (bias: none)
     kernel_2d: bool = False  # written as one kh x kw matrix: shown and reported that way

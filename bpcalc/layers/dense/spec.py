@@ -12,6 +12,8 @@ from bpcalc.network.types import ActivationSpec, LayerSpec
 
 @dataclass(frozen=True)
 class DenseSpec(LayerSpec):
+    """A dense layer: z = W·x + b (or x·W + b), its weights and bias as the file gives them."""
+
     weights: np.ndarray = field(default=None)  # type: ignore[assignment]  # as written: (out, in) or (in, out)
     # (out,), or (1,) when shared; None: no bias at all (bias: none), z = W·x
     bias: np.ndarray | None = None

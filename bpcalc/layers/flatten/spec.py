@@ -10,4 +10,4 @@ from bpcalc.network.types import LayerSpec
 
 @dataclass(frozen=True)
 class FlattenSpec(LayerSpec):
-    pass
+    """Flatten: each sample's values in one row, row-major ((C, H, W) -> C·H·W)."""

@@ -10,6 +10,8 @@ from bpcalc.network.types import LayerSpec
 
 @dataclass(frozen=True)
 class PoolSpec(LayerSpec):
+    """Max or average pooling (type maxpool2d or avgpool2d): window size and stride."""
+
     size: tuple[int, int] = (2, 2)
     stride: tuple[int, int] = (2, 2)
 
