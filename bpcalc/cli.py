@@ -993,10 +993,13 @@ def main(argv: list[str] | None = None) -> int:
     loop that may run for long, turns it back on), and what is left at the end is frozen out
     of its sight, which spares the interpreter's last full collection on the way out. Together
     about 19 ms of a `bpcalc step` (docs/benchmarks.md). run() alone, as tests call it, leaves
-    the collector as it is."""
+    the collector as it is; a caller that catches the SystemExit gets it back on."""
     gc.disable()
-    code = run(argv)
-    gc.freeze()
+    try:
+        code = run(argv)
+    finally:
+        gc.freeze()
+        gc.enable()
     sys.exit(code)
 
 
