@@ -7,6 +7,7 @@ here: typer would then eval() every option's annotation string on every run (~7 
 
 import contextlib
 import fnmatch
+import gc
 import math
 import os
 import sys
@@ -685,6 +686,7 @@ def train(
     max_memory: MaxMemory = None,
 ) -> None:
     """Train the network for some epochs in mini-batches; show loss and accuracy per epoch."""
+    gc.enable()  # main() pauses the collector for a short command; training may run for long
     from bpcalc.train_cmd import run_train
 
     run_train(
@@ -982,8 +984,22 @@ def _warn_all(warnings: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: the one error boundary. Returns (and exits with) the exit code."""
-    code = run(argv)
+    """Entry point: the one error boundary. Returns (and exits with) the exit code.
+
+    The process is short and makes next to no reference cycles (a step, a check or a training
+    run leaves under a thousand unreachable objects), while its start-up creates tens of
+    thousands of long-lived ones (modules, classes, functions): so the cyclic collector, which
+    would walk them again and again as they are made, is paused for the command (`train`, a
+    loop that may run for long, turns it back on), and what is left at the end is frozen out
+    of its sight, which spares the interpreter's last full collection on the way out. Together
+    about 19 ms of a `bpcalc step` (docs/benchmarks.md). run() alone, as tests call it, leaves
+    the collector as it is; a caller that catches the SystemExit gets it back on."""
+    gc.disable()
+    try:
+        code = run(argv)
+    finally:
+        gc.freeze()
+        gc.enable()
     sys.exit(code)
 
 
@@ -1021,7 +1037,7 @@ def _run(argv: list[str], debug: bool) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             warnings.showwarning = _library_warning  # inside catch_warnings: restored after
-            rv = _click_command()(args=argv, prog_name="bpcalc", standalone_mode=False)
+            rv = _click_command(argv)(args=argv, prog_name="bpcalc", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else ExitCode.OK
     except Exit as exc:
         return exc.exit_code
@@ -1087,20 +1103,37 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-_COMMAND: tuple[tuple[int, int], Any] | None = None
+_COMMANDS: dict[tuple[str | None, int, int], Any] = {}
 
 
-def _click_command() -> Any:
+def _click_command(argv: list[str]) -> Any:
     """The command line parser typer builds from `app`, built once per process: typer
     rebuilds it on every app() call (~20 ms with typer 0.29), which tests and the fuzz test,
-    calling run() thousands of times, would pay each time. Rebuilt if commands are added."""
-    global _COMMAND
-    key = (len(app.registered_commands), len(app.registered_groups))
-    if _COMMAND is None or _COMMAND[0] != key:
-        from typer.main import get_command
+    calling run() thousands of times, would pay each time. Rebuilt if commands are added.
 
-        _COMMAND = (key, get_command(app))
-    return _COMMAND[1]
+    When the first argument names a command (`bpcalc step ...`), the parser holds that command
+    alone, under the app's own settings and callback, so its options, help and errors read as
+    with the whole app: typer builds every command's options from its signature (~2.7 ms of a
+    start for the six, ~0.7 ms for step). Anything else (no command, a top-level option, a
+    misspelt command, whose message suggests the others) gets the whole app."""
+    import copy
+
+    from typer.main import get_command, get_command_name
+
+    named = {
+        info.name or get_command_name(info.callback.__name__): info  # type: ignore[union-attr]
+        for info in app.registered_commands
+    }
+    first = argv[0] if argv and argv[0] in named else None
+    key = (first, len(app.registered_commands), len(app.registered_groups))
+    if key not in _COMMANDS:
+        if first is None:
+            _COMMANDS[key] = get_command(app)
+        else:
+            one = copy.copy(app)  # the same settings and callback (a group), one command
+            one.registered_commands = [named[first]]
+            _COMMANDS[key] = get_command(one)
+    return _COMMANDS[key]
 
 
 def _broken_pipe() -> int:

@@ -509,8 +509,7 @@ def _average_of_squares(decay: float, prev: Array, grad: Array, radius: Radius) 
     return out + np.where(prev != 0, later, 0.0)
 
 
-@dataclass(frozen=True)
-class _RMSpropEpsInside(RMSprop):
+class _RMSpropEpsInside(RMSprop):  # a plain subclass: its fields are the rule's
     """Slip: √(v + ε) for √v + ε."""
 
     def _denominator(self, v: Array) -> Array:
@@ -627,8 +626,7 @@ class Adam(Optimizer):
 register("adam", lambda s: Adam(s.lr, s.beta1, s.beta2, s.eps))
 
 
-@dataclass(frozen=True)
-class _AdamNoCorrection(Adam):
+class _AdamNoCorrection(Adam):  # a plain subclass: its fields are the rule's
     """Slip: m̂ = m and v̂ = v."""
 
     @staticmethod
@@ -636,8 +634,7 @@ class _AdamNoCorrection(Adam):
         return 1.0
 
 
-@dataclass(frozen=True)
-class _AdamEpsInside(Adam):
+class _AdamEpsInside(Adam):  # a plain subclass: its fields are the rule's
     """Slip: √(v̂ + ε) for √v̂ + ε."""
 
     def _denominator(self, v_hat: Array) -> Array:

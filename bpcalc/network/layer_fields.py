@@ -15,7 +15,6 @@ from bpcalc.network.types import (
     ACTIVATIONS,
     PARAMETRIC,
     ActivationSpec,
-    DropoutSpec,
     LayerSpec,
     map_layers,
 )
@@ -170,7 +169,7 @@ def conv_out(n: int, k: int, s: int, p: int) -> int:
 def check_dropout_masks(layers: list[LayerSpec], n: int) -> None:
     """A list of masks needs one per sample."""
     for layer in layers:
-        if isinstance(layer, DropoutSpec) and layer.mask is not None and layer.mask.shape[0] > 1:
+        if layer.type == "dropout" and layer.mask is not None and layer.mask.shape[0] > 1:
             if layer.mask.shape[0] != n:
                 raise SpecError(
                     f"dropout layer {layer.name!r} has {layer.mask.shape[0]} masks but there "
@@ -186,7 +185,7 @@ def with_dropout_seeds(layers: list[LayerSpec], seed: int) -> list[LayerSpec]:
             layers,
             lambda layer: (
                 replace(layer, seed=seed)
-                if isinstance(layer, DropoutSpec) and layer.seed is None and layer.mask is None
+                if layer.type == "dropout" and layer.seed is None and layer.mask is None
                 else layer
             ),
         )

@@ -32,7 +32,6 @@ from bpcalc.network.types import (
     OPTIMIZERS,
     PARAMETRIC,
     BatchingSpec,
-    BatchNormSpec,
     DataSet,
     LayerSpec,
     LossSpec,
@@ -173,7 +172,7 @@ def check_batchnorm_batches(layers: list[LayerSpec], spec: BatchingSpec, n: int)
     size = batching.batch_size_for(spec.mode, spec.batch_size, n)
     smallest = n % size or size
     for layer in layers:
-        if not isinstance(layer, BatchNormSpec):
+        if layer.type != "batchnorm":
             continue
         per_sample = 1 if len(layer.in_shape) == 1 else math.prod(layer.in_shape[1:])
         if smallest * per_sample >= 2:

@@ -12,9 +12,10 @@ import numpy as np
 
 from bpcalc import activations
 from bpcalc.layers import Layer
+from bpcalc.layers.activation.spec import ActivationLayerSpec
 from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
-from bpcalc.network.types import ActivationLayerSpec, ActivationSpec
+from bpcalc.network.types import ActivationSpec
 from bpcalc.network.yaml_source import Src
 
 Array = np.ndarray

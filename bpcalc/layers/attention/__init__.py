@@ -30,9 +30,9 @@ import numpy as np
 
 from bpcalc.errors import SpecError
 from bpcalc.layers import UNRECORDED, Layer, LayerSlip, Scope
+from bpcalc.layers.attention.spec import AttentionSpec
 from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
-from bpcalc.network.types import AttentionSpec
 from bpcalc.network.yaml_source import Src
 
 Array = np.ndarray

@@ -18,10 +18,10 @@ import numpy as np
 
 from bpcalc import activations
 from bpcalc.layers import Layer, LayerSlip
+from bpcalc.layers.dense.spec import DenseSpec
 from bpcalc.network import initializers as _init
 from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
-from bpcalc.network.types import DenseSpec
 from bpcalc.network.yaml_source import Src
 from bpcalc.substeps import KeyedRadius, sum_of_products
 

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from bpcalc.layers import Layer, Recorded
+from bpcalc.layers.dropout.spec import DropoutSpec
 from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
-from bpcalc.network.types import DropoutSpec
 from bpcalc.network.yaml_source import Src
 
 Array = np.ndarray

@@ -19,10 +19,10 @@ import numpy as np
 
 from bpcalc.errors import SpecError
 from bpcalc.layers import Layer, LayerSlip
+from bpcalc.layers.embedding.spec import EmbeddingSpec
 from bpcalc.network import initializers as _init
 from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
-from bpcalc.network.types import EmbeddingSpec
 from bpcalc.network.yaml_source import Src
 
 Array = np.ndarray

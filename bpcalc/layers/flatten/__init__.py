@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from bpcalc.layers import Layer
+from bpcalc.layers.flatten.spec import FlattenSpec
 from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
-from bpcalc.network.types import FlattenSpec
 from bpcalc.network.yaml_source import Src
 
 Array = np.ndarray

@@ -22,9 +22,9 @@ import numpy as np
 
 from bpcalc import activations
 from bpcalc.layers import Layer, LayerSlip, Recorded
+from bpcalc.layers.layernorm.spec import LayerNormSpec
 from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
-from bpcalc.network.types import LayerNormSpec
 from bpcalc.network.yaml_source import Src
 from bpcalc.substeps import KeyedRadius
 

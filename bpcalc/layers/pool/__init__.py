@@ -13,9 +13,9 @@ import numpy as np
 
 from bpcalc.layers import Layer
 from bpcalc.layers.conv2d import pair
+from bpcalc.layers.pool.spec import PoolSpec
 from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
-from bpcalc.network.types import PoolSpec
 from bpcalc.network.yaml_source import Src
 
 Array = np.ndarray

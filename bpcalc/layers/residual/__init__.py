@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from bpcalc.layers import Layer, LayerSlip, Params, Scope
+from bpcalc.layers.residual.spec import ResidualSpec
 from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
 from bpcalc.network.parse import parse_layers
-from bpcalc.network.types import ResidualSpec
 from bpcalc.network.yaml_source import Src
 
 Array = np.ndarray

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from bpcalc.layers import UNRECORDED, Layer, LayerSlip, Recorded, Scope
+from bpcalc.layers.rnn.spec import RNNSpec
 from bpcalc.network import initializers as _init
 from bpcalc.network import layer_fields as F
 from bpcalc.network import values as V
-from bpcalc.network.types import RNNSpec
 from bpcalc.network.yaml_source import Src
 
 Array = np.ndarray
