@@ -512,6 +512,8 @@ def check(
 ) -> int:
     """Grade the answers you computed by hand: the first wrong step, errors carried
     forward, and the likely mistake."""
+    if answers is not None:
+        _long_running()  # grading reruns the step many times (a class: for every sheet)
     from bpcalc import engine
     from bpcalc.check.tolerance import Tolerance
     from bpcalc.network.parse import load_network
@@ -686,7 +688,7 @@ def train(
     max_memory: MaxMemory = None,
 ) -> None:
     """Train the network for some epochs in mini-batches; show loss and accuracy per epoch."""
-    gc.enable()  # main() pauses the collector for a short command; training may run for long
+    _long_running()
     from bpcalc.train_cmd import run_train
 
     run_train(
@@ -949,6 +951,7 @@ def exercise(
     ] = False,
 ) -> None:
     """Make an exercise with numbers a person can compute: variants, handouts, answer keys."""
+    _long_running()
     from bpcalc.teach.generate import generate
 
     result = generate(network, variants=variants, seed=seed, out_dir=output, force=force, pdf=pdf)
@@ -960,6 +963,14 @@ def exercise(
         )
     print(f"wrote {len(result.files)} files to {result.out_dir}")
     _warn_all(result.warnings)
+
+
+def _long_running() -> None:
+    """A command that may run for long (training, grading a class, drawing exercises) turns
+    the cyclic collector back on, which main() pauses for the short ones; what start-up made
+    is frozen first, so the collections see only what the command makes."""
+    gc.freeze()
+    gc.enable()
 
 
 def _console() -> Any:
